@@ -1,0 +1,3 @@
+module github.com/sagasuite/sagasuite/libs
+
+go 1.26

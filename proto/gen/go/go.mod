@@ -1,0 +1,3 @@
+module github.com/sagasuite/sagasuite/proto/gen/go
+
+go 1.26

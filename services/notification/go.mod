@@ -1,0 +1,3 @@
+module github.com/sagasuite/sagasuite/services/notification
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/sagasuite/sagasuite/services/payment
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/sagasuite/sagasuite/services/shipping
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/sagasuite/sagasuite/tools
+
+go 1.26
