@@ -1,0 +1,388 @@
+package bus_test
+
+// Integration tests against the real Kafka of the local stack (make infra-up).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/sagasuite/sagasuite/libs/bus"
+	"github.com/sagasuite/sagasuite/libs/events"
+	"github.com/sagasuite/sagasuite/libs/testenv"
+	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
+)
+
+func TestMain(m *testing.M) {
+	// A real SDK provider, so trace ids exist and propagate through headers.
+	otel.SetTracerProvider(sdktrace.NewTracerProvider())
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	os.Exit(m.Run())
+}
+
+// newTopic creates a fresh topic with the given partitions.
+func newTopic(t testing.TB, partitions int) string {
+	t.Helper()
+	name := testenv.UniqueName("test.bus.")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := bus.EnsureTopics(ctx, testenv.Brokers(), bus.TopicSpec{Name: name, Partitions: partitions, ReplicationFactor: 1}); err != nil {
+		t.Fatalf("Kafka for tests (SAGASUITE_KAFKA_BROKERS; run `make infra-up`): %v", err)
+	}
+	return name
+}
+
+// envelope makes a valid event for orderID whose id derives from cause.
+func envelope(t testing.TB, orderID, cause string) *eventsv1.Envelope {
+	t.Helper()
+	env, err := events.New(events.Meta{
+		OrderID: orderID, CustomerID: events.NewID(), Producer: "test",
+		CausationID: cause, OccurredAt: time.Now(),
+	}, &eventsv1.OrderCompleted{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+// encodeTo encodes env for topic (tests use their own topics, not orders.v1).
+func encodeTo(t testing.TB, ctx context.Context, topic string, env *eventsv1.Envelope) bus.Message {
+	t.Helper()
+	m, err := bus.EncodeEnvelope(ctx, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Topic = topic
+	return m
+}
+
+// run starts c and returns a stop function that cancels it and waits.
+func run(t testing.TB, c *bus.Consumer) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("consumer Run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("consumer did not stop within 30s")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func consumerConfig(topic string) bus.ConsumerConfig {
+	return bus.ConsumerConfig{
+		Brokers: testenv.Brokers(), Group: testenv.UniqueName("test-group-"), Topics: []string{topic},
+		RetryInitial: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+	}
+}
+
+// readAll reads n records of a topic's partition 0 from the start.
+func readAll(t testing.TB, topic string, n int) []kafka.Message {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: testenv.Brokers(), Topic: topic, Partition: 0, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []kafka.Message
+	for len(out) < n {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("read %s: got %d of %d records: %v", topic, len(out), n, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func TestRoundTripKeepsPerKeyOrderHeadersAndTrace(t *testing.T) {
+	topic := newTopic(t, 3)
+	producer := bus.NewProducer(testenv.Brokers())
+	defer producer.Close()
+
+	ctx, span := otel.Tracer("test").Start(context.Background(), "saga")
+	defer span.End()
+	const keys, perKey = 6, 25
+	seqOf := map[string]int{} // event id -> position within its key
+	var msgs []bus.Message
+	for k := 0; k < keys; k++ {
+		order := events.NewID()
+		for i := 0; i < perKey; i++ {
+			env := envelope(t, order, fmt.Sprintf("%s-%d", order, i))
+			seqOf[env.GetEventId()] = i
+			msgs = append(msgs, encodeTo(t, ctx, topic, env))
+		}
+	}
+	if err := producer.Publish(ctx, msgs...); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+
+	var mu sync.Mutex
+	lastSeq := map[string]int{}
+	var outOfOrder []string
+	traceIDs := map[trace.TraceID]bool{}
+	received := 0
+	c, err := bus.NewConsumer(consumerConfig(topic), func(ctx context.Context, env *eventsv1.Envelope) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seq := seqOf[env.GetEventId()]
+		if last, ok := lastSeq[env.GetOrderId()]; ok && seq <= last {
+			outOfOrder = append(outOfOrder, fmt.Sprintf("%s: %d after %d", env.GetOrderId(), seq, last))
+		}
+		lastSeq[env.GetOrderId()] = seq
+		traceIDs[trace.SpanContextFromContext(ctx).TraceID()] = true
+		received++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, c)
+	waitFor(t, "all events", func() bool { mu.Lock(); defer mu.Unlock(); return received >= keys*perKey })
+
+	mu.Lock()
+	defer mu.Unlock()
+	if received != keys*perKey {
+		t.Errorf("received %d events, want %d", received, keys*perKey)
+	}
+	if len(outOfOrder) > 0 {
+		t.Errorf("per-key order broken: %v", outOfOrder)
+	}
+	if len(traceIDs) != 1 || !traceIDs[span.SpanContext().TraceID()] {
+		t.Errorf("handler trace ids %v, want only the publisher's %s", traceIDs, span.SpanContext().TraceID())
+	}
+
+	// Headers on the wire: type, id and traceparent.
+	rec := readAll(t, topic, 1)[0]
+	if header(rec, bus.HeaderType) != "ORDER_COMPLETED" || header(rec, bus.HeaderEventID) == "" ||
+		!strings.Contains(header(rec, bus.HeaderTraceparent), span.SpanContext().TraceID().String()) {
+		t.Errorf("headers %v lack type, id or the trace", rec.Headers)
+	}
+}
+
+func TestHandlerErrorGoesToDeadLetterAfterMaxAttemptsAndThePartitionMovesOn(t *testing.T) {
+	topic := newTopic(t, 1)
+	producer := bus.NewProducer(testenv.Brokers())
+	defer producer.Close()
+	ctx := context.Background()
+
+	poison := envelope(t, events.NewID(), "poison")
+	var after []*eventsv1.Envelope
+	msgs := []bus.Message{encodeTo(t, ctx, topic, poison)}
+	for i := 0; i < 5; i++ {
+		env := envelope(t, events.NewID(), fmt.Sprintf("after-%d", i))
+		after = append(after, env)
+		msgs = append(msgs, encodeTo(t, ctx, topic, env))
+	}
+	// A record that is not an envelope at all: dead-lettered without a handler call.
+	msgs = append(msgs, bus.Message{Topic: topic, Key: "garbage", Value: []byte("not protobuf"), Headers: map[string]string{}})
+	if err := producer.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := consumerConfig(topic)
+	cfg.MaxAttempts = 3
+	var poisonAttempts, okCount, panics atomic.Int32
+	c, err := bus.NewConsumer(cfg, func(ctx context.Context, env *eventsv1.Envelope) error {
+		if env.GetEventId() == poison.GetEventId() {
+			if poisonAttempts.Add(1) == 2 {
+				panics.Add(1)
+				panic("handler bug") // a panic counts as a failed attempt, never a crash
+			}
+			return errors.New("downstream says no")
+		}
+		okCount.Add(1)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, c)
+	waitFor(t, "events after the poison one", func() bool { return okCount.Load() == int32(len(after)) })
+
+	dead := readAll(t, cfg.Group+".dlq", 2)
+	byKey := map[string]kafka.Message{}
+	for _, m := range dead {
+		byKey[string(m.Key)] = m
+	}
+	p := byKey[poison.GetOrderId()]
+	if got := poisonAttempts.Load(); got != 3 {
+		t.Errorf("poison attempts = %d, want 3", got)
+	}
+	if header(p, bus.HeaderDLQAttempts) != "3" || !strings.Contains(header(p, bus.HeaderDLQError), "downstream says no") ||
+		header(p, bus.HeaderDLQTopic) != topic || header(p, bus.HeaderEventID) != poison.GetEventId() {
+		t.Errorf("poison DLQ record headers %v", p.Headers)
+	}
+	g := byKey["garbage"]
+	if header(g, bus.HeaderDLQAttempts) != "0" || !strings.Contains(header(g, bus.HeaderDLQError), "decode envelope") ||
+		string(g.Value) != "not protobuf" {
+		t.Errorf("malformed DLQ record: headers %v value %q", g.Headers, g.Value)
+	}
+}
+
+func TestCommittedEventsAreNotRedeliveredAndShutdownDrainsInFlight(t *testing.T) {
+	topic := newTopic(t, 2)
+	producer := bus.NewProducer(testenv.Brokers())
+	defer producer.Close()
+	ctx := context.Background()
+	publish := func(n int, tag string) map[string]bool {
+		ids := map[string]bool{}
+		var msgs []bus.Message
+		for i := 0; i < n; i++ {
+			env := envelope(t, events.NewID(), fmt.Sprintf("%s-%d", tag, i))
+			ids[env.GetEventId()] = true
+			msgs = append(msgs, encodeTo(t, ctx, topic, env))
+		}
+		if err := producer.Publish(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	cfg := consumerConfig(topic)
+
+	first := publish(20, "first")
+	var mu sync.Mutex
+	seen := map[string]int{}
+	slowStarted := make(chan struct{})
+	var slowFinished atomic.Bool
+	handler := func(slowID string) bus.Handler {
+		return func(ctx context.Context, env *eventsv1.Envelope) error {
+			if env.GetEventId() == slowID {
+				close(slowStarted)
+				time.Sleep(500 * time.Millisecond) // still running when shutdown starts
+				slowFinished.Store(true)
+			}
+			mu.Lock()
+			seen[env.GetEventId()]++
+			mu.Unlock()
+			return nil
+		}
+	}
+	slow := envelope(t, events.NewID(), "slow")
+	c1, err := bus.NewConsumer(cfg, handler(slow.GetEventId()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop1 := run(t, c1)
+	waitFor(t, "first batch", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == len(first) })
+	if err := producer.Publish(ctx, encodeTo(t, ctx, topic, slow)); err != nil {
+		t.Fatal(err)
+	}
+	<-slowStarted
+	stop1() // must wait for the slow handler and commit it
+	if !slowFinished.Load() {
+		t.Fatalf("shutdown returned before the in-flight handler finished")
+	}
+
+	second := publish(10, "second")
+	c2, err := bus.NewConsumer(cfg, handler("none"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, c2)
+	waitFor(t, "second batch", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for id := range second {
+			if seen[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("event %s handled %d times; committed events must not come back", id, n)
+		}
+	}
+	if seen[slow.GetEventId()] != 1 {
+		t.Errorf("slow event handled %d times, want 1", seen[slow.GetEventId()])
+	}
+}
+
+// BenchmarkRoundTrip measures publish → group consumer handler latency, one
+// event at a time (a saga hop without the store). Reports p50/p99 in µs.
+func BenchmarkRoundTrip(b *testing.B) {
+	topic := newTopic(b, 1)
+	producer := bus.NewProducer(testenv.Brokers())
+	defer producer.Close()
+	got := make(chan string, 1)
+	c, err := bus.NewConsumer(consumerConfig(topic), func(ctx context.Context, env *eventsv1.Envelope) error {
+		got <- env.GetEventId()
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	run(b, c)
+	ctx := context.Background()
+	order := events.NewID()
+	send := func(i int) time.Duration {
+		env := envelope(b, order, fmt.Sprintf("bench-%d", i))
+		start := time.Now()
+		if err := producer.Publish(ctx, encodeTo(b, ctx, topic, env)); err != nil {
+			b.Fatal(err)
+		}
+		for id := range got {
+			if id == env.GetEventId() {
+				break
+			}
+		}
+		return time.Since(start)
+	}
+	send(-1) // joins the group before timing
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lat = append(lat, send(i))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}

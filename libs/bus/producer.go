@@ -1,0 +1,106 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+const tracerName = "github.com/sagasuite/sagasuite/libs/bus"
+
+// Producer publishes records synchronously with acks from all in-sync replicas.
+// Safe for concurrent use.
+type Producer struct {
+	w *kafka.Writer
+}
+
+// NewProducer makes a producer for the given bootstrap brokers.
+func NewProducer(brokers []string) *Producer {
+	return &Producer{w: &kafka.Writer{
+		Addr: kafka.TCP(brokers...),
+		// kafka-go defaults to acks=0: a broker crash would lose "sent" events.
+		RequiredAcks: kafka.RequireAll,
+		// Java-compatible key hashing, so other tools agree on partitions.
+		Balancer: &kafka.Murmur2Balancer{},
+		// Each WriteMessages call becomes one batch per partition at once: the
+		// default 1 s batch timeout would add a second to every saga hop, and
+		// the callers (relay, tests) already hand over whole batches.
+		BatchTimeout: 50 * time.Microsecond,
+		BatchSize:    1000,
+		MaxAttempts:  10,
+		// Topics are created on purpose at start-up (EnsureTopics).
+		AllowAutoTopicCreation: false,
+	}}
+}
+
+// Publish writes msgs and returns when Kafka has acknowledged all of them, or
+// an error (then any of them may or may not have been written: retry the lot;
+// consumers deduplicate). Records for one key keep their order.
+func (p *Producer) Publish(ctx context.Context, msgs ...Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	tracer := otel.Tracer(tracerName)
+	records := make([]kafka.Message, len(msgs))
+	spans := make([]trace.Span, len(msgs))
+	for i, m := range msgs {
+		// Each record's span continues the trace it was created in (the gRPC
+		// call or handler that wrote it to the outbox), so a saga's trace runs
+		// producer → Kafka → consumer even though a relay sends it later.
+		parent := ctx
+		if m.Headers[HeaderTraceparent] != "" {
+			parent = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(m.Headers))
+		}
+		_, span := tracer.Start(parent, "publish "+m.Topic, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String("messaging.system", "kafka"),
+				attribute.String("messaging.destination.name", m.Topic),
+				attribute.String("messaging.message.id", m.Headers[HeaderEventID]),
+				attribute.String("sagasuite.event_type", m.Headers[HeaderType]),
+				attribute.String("sagasuite.order_id", m.Key),
+			))
+		spans[i] = span
+		headers := make(map[string]string, len(m.Headers)+1)
+		for k, v := range m.Headers {
+			headers[k] = v
+		}
+		otel.GetTextMapPropagator().Inject(trace.ContextWithSpan(ctx, span), propagation.MapCarrier(headers))
+		records[i] = kafka.Message{Topic: m.Topic, Key: []byte(m.Key), Value: m.Value, Headers: toKafkaHeaders(headers)}
+	}
+	err := p.w.WriteMessages(ctx, records...)
+	for _, span := range spans {
+		if err != nil {
+			span.RecordError(err)
+		}
+		span.End()
+	}
+	if err != nil {
+		return fmt.Errorf("publish %d records: %w", len(msgs), err)
+	}
+	return nil
+}
+
+// Close flushes and closes the underlying writer.
+func (p *Producer) Close() error { return p.w.Close() }
+
+func toKafkaHeaders(h map[string]string) []kafka.Header {
+	out := make([]kafka.Header, 0, len(h))
+	for k, v := range h {
+		out = append(out, kafka.Header{Key: k, Value: []byte(v)})
+	}
+	return out
+}
+
+func fromKafkaHeaders(hs []kafka.Header) map[string]string {
+	out := make(map[string]string, len(hs))
+	for _, h := range hs {
+		out[h.Key] = string(h.Value)
+	}
+	return out
+}
