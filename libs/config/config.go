@@ -1,0 +1,326 @@
+// Package config loads a service's settings from environment variables once,
+// at start-up, and reports every missing or malformed variable in one error so
+// an operator fixes them all in one go.
+//
+// A service declares a struct with caarlos0/env tags, usually embedding
+// Common, and calls Load with its prefix:
+//
+//	type Config struct {
+//		config.Common
+//		Deadline time.Duration `env:"DEADLINE" envDefault:"5m"`
+//		DSN      string        `env:"MYSQL_DSN,required"`
+//	}
+//
+//	cfg, err := config.Load[Config]("ORDER")
+//	if err != nil {
+//		fmt.Fprintln(os.Stderr, err) // config: ORDER_MYSQL_DSN is required; ...
+//		os.Exit(1)
+//	}
+//
+// Every key is read with the prefix (ORDER_GRPC_ADDR). Variables of the
+// OpenTelemetry specification (OTEL_*) are also read without it, so the
+// standard OTEL_EXPORTER_OTLP_ENDPOINT set for a whole pod or cluster applies;
+// a prefixed one (ORDER_OTEL_EXPORTER_OTLP_ENDPOINT) wins.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Common holds the settings every service has. Embed it in a service's
+// config struct; Load then also fills ServiceName from the prefix when
+// OTEL_SERVICE_NAME is unset.
+type Common struct {
+	// ServiceName names the service in traces, metrics and logs.
+	ServiceName string `env:"OTEL_SERVICE_NAME"`
+	// GRPCAddr is where the gRPC API listens.
+	GRPCAddr string `env:"GRPC_ADDR" envDefault:":9090"`
+	// OpsAddr is where the HTTP server for /metrics, /healthz and /readyz listens.
+	OpsAddr string `env:"OPS_ADDR" envDefault:":8080"`
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel LogLevel `env:"LOG_LEVEL" envDefault:"info"`
+	// LogFormat is json or text.
+	LogFormat LogFormat `env:"LOG_FORMAT" envDefault:"json"`
+	// OTLPEndpoint is the OTLP/gRPC collector for traces; empty means spans
+	// are created (trace ids in logs and headers) but not exported.
+	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+	// ShutdownTimeout bounds the graceful part of a shutdown.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
+}
+
+// common lets Load find an embedded Common in any config struct: the
+// unexported method is promoted to the embedding type and cannot be shadowed
+// by accident from another package.
+func (c *Common) common() *Common { return c }
+
+type commonHolder interface{ common() *Common }
+
+// LogLevel is a validated log level; it implements slog.Leveler.
+type LogLevel string
+
+// Log levels accepted in LOG_LEVEL.
+const (
+	LevelDebug LogLevel = "debug"
+	LevelInfo  LogLevel = "info"
+	LevelWarn  LogLevel = "warn"
+	LevelError LogLevel = "error"
+)
+
+// Level returns the slog level; an unknown value (impossible after Load) is info.
+func (l LogLevel) Level() slog.Level {
+	switch l {
+	case LevelDebug:
+		return slog.LevelDebug
+	case LevelWarn:
+		return slog.LevelWarn
+	case LevelError:
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// LogFormat is a validated log output format.
+type LogFormat string
+
+// Log formats accepted in LOG_FORMAT.
+const (
+	FormatJSON LogFormat = "json"
+	FormatText LogFormat = "text"
+)
+
+// Validator is implemented by config structs that check more than types:
+// Load calls Validate after parsing and reports its error with the others.
+type Validator interface {
+	Validate() error
+}
+
+// Error is what Load returns: every problem found, in declaration order.
+type Error struct {
+	Problems []error
+}
+
+func (e *Error) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = p.Error()
+	}
+	return "config: " + strings.Join(msgs, "; ")
+}
+
+// Unwrap gives errors.Is and errors.As access to each problem.
+func (e *Error) Unwrap() []error { return e.Problems }
+
+// VarError is one environment variable that is missing or malformed.
+type VarError struct {
+	Key string
+	// Problem is the human text after the key, e.g. "is required" or
+	// `: invalid duration "5x"`.
+	Problem string
+	Err     error
+}
+
+func (e *VarError) Error() string {
+	if strings.HasPrefix(e.Problem, ":") {
+		return e.Key + e.Problem
+	}
+	return e.Key + " " + e.Problem
+}
+
+func (e *VarError) Unwrap() error { return e.Err }
+
+// Load reads T from the process environment; see LoadFrom.
+func Load[T any](prefix string) (T, error) {
+	return LoadFrom[T](prefix, os.Environ())
+}
+
+// LoadFrom reads T from environ ("KEY=value" entries, as os.Environ returns),
+// each key prefixed with prefix + "_". It returns one *Error naming every
+// missing or bad variable, or nil.
+func LoadFrom[T any](prefix string, environ []string) (T, error) {
+	if prefix != "" && !strings.HasSuffix(prefix, "_") {
+		prefix += "_"
+	}
+	vars := env.ToMap(environ)
+	for key, value := range env.ToMap(environ) { // a second copy: vars grows here
+		if strings.HasPrefix(key, "OTEL_") {
+			if _, set := vars[prefix+key]; !set {
+				vars[prefix+key] = value
+			}
+		}
+	}
+
+	// env reports a parse failure by struct field name only; OnSet runs just
+	// before each field is parsed, so the parsers below know which variable
+	// they are reading and can name it.
+	var current string
+	cfg, err := env.ParseAsWithOptions[T](env.Options{
+		Prefix:      prefix,
+		Environment: vars,
+		OnSet:       func(key string, _ any, _ bool) { current = key },
+		FuncMap:     parsers(func() string { return current }),
+	})
+	var problems []error
+	if err != nil {
+		problems = append(problems, explain(err)...)
+	}
+	if len(problems) == 0 {
+		if holder, ok := any(&cfg).(commonHolder); ok {
+			c := holder.common()
+			if c.ServiceName == "" {
+				c.ServiceName = strings.ToLower(strings.TrimSuffix(prefix, "_"))
+			}
+		}
+		if v, ok := any(&cfg).(Validator); ok {
+			if err := v.Validate(); err != nil {
+				problems = append(problems, err)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		var zero T
+		return zero, &Error{Problems: problems}
+	}
+	return cfg, nil
+}
+
+// explain turns env's aggregate error into one problem per variable.
+func explain(err error) []error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return []error{err}
+	}
+	problems := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var (
+			notSet  env.VarIsNotSetError
+			empty   env.EmptyVarError
+			file    env.LoadFileContentError
+			parse   env.ParseError
+			invalid *VarError
+		)
+		switch {
+		case errors.As(e, &parse) && errors.As(parse.Err, &invalid):
+			// env's ParseError does not unwrap; the cause is ours.
+			problems = append(problems, invalid)
+		case errors.As(e, &notSet):
+			problems = append(problems, &VarError{Key: notSet.Key, Problem: "is required", Err: e})
+		case errors.As(e, &empty):
+			problems = append(problems, &VarError{Key: empty.Key, Problem: "must not be empty", Err: e})
+		case errors.As(e, &file):
+			problems = append(problems, &VarError{Key: file.Key, Problem: fmt.Sprintf(": cannot read file %q: %v", file.Filename, file.Err), Err: e})
+		case errors.As(e, &parse):
+			// A type parsed by its own UnmarshalText: env knows only the field.
+			problems = append(problems, fmt.Errorf("field %s (%s): %w", parse.Name, parse.Type, parse.Err))
+		default:
+			problems = append(problems, e)
+		}
+	}
+	return problems
+}
+
+// parsers returns env parsers for the types services use, each failing with
+// a *VarError that names the variable being read.
+func parsers(key func() string) map[reflect.Type]env.ParserFunc {
+	bad := func(what, value string, err error) error {
+		return &VarError{Key: key(), Problem: fmt.Sprintf(": invalid %s %q", what, value), Err: err}
+	}
+	intParser := func(bits int, what string) env.ParserFunc {
+		return func(v string) (any, error) {
+			n, err := strconv.ParseInt(v, 0, bits)
+			if err != nil {
+				return nil, bad(what, v, err)
+			}
+			return n, nil
+		}
+	}
+	uintParser := func(bits int, what string) env.ParserFunc {
+		return func(v string) (any, error) {
+			n, err := strconv.ParseUint(v, 0, bits)
+			if err != nil {
+				return nil, bad(what, v, err)
+			}
+			return n, nil
+		}
+	}
+	// convert wraps a parser whose result must be converted to the field's
+	// exact type (env sets FuncMap results without conversion).
+	convert := func(t reflect.Type, p env.ParserFunc) env.ParserFunc {
+		return func(v string) (any, error) {
+			out, err := p(v)
+			if err != nil {
+				return nil, err
+			}
+			return reflect.ValueOf(out).Convert(t).Interface(), nil
+		}
+	}
+	m := map[reflect.Type]env.ParserFunc{
+		reflect.TypeFor[string](): func(v string) (any, error) { return v, nil },
+		reflect.TypeFor[bool](): func(v string) (any, error) {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, bad("boolean", v, err)
+			}
+			return b, nil
+		},
+		reflect.TypeFor[float64](): func(v string) (any, error) {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return nil, bad("number", v, err)
+			}
+			return f, nil
+		},
+		reflect.TypeFor[time.Duration](): func(v string) (any, error) {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return nil, bad("duration", v, err)
+			}
+			return d, nil
+		},
+		reflect.TypeFor[url.URL](): func(v string) (any, error) {
+			u, err := url.Parse(v)
+			if err != nil {
+				return nil, bad("URL", v, err)
+			}
+			return *u, nil
+		},
+		reflect.TypeFor[LogLevel](): func(v string) (any, error) {
+			switch l := LogLevel(strings.ToLower(v)); l {
+			case LevelDebug, LevelInfo, LevelWarn, LevelError:
+				return l, nil
+			}
+			return nil, &VarError{Key: key(), Problem: fmt.Sprintf(": invalid log level %q (want debug, info, warn or error)", v)}
+		},
+		reflect.TypeFor[LogFormat](): func(v string) (any, error) {
+			switch f := LogFormat(strings.ToLower(v)); f {
+			case FormatJSON, FormatText:
+				return f, nil
+			}
+			return nil, &VarError{Key: key(), Problem: fmt.Sprintf(": invalid log format %q (want json or text)", v)}
+		},
+	}
+	m[reflect.TypeFor[float32]()] = convert(reflect.TypeFor[float32](), m[reflect.TypeFor[float64]()])
+	for t, bits := range map[reflect.Type]int{
+		reflect.TypeFor[int](): strconv.IntSize, reflect.TypeFor[int8](): 8, reflect.TypeFor[int16](): 16,
+		reflect.TypeFor[int32](): 32, reflect.TypeFor[int64](): 64,
+	} {
+		m[t] = convert(t, intParser(bits, "integer"))
+	}
+	for t, bits := range map[reflect.Type]int{
+		reflect.TypeFor[uint](): strconv.IntSize, reflect.TypeFor[uint8](): 8, reflect.TypeFor[uint16](): 16,
+		reflect.TypeFor[uint32](): 32, reflect.TypeFor[uint64](): 64,
+	} {
+		m[t] = convert(t, uintParser(bits, "unsigned integer"))
+	}
+	return m
+}

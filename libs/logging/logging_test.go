@@ -1,0 +1,95 @@
+package logging_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/sagasuite/sagasuite/libs/logging"
+)
+
+func spanContext(t *testing.T) (context.Context, trace.SpanContext) {
+	t.Helper()
+	traceID, err := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spanID, err := trace.SpanIDFromHex("00f067aa0ba902b7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled})
+	return trace.ContextWithSpanContext(context.Background(), sc), sc
+}
+
+func decodeLines(t *testing.T, out *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var records []map[string]any
+	for line := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("decode %q: %v", line, err)
+		}
+		records = append(records, rec)
+	}
+	return records
+}
+
+func TestNewJSONAddsTraceAttributes(t *testing.T) {
+	ctx, sc := spanContext(t)
+	var out bytes.Buffer
+	logger := logging.New(&out, slog.LevelInfo, logging.FormatJSON).With("service", "order")
+
+	logger.InfoContext(ctx, "order created", "order_id", "o-1")
+	logger.Info("no context")
+	logger.DebugContext(ctx, "below level")
+
+	records := decodeLines(t, &out)
+	if len(records) != 2 {
+		t.Fatalf("got %d records, want 2: %s", len(records), out.String())
+	}
+	withCtx := records[0]
+	for key, want := range map[string]string{
+		"msg":      "order created",
+		"order_id": "o-1",
+		"service":  "order",
+		"trace_id": sc.TraceID().String(),
+		"span_id":  sc.SpanID().String(),
+	} {
+		if got := withCtx[key]; got != want {
+			t.Errorf("%s = %v, want %q", key, got, want)
+		}
+	}
+	if _, ok := records[1]["trace_id"]; ok {
+		t.Errorf("record without a span has trace_id: %v", records[1])
+	}
+}
+
+func TestNewTextFormat(t *testing.T) {
+	ctx, sc := spanContext(t)
+	var out bytes.Buffer
+	logging.New(&out, slog.LevelDebug, logging.FormatText).DebugContext(ctx, "hello")
+	line := out.String()
+	for _, want := range []string{"level=DEBUG", "msg=hello", "trace_id=" + sc.TraceID().String(), "span_id=" + sc.SpanID().String()} {
+		if !strings.Contains(line, want) {
+			t.Errorf("text line %q lacks %q", line, want)
+		}
+	}
+}
+
+func TestLoggerInContext(t *testing.T) {
+	var out bytes.Buffer
+	logger := logging.New(&out, slog.LevelInfo, logging.FormatJSON)
+	ctx := logging.NewContext(context.Background(), logger)
+	if logging.FromContext(ctx) != logger {
+		t.Error("FromContext did not return the stored logger")
+	}
+	if logging.FromContext(context.Background()) != slog.Default() {
+		t.Error("FromContext without a logger is not slog.Default()")
+	}
+}
