@@ -19,6 +19,8 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 PROTOVALIDATE_VERSION := 1.3.0
+# Pinned rather than whatever Maven binds `dependency:` to (2.8 for Maven 3.8).
+PROTO_MVN_DEPENDENCY_PLUGIN := org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
 # Repository root, whatever directory make was started from.
 PROTO_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))..)
@@ -64,8 +66,8 @@ $(PROTO_INCLUDE_HOME)/buf/validate/validate.proto:
 	@mkdir -p $(SAGASUITE_HOME)/include
 	@tmp=$$(mktemp -d $(SAGASUITE_HOME)/include/.fetch-XXXXXX) && \
 	  trap 'rm -rf "$$tmp"' EXIT && \
-	  mvn -q -B -Dstyle.color=never dependency:copy -Dartifact=build.buf:protovalidate:$(PROTOVALIDATE_VERSION):jar \
-	    -DoutputDirectory="$$tmp/jar" -Dmdep.useBaseVersion=true && \
+	  { out=$$(mvn -q -B -Dstyle.color=never $(PROTO_MVN_DEPENDENCY_PLUGIN):copy -Dartifact=build.buf:protovalidate:$(PROTOVALIDATE_VERSION):jar \
+	      -DoutputDirectory="$$tmp/jar" 2>&1) || { echo "$$out" >&2; exit 1; }; } && \
 	  unzip -q "$$tmp/jar/protovalidate-$(PROTOVALIDATE_VERSION).jar" buf/validate/validate.proto -d "$$tmp/include" && \
 	  rm -rf $(PROTO_INCLUDE_HOME) && mv "$$tmp/include" $(PROTO_INCLUDE_HOME)
 
