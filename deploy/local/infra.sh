@@ -15,6 +15,15 @@
 # `up --record FILE` appends the name of every component this call starts to FILE
 # (with-infra.sh uses it to stop only what it started).
 set -euo pipefail
+# Name any command that fails unexpectedly (expected failures go through die).
+set -E
+on_err() {
+	local rc=$1 line=$2 cmd=$3
+	# A wrapper such as prefixed's ( "$@" ) fails because of what ran inside: said already.
+	[[ "$cmd" == *'"$@"'* ]] && return
+	printf 'infra.sh: line %s: "%s" failed (exit %s)\n' "$line" "$cmd" "$rc" >&2
+}
+trap 'on_err "$?" "$LINENO" "$BASH_COMMAND"' ERR
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -85,6 +94,14 @@ listening() {
 		awk -v a="$1:$2" -v b="[::ffff:$1]:$2" '$4 == a || $4 == b { found = 1 } END { exit !found }'
 }
 
+# alive PID: the process exists and is not a zombie (a server that exited stays a zombie
+# until init reaps it, and kill -0 still succeeds on a zombie).
+alive() {
+	local state
+	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+	[ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 # A string that the command line of the component's server contains (so that a pid
 # file naming a recycled pid is not mistaken for our server).
 marker_of() {
@@ -101,7 +118,7 @@ live_pid() {
 	pf=$(pidfile_of "$c")
 	[ -f "$pf" ] || return 0
 	pid=$(head -n1 "$pf" 2>/dev/null || true)
-	if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
+	if [[ "$pid" =~ ^[0-9]+$ ]] && alive "$pid" &&
 		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$(marker_of "$c")"; then
 		echo "$pid"
 		return 0
@@ -133,11 +150,14 @@ spawn() {
 	pf=$(pidfile_of "$c")
 	lf=$(logfile_of "$c")
 	rm -f "$pf"
+	# Keep one older log: rotate past 20 MiB.
+	if [ -f "$lf" ] && [ "$(stat -c %s "$lf")" -gt $((20 << 20)) ]; then mv -f "$lf" "$lf.1"; fi
 	printf '\n=== %s: starting %s\n' "$(date -Is)" "$c" >>"$lf"
 	# Where this run's log starts (readiness checks that read the log look only past it).
 	stat -c %s "$lf" >"$(dir_of "$c")/.log-offset"
 	# shellcheck disable=SC2016 # $$ and $@ belong to the inner bash
-	setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pf" "$@" </dev/null >>"$lf" 2>&1 &
+	# (fd 9 is infra.sh's lock: the server must not inherit it.)
+	setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pf" "$@" </dev/null >>"$lf" 2>&1 9>&- &
 	local i
 	for i in $(seq 1 100); do
 		[ -s "$pf" ] && break
@@ -155,7 +175,7 @@ wait_listen() {
 	local c=$1 pid=$2 port=${PORT[$1]} deadline
 	deadline=$(($(date +%s) + READY_TIMEOUT[$c]))
 	until listening "$HOST" "$port"; do
-		if ! kill -0 "$pid" 2>/dev/null; then
+		if ! alive "$pid"; then
 			tail_log "$c"
 			die "$c: the server exited before listening on $HOST:$port"
 		fi
@@ -173,7 +193,7 @@ wait_until() {
 	shift 3
 	deadline=$(($(date +%s) + READY_TIMEOUT[$c]))
 	until "$@" >/dev/null 2>&1; do
-		if ! kill -0 "$pid" 2>/dev/null; then
+		if ! alive "$pid"; then
 			tail_log "$c"
 			die "$c: the server exited while waiting for $what"
 		fi
@@ -212,7 +232,7 @@ stop_component() {
 	t0=$(now)
 	kill -s "$sig" "$pid" 2>/dev/null || true
 	deadline=$(($(date +%s) + STOP_TIMEOUT[$c]))
-	while kill -0 "$pid" 2>/dev/null; do
+	while alive "$pid"; do
 		if [ "$(date +%s)" -ge "$deadline" ]; then
 			log "still running after ${STOP_TIMEOUT[$c]}s: SIGKILL"
 			kill -s KILL "$pid" 2>/dev/null || true
@@ -227,6 +247,24 @@ stop_component() {
 
 # ---------------------------------------------------------------------------
 # installation
+
+# Tools this script itself needs; all are in a standard Debian image, but check.
+base_tools() {
+	local missing=()
+	command -v ss >/dev/null || missing+=(iproute2)
+	command -v setsid >/dev/null && command -v setpriv >/dev/null && command -v flock >/dev/null || missing+=(util-linux)
+	if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
+# lock: one infra.sh up/down/install at a time per SAGASUITE_HOME (released on exit).
+lock() {
+	mkdir -p "$INFRA"
+	exec 9>"$INFRA/.lock"
+	if ! flock -n 9; then
+		log "waiting for another infra.sh (lock $INFRA/.lock)" >&2
+		flock -w 300 9 || die "another infra.sh has held $INFRA/.lock for 300s"
+	fi
+}
 
 have_mariadb() { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; }
 
@@ -452,8 +490,11 @@ logger.statechange.level = WARN
 EOF
 	if [ ! -f "$d/data/meta.properties" ]; then
 		local id
-		id=$(java -cp "$jars/*" kafka.tools.StorageTool random-uuid 2>>"$(logfile_of kafka)" | tail -n1)
-		[[ "$id" =~ ^[A-Za-z0-9_-]{22}$ ]] || die "kafka: StorageTool random-uuid printed '$id'"
+		id=$(java -cp "$jars/*" kafka.tools.StorageTool random-uuid 2>>"$(logfile_of kafka)" | tail -n1) || true
+		[[ "$id" =~ ^[A-Za-z0-9_-]{22}$ ]] || {
+			tail_log kafka
+			die "kafka: 'StorageTool random-uuid' printed '$id' (are the jars in $jars complete?)"
+		}
 		java -cp "$jars/*" kafka.tools.StorageTool format -t "$id" -c "$d/server.properties" >>"$(logfile_of kafka)" 2>&1 ||
 			{
 				tail_log kafka
@@ -513,7 +554,7 @@ ready_mariadb() {
 	local pid=$1
 	wait_listen mariadb "$pid"
 	wait_until mariadb "$pid" "answer to 'select 1' over the socket" mariadb_client -e 'select 1'
-	mariadb_client <<EOF
+	mariadb_client <<EOF || die "mariadb: creating user $DB_USER failed"
 CREATE USER IF NOT EXISTS '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD';
 CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASSWORD';
 ALTER USER '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD';
@@ -749,6 +790,8 @@ has() { [[ " ${COMPONENTS[*]} " == *" $1 "* ]]; }
 
 cmd_install() {
 	parse_components "$@"
+	base_tools
+	lock
 	local t0
 	t0=$(now)
 	install_components "${COMPONENTS[@]}"
@@ -767,10 +810,11 @@ cmd_up() {
 		COMPONENTS=(postgres "${COMPONENTS[@]}")
 		parse_components "${COMPONENTS[@]}"
 	fi
+	base_tools
+	lock
 	local t0
 	t0=$(now)
 	install_components "${COMPONENTS[@]}"
-	mkdir -p "$INFRA"
 	for c in "${COMPONENTS[@]}"; do mkdir -p "$(dir_of "$c")"; done
 
 	# Independent servers start in parallel (Cassandra is the slow one); FerretDB after
@@ -799,12 +843,18 @@ cmd_up() {
 	for i in "${!pids[@]}"; do
 		wait "${pids[$i]}" || failed+=("${names[$i]}")
 	done
-	[ ${#failed[@]} -eq 0 ] || die "up failed: ${failed[*]} (the others are left running; 'infra.sh down' stops them)"
+	[ ${#failed[@]} -eq 0 ] || die "up failed: ${failed[*]} (servers that did start keep running: 'infra.sh down' stops them)"
 	log "up: ${COMPONENTS[*]} ready in $(elapsed "$t0")"
 }
 
 cmd_down() {
 	parse_components "$@"
+	# FerretDB is useless without PostgreSQL: stopping postgres stops it too.
+	if has postgres && ! has ferretdb && [ -n "$(live_pid ferretdb)" ]; then
+		log "stopping ferretdb too: it stores its data in postgres"
+		parse_components "${COMPONENTS[@]}" ferretdb
+	fi
+	lock
 	local t0 pids=() c
 	t0=$(now)
 	# FerretDB before PostgreSQL; everything else in parallel.

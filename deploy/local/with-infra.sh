@@ -57,7 +57,11 @@ eval "$("$INFRA_SH" env)"
 # `<&0` undo both, so Ctrl-C reaches CMD as usual. A signal sent to this script alone is
 # passed on to CMD; the script then waits for CMD to end.
 forward() { kill -s "$1" "$child" 2>/dev/null || true; }
-env --default-signal=INT,QUIT "$@" <&0 &
+if { true <&0; } 2>/dev/null; then
+	env --default-signal=INT,QUIT "$@" <&0 &
+else # no stdin at all (closed)
+	env --default-signal=INT,QUIT "$@" </dev/null &
+fi
 child=$!
 trap 'forward INT' INT
 trap 'forward TERM' TERM
