@@ -50,7 +50,7 @@ func envelope(t testing.TB, orderID, cause string) *eventsv1.Envelope {
 	t.Helper()
 	env, err := events.New(events.Meta{
 		OrderID: orderID, CustomerID: events.NewID(), Producer: "test",
-		CausationID: cause, OccurredAt: time.Now(),
+		CausationID: testenv.IDFor(cause), OccurredAt: time.Now(),
 	}, &eventsv1.OrderCompleted{})
 	if err != nil {
 		t.Fatal(err)

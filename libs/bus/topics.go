@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -20,29 +22,40 @@ type TopicSpec struct {
 // has a leader for each partition, so the first publish does not fail. An
 // existing topic is left as it is.
 func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) error {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	req := &kafka.CreateTopicsRequest{}
-	for _, s := range specs {
+	names := make([]string, len(specs))
+	for i, s := range specs {
 		if s.Partitions <= 0 || s.ReplicationFactor <= 0 {
 			return fmt.Errorf("topic %q: partitions and replication factor must be positive", s.Name)
 		}
-		req.Topics = append(req.Topics, kafka.TopicConfig{
-			Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: s.ReplicationFactor,
-		})
-	}
-	resp, err := client.CreateTopics(ctx, req)
-	if err != nil {
-		return fmt.Errorf("create topics: %w", err)
-	}
-	for name, terr := range resp.Errors {
-		if terr != nil && !errors.Is(terr, kafka.TopicAlreadyExists) {
-			return fmt.Errorf("create topic %q: %w", name, terr)
-		}
-	}
-	names := make([]string, len(specs))
-	for i, s := range specs {
 		names[i] = s.Name
 	}
+	// kafka-go's Client.CreateTopics gets BROKER_NOT_AVAILABLE from Kafka 4
+	// (KRaft); a plain connection to the controller the broker names works.
+	dialer := &kafka.Dialer{Timeout: 10 * time.Second}
+	conn, err := dialer.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", brokers[0], err)
+	}
+	controller, err := conn.Controller()
+	conn.Close()
+	if err != nil {
+		return fmt.Errorf("find controller: %w", err)
+	}
+	ctl, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(controller.Host, strconv.Itoa(controller.Port)))
+	if err != nil {
+		return fmt.Errorf("dial controller: %w", err)
+	}
+	defer ctl.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = ctl.SetDeadline(deadline)
+	}
+	for _, s := range specs {
+		err := ctl.CreateTopics(kafka.TopicConfig{Topic: s.Name, NumPartitions: s.Partitions, ReplicationFactor: s.ReplicationFactor})
+		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %q: %w", s.Name, err)
+		}
+	}
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 	for {
 		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
 		if err == nil && topicsReady(md, len(names)) {

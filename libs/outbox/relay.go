@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,9 +86,12 @@ func (r *Relay) Run(ctx context.Context) error {
 	if r.cfg.LockName != "" {
 		var err error
 		if lockConn, err = r.acquireLock(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while standing by
+			}
 			return err
 		}
-		defer lockConn.Close() // closing the connection releases the lock
+		defer r.releaseLock(lockConn)
 	}
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 5*time.Second
@@ -237,6 +241,18 @@ func (r *Relay) acquireLock(ctx context.Context) (*sql.Conn, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// releaseLock gives the lock up before the connection goes back to the pool
+// (sql.Conn.Close does not close it, so the lock would outlive the relay).
+func (r *Relay) releaseLock(conn *sql.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.ExecContext(ctx, "DO RELEASE_LOCK(?)", r.cfg.LockName); err != nil {
+		// Drop the connection itself: the server then frees the lock.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	conn.Close()
 }
 
 // checkLock fails when the lock's connection was lost (and the lock with it):

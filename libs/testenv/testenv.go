@@ -5,7 +5,11 @@
 // variables. Tests fail, never skip, when a server is not there: run `make infra-up`.
 package testenv
 
-import "os"
+import (
+	"os"
+
+	"github.com/google/uuid"
+)
 
 // Defaults match deploy/local/infra.sh. All ports sit below 32768, outside the
 // ephemeral range, so a dial to a server that is not up yet cannot self-connect.
@@ -39,3 +43,9 @@ func CassandraHosts() string { return lookup("SAGASUITE_CASSANDRA_HOSTS", Defaul
 
 // PostgresURL is FerretDB's backing PostgreSQL (SAGASUITE_POSTGRES_URL).
 func PostgresURL() string { return lookup("SAGASUITE_POSTGRES_URL", DefaultPostgresURL) }
+
+// IDFor maps a readable test name to a stable UUID, for ids the schema
+// requires to be UUIDs (causation ids, order ids).
+func IDFor(name string) string {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("sagasuite-test:"+name)).String()
+}
