@@ -113,8 +113,7 @@ func NewConsumer(cfg ConsumerConfig, h Handler) (*Consumer, error) {
 	return &Consumer{cfg: cfg, handler: h, dlq: NewProducer(cfg.Brokers), metrics: newConsumerMetrics()}, nil
 }
 
-// Ready reports whether the consumer has joined its group and is fetching (for
-// readiness probes).
+// Ready reports whether the consumer is running (for readiness probes).
 func (c *Consumer) Ready() bool { return c.ready.Load() }
 
 // Run consumes until ctx is cancelled, then stops fetching, lets in-flight
@@ -186,6 +185,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}()
 
+	// Ready once the group member runs: an idle topic has nothing to fetch.
+	c.ready.Store(true)
 	var fetchErr error
 	for {
 		m, err := reader.FetchMessage(ctx)
@@ -202,7 +203,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		c.ready.Store(true)
 		track.fetched(m)
 		workers[workerFor(m.Key, len(workers))] <- m
 	}

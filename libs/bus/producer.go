@@ -17,12 +17,22 @@ const tracerName = "github.com/sagasuite/sagasuite/libs/bus"
 // Producer publishes records synchronously with acks from all in-sync replicas.
 // Safe for concurrent use.
 type Producer struct {
-	w *kafka.Writer
+	w           *kafka.Writer
+	topicPrefix string
+}
+
+// ProducerOption tunes a Producer.
+type ProducerOption func(*Producer)
+
+// WithTopicPrefix publishes every record to prefix+topic: several suites
+// (tests, tenants) can then share one cluster without seeing each other.
+func WithTopicPrefix(prefix string) ProducerOption {
+	return func(p *Producer) { p.topicPrefix = prefix }
 }
 
 // NewProducer makes a producer for the given bootstrap brokers.
-func NewProducer(brokers []string) *Producer {
-	return &Producer{w: &kafka.Writer{
+func NewProducer(brokers []string, opts ...ProducerOption) *Producer {
+	p := &Producer{w: &kafka.Writer{
 		Addr: kafka.TCP(brokers...),
 		// kafka-go defaults to acks=0: a broker crash would lose "sent" events.
 		RequiredAcks: kafka.RequireAll,
@@ -37,6 +47,10 @@ func NewProducer(brokers []string) *Producer {
 		// Topics are created on purpose at start-up (EnsureTopics).
 		AllowAutoTopicCreation: false,
 	}}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 // Publish writes msgs and returns when Kafka has acknowledged all of them, or
@@ -50,6 +64,7 @@ func (p *Producer) Publish(ctx context.Context, msgs ...Message) error {
 	records := make([]kafka.Message, len(msgs))
 	spans := make([]trace.Span, len(msgs))
 	for i, m := range msgs {
+		m.Topic = p.topicPrefix + m.Topic
 		// Each record's span continues the trace it was created in (the gRPC
 		// call or handler that wrote it to the outbox), so a saga's trace runs
 		// producer → Kafka → consumer even though a relay sends it later.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sagasuite/sagasuite/libs/bus"
+	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 )
 
 // Add inserts msgs into the outbox inside tx. eventID makes a row unique, so
@@ -52,4 +53,19 @@ func Add(ctx context.Context, tx *sql.Tx, now time.Time, msgs ...bus.Message) er
 		return fmt.Errorf("outbox: insert %d rows: %w", len(msgs), err)
 	}
 	return nil
+}
+
+// AddEnvelopes encodes envs (topic, key, headers with ctx's trace) and adds
+// them to the outbox inside tx: what a handler or command calls with the
+// events its state change caused.
+func AddEnvelopes(ctx context.Context, tx *sql.Tx, now time.Time, envs ...*eventsv1.Envelope) error {
+	msgs := make([]bus.Message, 0, len(envs))
+	for _, env := range envs {
+		m, err := bus.EncodeEnvelope(ctx, env)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, m)
+	}
+	return Add(ctx, tx, now, msgs...)
 }

@@ -54,10 +54,12 @@ func Serve(ctx context.Context, srv *http.Server, shutdownTimeout time.Duration)
 	if err != nil {
 		return fmt.Errorf("telemetry: listen %s: %w", srv.Addr, err)
 	}
-	return serve(ctx, srv, ln, shutdownTimeout)
+	return ServeListener(ctx, srv, ln, shutdownTimeout)
 }
 
-func serve(ctx context.Context, srv *http.Server, ln net.Listener, shutdownTimeout time.Duration) error {
+// ServeListener is Serve on a listener the caller opened (to learn a ":0"
+// port before serving).
+func ServeListener(ctx context.Context, srv *http.Server, ln net.Listener, shutdownTimeout time.Duration) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {

@@ -24,7 +24,7 @@ func startOps(t *testing.T, reg *prometheus.Registry, ready func() error) string
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, OpsServer(ln.Addr().String(), reg, ready), ln, time.Second) }()
+	go func() { done <- ServeListener(ctx, OpsServer(ln.Addr().String(), reg, ready), ln, time.Second) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -1,0 +1,195 @@
+// Package service is the runtime every sagasuite service starts through, so
+// all five have the same shape: telemetry, saga topics, a gRPC server with
+// health and validation, an ops HTTP server (/metrics, /healthz, /readyz),
+// Kafka consumers and background loops (outbox relay, timers), all run under
+// one owner and stopped together, gracefully, when the context ends or any
+// part fails.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	"github.com/sagasuite/sagasuite/libs/bus"
+	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/libs/events"
+	"github.com/sagasuite/sagasuite/libs/grpcserver"
+	"github.com/sagasuite/sagasuite/libs/logging"
+	"github.com/sagasuite/sagasuite/libs/telemetry"
+)
+
+// KafkaConfig is the Kafka part of every service's config (embed it; the
+// variables get the service's prefix, e.g. ORDER_KAFKA_BROKERS).
+type KafkaConfig struct {
+	Brokers []string `env:"KAFKA_BROKERS,required" envSeparator:","`
+	// TopicPrefix namespaces topics and consumer groups, so several suites
+	// (parallel tests, tenants) can share one cluster.
+	TopicPrefix       string `env:"KAFKA_TOPIC_PREFIX"`
+	Partitions        int    `env:"KAFKA_PARTITIONS" envDefault:"3"`
+	ReplicationFactor int    `env:"KAFKA_REPLICATION_FACTOR" envDefault:"1"`
+}
+
+// Topic is the full name of a saga topic (events.TopicOrders …) under the prefix.
+func (k KafkaConfig) Topic(base string) string { return k.TopicPrefix + base }
+
+// NewProducer returns a producer that publishes under the prefix.
+func (k KafkaConfig) NewProducer() *bus.Producer {
+	return bus.NewProducer(k.Brokers, bus.WithTopicPrefix(k.TopicPrefix))
+}
+
+// Consumer is one consumer group of a service.
+type Consumer struct {
+	// Group is the group name without prefix, e.g. "inventory". Its dead
+	// letters go to "<prefix><group>.dlq". Handlers use it as the inbox name.
+	Group string
+	// Topics are base topic names (events.TopicOrders …).
+	Topics  []string
+	Handler bus.Handler
+	// MaxAttempts before dead-lettering (0: the bus default).
+	MaxAttempts int
+}
+
+// Spec is everything a service hands the runtime.
+type Spec struct {
+	Name   string // "order", "inventory", …
+	Common config.Common
+	Kafka  KafkaConfig
+	// Logger defaults to one built from Common (level, format) on stderr.
+	Logger *slog.Logger
+	// Register adds the gRPC API implementations.
+	Register  func(*grpc.Server)
+	Consumers []Consumer
+	// Background loops (outbox relay, deadline timer …); each runs until ctx
+	// ends. A loop that returns an error stops the service.
+	Background map[string]func(ctx context.Context) error
+	// Ready reports whether the service's own dependencies (stores) answer;
+	// nil means always ready. Consumers' state is added by the runtime.
+	Ready func(ctx context.Context) error
+	// SharedTelemetry: the caller has installed the global OpenTelemetry
+	// providers already (the one-process dev stack runs five services).
+	SharedTelemetry bool
+	// Registry receives metrics when SharedTelemetry is set; otherwise the
+	// runtime makes one.
+	Registry *prometheus.Registry
+	// OnListening, if set, is told the gRPC and ops addresses once both
+	// listen (tests and the dev stack use ":0"-style addresses).
+	OnListening func(grpcAddr, opsAddr net.Addr)
+}
+
+// Run runs the service until ctx ends or a part fails, then shuts it down.
+func Run(ctx context.Context, spec Spec) (err error) {
+	logger := spec.Logger
+	if logger == nil {
+		logger = logging.New(os.Stderr, spec.Common.LogLevel, string(spec.Common.LogFormat)).With("service", spec.Name)
+	}
+	registry := spec.Registry
+	if registry == nil {
+		registry = prometheus.NewRegistry()
+	}
+	if !spec.SharedTelemetry {
+		shutdown, err := telemetry.Setup(ctx, telemetry.Options{
+			ServiceName: spec.Name, OTLPEndpoint: spec.Common.OTLPEndpoint, Registry: registry, Logger: logger,
+		})
+		if err != nil {
+			return fmt.Errorf("%s: telemetry: %w", spec.Name, err)
+		}
+		defer func() {
+			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			err = errors.Join(err, shutdown(flushCtx))
+		}()
+	}
+
+	topics := make([]bus.TopicSpec, 0, len(events.AllTopics))
+	for _, t := range events.AllTopics {
+		topics = append(topics, bus.TopicSpec{Name: spec.Kafka.Topic(t), Partitions: spec.Kafka.Partitions, ReplicationFactor: spec.Kafka.ReplicationFactor})
+	}
+	topicCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	err = bus.EnsureTopics(topicCtx, spec.Kafka.Brokers, topics...)
+	cancel()
+	if err != nil {
+		// Where creating topics is not allowed they must exist; the consumers
+		// will say so if they do not.
+		logger.WarnContext(ctx, "saga topics not ensured", "error", err)
+	}
+
+	consumers := make([]*bus.Consumer, 0, len(spec.Consumers))
+	for _, c := range spec.Consumers {
+		full := make([]string, len(c.Topics))
+		for i, t := range c.Topics {
+			full[i] = spec.Kafka.Topic(t)
+		}
+		consumer, err := bus.NewConsumer(bus.ConsumerConfig{
+			Brokers: spec.Kafka.Brokers, Group: spec.Kafka.TopicPrefix + c.Group, Topics: full,
+			MaxAttempts: c.MaxAttempts, Logger: logger,
+		}, c.Handler)
+		if err != nil {
+			return fmt.Errorf("%s: consumer %s: %w", spec.Name, c.Group, err)
+		}
+		consumers = append(consumers, consumer)
+	}
+
+	server, err := grpcserver.New(grpcserver.Options{
+		Addr: spec.Common.GRPCAddr, Logger: logger, ServiceName: spec.Name, Register: spec.Register,
+		ShutdownTimeout: spec.Common.ShutdownTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("%s: grpc: %w", spec.Name, err)
+	}
+	ready := func() error {
+		for i, c := range consumers {
+			if !c.Ready() {
+				return fmt.Errorf("consumer %s not running", spec.Consumers[i].Group)
+			}
+		}
+		if spec.Ready != nil {
+			checkCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return spec.Ready(checkCtx)
+		}
+		return nil
+	}
+	ops := telemetry.OpsServer(spec.Common.OpsAddr, registry, ready)
+	opsListener, err := net.Listen("tcp", spec.Common.OpsAddr)
+	if err != nil {
+		server.Close()
+		return fmt.Errorf("%s: ops server: %w", spec.Name, err)
+	}
+	if spec.OnListening != nil {
+		spec.OnListening(server.Addr(), opsListener.Addr())
+	}
+	logger.InfoContext(ctx, "service started", "grpc", server.Addr().String(), "ops", opsListener.Addr().String())
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return server.Serve(gctx) })
+	g.Go(func() error { return telemetry.ServeListener(gctx, ops, opsListener, spec.Common.ShutdownTimeout) })
+	for i, c := range consumers {
+		name := spec.Consumers[i].Group
+		g.Go(func() error {
+			if err := c.Run(gctx); err != nil {
+				return fmt.Errorf("consumer %s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	for name, loop := range spec.Background {
+		g.Go(func() error {
+			if err := loop(gctx); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	logger.Info("service stopped", "error", err)
+	return err
+}

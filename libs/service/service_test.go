@@ -1,0 +1,143 @@
+package service_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/sagasuite/sagasuite/libs/bus"
+	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/libs/events"
+	"github.com/sagasuite/sagasuite/libs/service"
+	"github.com/sagasuite/sagasuite/libs/testenv"
+	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
+)
+
+func spec(t *testing.T, prefix string) service.Spec {
+	return service.Spec{
+		Name:            "svctest",
+		Common:          config.Common{GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 5 * time.Second},
+		Kafka:           service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 1, ReplicationFactor: 1},
+		SharedTelemetry: true,
+		Registry:        prometheus.NewRegistry(),
+	}
+}
+
+// A service runs its gRPC server, ops server, consumers and loops under one
+// owner: ready when all run, consuming under its topic prefix, stopped cleanly.
+func TestRunServesConsumesAndStopsCleanly(t *testing.T) {
+	prefix := testenv.UniqueName("svctest-") + "."
+	s := spec(t, prefix)
+	handled := make(chan string, 1)
+	s.Consumers = []service.Consumer{{Group: "svctest", Topics: []string{events.TopicOrders},
+		Handler: func(ctx context.Context, env *eventsv1.Envelope) error { handled <- env.GetEventId(); return nil }}}
+	var loopRan atomic.Bool
+	s.Background = map[string]func(context.Context) error{"loop": func(ctx context.Context) error {
+		loopRan.Store(true)
+		<-ctx.Done()
+		return nil
+	}}
+	addrs := make(chan [2]net.Addr, 1)
+	s.OnListening = func(g, o net.Addr) { addrs <- [2]net.Addr{g, o} }
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- service.Run(ctx, s) }()
+	var a [2]net.Addr
+	select {
+	case a = <-addrs:
+	case err := <-done:
+		t.Fatalf("Run ended early: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("service did not listen within 60s")
+	}
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + a[1].String() + "/readyz")
+		if err == nil && resp.StatusCode == http.StatusOK {
+			resp.Body.Close()
+			break
+		}
+		if err == nil {
+			resp.Body.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never 200: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	conn, err := grpc.NewClient(a[0].String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", h, err)
+	}
+
+	env, err := events.New(events.Meta{OrderID: events.NewID(), CustomerID: events.NewID(), Producer: "test",
+		CausationID: events.NewID(), OccurredAt: time.Now()}, &eventsv1.OrderCompleted{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := bus.EncodeEnvelope(ctx, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.Kafka.NewProducer()
+	defer p.Close()
+	if err := p.Publish(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-handled:
+		if id != env.GetEventId() {
+			t.Fatalf("handled %s, want %s", id, env.GetEventId())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("event published under the prefix was not consumed")
+	}
+	if !loopRan.Load() {
+		t.Error("background loop never ran")
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after cancel: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not stop within 30s")
+	}
+	if _, err := net.DialTimeout("tcp", a[0].String(), time.Second); err == nil {
+		t.Error("gRPC port still open after Run returned")
+	}
+}
+
+func TestAFailingPartStopsTheService(t *testing.T) {
+	s := spec(t, testenv.UniqueName("svctest-")+".")
+	s.Background = map[string]func(context.Context) error{"broken": func(context.Context) error { return errors.New("store gone") }}
+	done := make(chan error, 1)
+	go func() { done <- service.Run(context.Background(), s) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "store gone") {
+			t.Fatalf("Run = %v, want the loop's error", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("service kept running after a part failed")
+	}
+}
