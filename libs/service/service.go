@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/sagasuite/sagasuite/libs/bus"
+	"github.com/sagasuite/sagasuite/libs/clock"
 	"github.com/sagasuite/sagasuite/libs/config"
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/grpcserver"
@@ -58,22 +59,13 @@ type Consumer struct {
 	MaxAttempts int
 }
 
-// Spec is everything a service hands the runtime.
-type Spec struct {
-	Name   string // "order", "inventory", …
-	Common config.Common
-	Kafka  KafkaConfig
-	// Logger defaults to one built from Common (level, format) on stderr.
+// Runtime is what a caller may inject into a service besides its config:
+// the one-process dev stack and tests use it; a service's main leaves it zero.
+type Runtime struct {
+	// Clock is the time handlers use (nil: clock.System).
+	Clock clock.Clock
+	// Logger defaults to one built from the config (level, format) on stderr.
 	Logger *slog.Logger
-	// Register adds the gRPC API implementations.
-	Register  func(*grpc.Server)
-	Consumers []Consumer
-	// Background loops (outbox relay, deadline timer …); each runs until ctx
-	// ends. A loop that returns an error stops the service.
-	Background map[string]func(ctx context.Context) error
-	// Ready reports whether the service's own dependencies (stores) answer;
-	// nil means always ready. Consumers' state is added by the runtime.
-	Ready func(ctx context.Context) error
 	// SharedTelemetry: the caller has installed the global OpenTelemetry
 	// providers already (the one-process dev stack runs five services).
 	SharedTelemetry bool
@@ -83,6 +75,32 @@ type Spec struct {
 	// OnListening, if set, is told the gRPC and ops addresses once both
 	// listen (tests and the dev stack use ":0"-style addresses).
 	OnListening func(grpcAddr, opsAddr net.Addr)
+}
+
+// Now is the runtime's clock, the system clock by default.
+func (r Runtime) Now() time.Time {
+	if r.Clock == nil {
+		return clock.System{}.Now()
+	}
+	return r.Clock.Now()
+}
+
+// Spec is everything a service hands the runtime.
+type Spec struct {
+	Runtime
+
+	Name   string // "order", "inventory", …
+	Common config.Common
+	Kafka  KafkaConfig
+	// Register adds the gRPC API implementations.
+	Register  func(*grpc.Server)
+	Consumers []Consumer
+	// Background loops (outbox relay, deadline timer …); each runs until ctx
+	// ends. A loop that returns an error stops the service.
+	Background map[string]func(ctx context.Context) error
+	// Ready reports whether the service's own dependencies (stores) answer;
+	// nil means always ready. Consumers' state is added by the runtime.
+	Ready func(ctx context.Context) error
 }
 
 // Run runs the service until ctx ends or a part fails, then shuts it down.

@@ -25,11 +25,10 @@ import (
 
 func spec(t *testing.T, prefix string) service.Spec {
 	return service.Spec{
-		Name:            "svctest",
-		Common:          config.Common{GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 5 * time.Second},
-		Kafka:           service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 1, ReplicationFactor: 1},
-		SharedTelemetry: true,
-		Registry:        prometheus.NewRegistry(),
+		Name:    "svctest",
+		Common:  config.Common{GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 5 * time.Second},
+		Kafka:   service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 1, ReplicationFactor: 1},
+		Runtime: service.Runtime{SharedTelemetry: true, Registry: prometheus.NewRegistry()},
 	}
 }
 

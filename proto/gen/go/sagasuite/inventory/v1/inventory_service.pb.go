@@ -124,8 +124,13 @@ type Stock struct {
 	Available int64 `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
 	// Units held by reservations of orders not yet paid.
 	Reserved int64 `protobuf:"varint,3,opt,name=reserved,proto3" json:"reserved,omitempty"`
-	// Units deducted for paid orders (minus those restored after a failed shipment).
-	Sold          int64 `protobuf:"varint,4,opt,name=sold,proto3" json:"sold,omitempty"`
+	// Units ever deducted for paid orders (gross; see restored).
+	Sold int64 `protobuf:"varint,4,opt,name=sold,proto3" json:"sold,omitempty"`
+	// Units ever received through AddStock.
+	Added int64 `protobuf:"varint,5,opt,name=added,proto3" json:"added,omitempty"`
+	// Deducted units put back after a failed shipment. At all times
+	// added = available + reserved + sold - restored (the invariant audit checks it).
+	Restored      int64 `protobuf:"varint,6,opt,name=restored,proto3" json:"restored,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -184,6 +189,20 @@ func (x *Stock) GetReserved() int64 {
 func (x *Stock) GetSold() int64 {
 	if x != nil {
 		return x.Sold
+	}
+	return 0
+}
+
+func (x *Stock) GetAdded() int64 {
+	if x != nil {
+		return x.Added
+	}
+	return 0
+}
+
+func (x *Stock) GetRestored() int64 {
+	if x != nil {
+		return x.Restored
 	}
 	return 0
 }
@@ -624,12 +643,14 @@ const file_sagasuite_inventory_v1_inventory_service_proto_rawDesc = "" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"g\n" +
+	"updateTime\"\x99\x01\n" +
 	"\x05Stock\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x1a\n" +
 	"\breserved\x18\x03 \x01(\x03R\breserved\x12\x12\n" +
-	"\x04sold\x18\x04 \x01(\x03R\x04sold\"\xae\x01\n" +
+	"\x04sold\x18\x04 \x01(\x03R\x04sold\x12\x14\n" +
+	"\x05added\x18\x05 \x01(\x03R\x05added\x12\x1a\n" +
+	"\brestored\x18\x06 \x01(\x03R\brestored\"\xae\x01\n" +
 	"\x14UpsertProductRequest\x123\n" +
 	"\x03sku\x18\x01 \x01(\tB!\xbaH\x1er\x1c2\x1a^[A-Z0-9][A-Z0-9_-]{1,63}$R\x03sku\x12\x1e\n" +
 	"\x04name\x18\x02 \x01(\tB\n" +
