@@ -46,6 +46,10 @@ func NewProducer(brokers []string, opts ...ProducerOption) *Producer {
 		MaxAttempts:  10,
 		// Topics are created on purpose at start-up (EnsureTopics).
 		AllowAutoTopicCreation: false,
+		// Own transport with a short metadata TTL: the shared default caches
+		// metadata for 6 s, so a topic created a moment ago (EnsureTopics at
+		// start-up) would be "unknown" to the writer until then.
+		Transport: &kafka.Transport{MetadataTTL: time.Second},
 	}}
 	for _, o := range opts {
 		o(p)
@@ -101,8 +105,14 @@ func (p *Producer) Publish(ctx context.Context, msgs ...Message) error {
 	return nil
 }
 
-// Close flushes and closes the underlying writer.
-func (p *Producer) Close() error { return p.w.Close() }
+// Close flushes and closes the underlying writer and its connections.
+func (p *Producer) Close() error {
+	err := p.w.Close()
+	if t, ok := p.w.Transport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
+	return err
+}
 
 func toKafkaHeaders(h map[string]string) []kafka.Header {
 	out := make([]kafka.Header, 0, len(h))

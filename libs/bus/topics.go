@@ -55,32 +55,32 @@ func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) err
 			return fmt.Errorf("create topic %q: %w", s.Name, err)
 		}
 	}
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	// Ask the controller connection directly: kafka-go's Client caches
+	// metadata (6 s TTL), which would make every new topic wait seconds.
 	for {
-		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
-		if err == nil && topicsReady(md, len(names)) {
+		parts, err := ctl.ReadPartitions(names...)
+		if err == nil && partitionsReady(parts, specs) {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("wait for topics %v: %w (last metadata error: %v)", names, ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
 
-func topicsReady(md *kafka.MetadataResponse, want int) bool {
-	if len(md.Topics) != want {
-		return false
-	}
-	for _, t := range md.Topics {
-		if t.Error != nil || len(t.Partitions) == 0 {
-			return false
+// partitionsReady reports whether every topic has all its partitions with a leader.
+func partitionsReady(parts []kafka.Partition, specs []TopicSpec) bool {
+	led := map[string]int{}
+	for _, p := range parts {
+		if p.Leader.Host != "" {
+			led[p.Topic]++
 		}
-		for _, p := range t.Partitions {
-			if p.Error != nil || p.Leader.Host == "" {
-				return false
-			}
+	}
+	for _, s := range specs {
+		if led[s.Name] < s.Partitions {
+			return false
 		}
 	}
 	return true
