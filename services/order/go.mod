@@ -1,3 +1,28 @@
 module github.com/sagasuite/sagasuite/services/order
 
-go 1.26
+go 1.26.0
+
+require (
+	github.com/google/uuid v1.6.0
+	github.com/sagasuite/sagasuite/libs v0.0.0-00010101000000-000000000000
+	github.com/sagasuite/sagasuite/proto/gen/go v0.0.0-00010101000000-000000000000
+)
+
+require (
+	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.2 // indirect
+	buf.build/go/protovalidate v1.4.0 // indirect
+	cel.dev/cel-go v0.32.0 // indirect
+	cel.dev/expr v0.25.3 // indirect
+	github.com/antlr4-go/antlr/v4 v4.13.1 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/exp v0.0.0-20261011100332-faecfb24eb49 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	google.golang.org/genproto/googleapis/api v0.0.0-20261005182115-fad411399dd8 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261005182115-fad411399dd8 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
+
+replace (
+	github.com/sagasuite/sagasuite/libs => ../../libs
+	github.com/sagasuite/sagasuite/proto/gen/go => ../../proto/gen/go
+)

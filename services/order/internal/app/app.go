@@ -1,0 +1,128 @@
+// Package app holds the order service's use cases, one per file: the commands
+// CreateOrder, CancelOrder, RecordSagaEvent and ExpireOrders, and the queries
+// GetOrder, ListOrders and WatchOrder. Each takes its dependencies as
+// interfaces; all construction happens in the service's Run.
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
+	"github.com/sagasuite/sagasuite/services/order/internal/domain/order"
+)
+
+// Repository stores orders together with the events their changes cause
+// (outbox) and the saga events already applied (inbox), each change in one
+// transaction with the order's row locked.
+type Repository interface {
+	// Create stores a new order and its events. When an order with o.ID
+	// exists already nothing is written: the stored order comes back with
+	// created == false.
+	Create(ctx context.Context, o *order.Order, events []*eventsv1.Envelope) (stored *order.Order, created bool, err error)
+	// Update loads the order FOR UPDATE, runs change on it, and stores what
+	// change did (status, new steps) with the events it returns. With a
+	// non-empty inboxEventID the event is claimed first; when it was applied
+	// before, change does not run and applied is false. An unknown id gives
+	// order.ErrNotFound.
+	Update(ctx context.Context, id, inboxEventID string, change ChangeFunc) (o *order.Order, applied bool, err error)
+	// Get returns the order with its steps, or order.ErrNotFound.
+	Get(ctx context.Context, id string) (*order.Order, error)
+	// ListByCustomer returns up to limit orders of the customer, newest
+	// first, starting after the cursor (nil: from the newest).
+	ListByCustomer(ctx context.Context, customerID string, after *Cursor, limit int) ([]*order.Order, error)
+	// PendingPastDeadline returns ids of PENDING orders whose deadline is not
+	// after now, oldest deadline first.
+	PendingPastDeadline(ctx context.Context, now time.Time, limit int) ([]string, error)
+}
+
+// ChangeFunc changes a locked order and returns the events to store with it.
+type ChangeFunc func(o *order.Order) ([]*eventsv1.Envelope, error)
+
+// Cursor is a position in a customer's orders, newest first.
+type Cursor struct {
+	CreatedAt time.Time
+	OrderID   string
+}
+
+// Encoder builds the envelope of an event the order emits (ports/events.go).
+type Encoder func(o *order.Order, t order.EventType, causationID string, now time.Time) (*eventsv1.Envelope, error)
+
+// Deps are what the use cases share.
+type Deps struct {
+	Repo   Repository
+	Encode Encoder
+	// Now is the injected clock.
+	Now func() time.Time
+	// Changed is told after each committed change of an order (it wakes the
+	// outbox relay and the order's watchers).
+	Changed func(orderID string)
+}
+
+// now is the clock cut to what the store keeps (microseconds), so an order
+// read back equals the one returned.
+func (d Deps) now() time.Time { return d.Now().UTC().Truncate(time.Microsecond) }
+
+func (d Deps) changed(orderID string) {
+	if d.Changed != nil {
+		d.Changed(orderID)
+	}
+}
+
+// emit turns the event types a transition returned into envelopes caused by
+// causationID and records each in the order's step history.
+func (d Deps) emit(o *order.Order, types []order.EventType, causationID string, now time.Time) ([]*eventsv1.Envelope, error) {
+	envs := make([]*eventsv1.Envelope, 0, len(types))
+	for _, t := range types {
+		env, err := d.Encode(o, t, causationID, now)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s for order %s: %w", t, o.ID, err)
+		}
+		o.RecordEmitted(order.Step{EventType: t, EventID: env.GetEventId(), OccurredAt: now, Detail: ownDetail(o, t)}, now)
+		envs = append(envs, env)
+	}
+	return envs, nil
+}
+
+// ownDetail is the step history's summary of an event the order emitted.
+func ownDetail(o *order.Order, t order.EventType) string {
+	switch t {
+	case order.EventOrderCreated:
+		return fmt.Sprintf("order placed: %d line(s), total %d %s (minor units)", len(o.Lines), o.TotalMinor, o.Currency)
+	case order.EventOrderCancelled:
+		if o.CancelDetail == "" {
+			return "order cancelled: " + string(o.CancelReason)
+		}
+		return "order cancelled: " + string(o.CancelReason) + ": " + o.CancelDetail
+	case order.EventOrderCompleted:
+		return "order completed"
+	}
+	return string(t)
+}
+
+// Application is every use case of the service.
+type Application struct {
+	CreateOrder     CreateOrderHandler
+	CancelOrder     CancelOrderHandler
+	RecordSagaEvent RecordSagaEventHandler
+	ExpireOrders    ExpireOrdersHandler
+	GetOrder        GetOrderHandler
+	ListOrders      ListOrdersHandler
+	WatchOrder      WatchOrderHandler
+}
+
+// New wires the use cases. deadline is how long an order may stay PENDING;
+// watchPoll how often a watcher re-reads its order (changes made by other
+// replicas are only seen that way).
+func New(d Deps, deadline time.Duration, changes *Changes, watchPoll time.Duration) Application {
+	return Application{
+		CreateOrder:     CreateOrderHandler{deps: d, deadline: deadline},
+		CancelOrder:     CancelOrderHandler{deps: d},
+		RecordSagaEvent: RecordSagaEventHandler{deps: d},
+		ExpireOrders:    ExpireOrdersHandler{deps: d},
+		GetOrder:        GetOrderHandler{repo: d.Repo},
+		ListOrders:      ListOrdersHandler{repo: d.Repo},
+		WatchOrder:      WatchOrderHandler{repo: d.Repo, changes: changes, poll: watchPoll},
+	}
+}

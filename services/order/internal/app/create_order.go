@@ -1,0 +1,65 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sagasuite/sagasuite/libs/events"
+	"github.com/sagasuite/sagasuite/services/order/internal/domain/order"
+)
+
+// orderIDNamespace scopes order ids derived from request ids (UUIDv5).
+var orderIDNamespace = uuid.MustParse("5f1d7c2e-3b8a-4e61-9c0d-2a7e4b9f6d13")
+
+// OrderIDForRequest is the id of the order a request id creates: a retried
+// CreateOrder lands on the same row and returns the first order.
+func OrderIDForRequest(requestID string) string {
+	return uuid.NewSHA1(orderIDNamespace, []byte("order/"+requestID)).String()
+}
+
+// CreateOrderHandler places orders: the PENDING order and its ORDER_CREATED
+// commit together.
+type CreateOrderHandler struct {
+	deps     Deps
+	deadline time.Duration
+}
+
+// Handle creates the order drafted in d (d.ID is ignored). With a request id
+// the order id derives from it and ORDER_CREATED is caused by it, so a retry
+// returns the first order and writes nothing; without one both are fresh.
+func (h CreateOrderHandler) Handle(ctx context.Context, d order.Draft) (*order.Order, error) {
+	causationID := d.RequestID
+	if d.RequestID == "" {
+		d.ID = events.NewID()
+		causationID = events.NewID() // the command's own id
+	} else {
+		if _, err := uuid.Parse(d.RequestID); err != nil {
+			return nil, order.Invalid("request_id", "must be a UUID, got %q", d.RequestID)
+		}
+		d.ID = OrderIDForRequest(d.RequestID)
+	}
+	now := h.deps.now()
+	o, err := order.New(d, now, h.deadline)
+	if err != nil {
+		return nil, err
+	}
+	envs, err := h.deps.emit(o, []order.EventType{order.EventOrderCreated}, causationID, now)
+	if err != nil {
+		return nil, err
+	}
+	stored, created, err := h.deps.Repo.Create(ctx, o, envs)
+	if err != nil {
+		return nil, fmt.Errorf("create order %s: %w", o.ID, err)
+	}
+	if !created {
+		if stored.CustomerID != d.CustomerID {
+			return nil, fmt.Errorf("%w: request %s created an order for another customer", order.ErrRequestIDReused, d.RequestID)
+		}
+		return stored, nil
+	}
+	h.deps.changed(o.ID)
+	return stored, nil
+}
