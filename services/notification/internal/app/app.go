@@ -1,0 +1,108 @@
+// Package app holds the notification service's use cases: recording a saga
+// event (and telling the customer when it is customer-facing), listing a
+// customer's notifications and reading an order's saga log. Its dependencies
+// are interfaces: the Store (Cassandra in production; the dev stack's
+// stand-in must pass the same contract test) and the Sender.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sagasuite/sagasuite/libs/clock"
+	"github.com/sagasuite/sagasuite/services/notification/internal/domain/notification"
+)
+
+// SagaEvent is one entry of an order's saga log: every event of the saga, as
+// received. Its key (order, occurrence time, event id) derives from the event,
+// so a redelivered event rewrites its own entry.
+type SagaEvent struct {
+	OrderID     string
+	OccurredAt  time.Time // kept to the millisecond
+	EventID     string
+	Type        notification.EventType
+	Producer    string
+	CausationID string
+	CustomerID  string
+	// Envelope is the event's wire encoding, returned as recorded.
+	Envelope []byte
+}
+
+// NotificationPage is one page of a customer's notifications, newest first.
+type NotificationPage struct {
+	Notifications []notification.Notification
+	// NextPageToken is opaque; empty on the last page.
+	NextPageToken string
+}
+
+// Store keeps the saga log by order and the notifications by customer.
+// Every write is an idempotent upsert keyed by values derived from the event.
+type Store interface {
+	// RecordSagaEvent writes e into its order's log; writing it again
+	// leaves one entry.
+	RecordSagaEvent(ctx context.Context, e SagaEvent) error
+	// SaveNotification writes n (one row per notification id) and reports
+	// whether an earlier copy was already marked delivered. Saving again
+	// never clears that mark.
+	SaveNotification(ctx context.Context, n notification.Notification) (delivered bool, err error)
+	// MarkDelivered records that n went out at the given time.
+	MarkDelivered(ctx context.Context, n notification.Notification, at time.Time) error
+	// ListNotifications returns up to pageSize of a customer's
+	// notifications, newest first, from pageToken on (empty: the start).
+	// A token the store did not issue for this customer gives ErrInvalidPageToken.
+	ListNotifications(ctx context.Context, customerID string, pageSize int, pageToken string) (NotificationPage, error)
+	// SagaLog returns an order's events, oldest first (ties by event id).
+	SagaLog(ctx context.Context, orderID string) ([]SagaEvent, error)
+}
+
+// Sender delivers a notification to its customer. Delivery is at-least-once:
+// a crash between sending and marking it delivered sends it again.
+type Sender interface {
+	Send(ctx context.Context, n notification.Notification) error
+}
+
+// Errors the ports map to API codes.
+var (
+	// ErrNotFound: nothing is recorded under the id asked for.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalidPageToken: the token is not one this service issued for the query.
+	ErrInvalidPageToken = errors.New("invalid page token")
+)
+
+// FieldError is a request field with a bad value.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Problem) }
+
+// Application bundles the use cases.
+type Application struct {
+	Commands Commands
+	Queries  Queries
+}
+
+// Commands change state.
+type Commands struct {
+	RecordEvent RecordEventHandler
+}
+
+// Queries read state.
+type Queries struct {
+	ListNotifications ListNotificationsHandler
+	GetSagaLog        GetSagaLogHandler
+}
+
+// New wires the use cases to their dependencies; clk stamps deliveries.
+func New(store Store, sender Sender, clk clock.Clock) Application {
+	return Application{
+		Commands: Commands{RecordEvent: RecordEventHandler{store: store, sender: sender, clock: clk}},
+		Queries: Queries{
+			ListNotifications: ListNotificationsHandler{store: store},
+			GetSagaLog:        GetSagaLogHandler{store: store},
+		},
+	}
+}

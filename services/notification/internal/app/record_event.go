@@ -1,0 +1,69 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sagasuite/sagasuite/libs/clock"
+	"github.com/sagasuite/sagasuite/services/notification/internal/domain/notification"
+)
+
+// RecordEvent is one saga event as consumed from the bus.
+type RecordEvent struct {
+	Event       notification.Event
+	Producer    string
+	CausationID string
+	Envelope    []byte
+}
+
+// RecordEventHandler logs every event in its order's saga log and tells the
+// customer about the customer-facing ones.
+type RecordEventHandler struct {
+	store  Store
+	sender Sender
+	clock  clock.Clock
+}
+
+// Handle is idempotent by event id: a redelivery rewrites the same log entry
+// and notification row, and sends nothing when the notification was already
+// marked delivered. An event that cannot make a notification wraps
+// notification.ErrInvalidEvent (retrying cannot help).
+func (h RecordEventHandler) Handle(ctx context.Context, cmd RecordEvent) error {
+	e := cmd.Event
+	entry := SagaEvent{
+		OrderID:     e.OrderID,
+		OccurredAt:  e.OccurredAt.UTC().Truncate(time.Millisecond),
+		EventID:     e.ID,
+		Type:        e.Type,
+		Producer:    cmd.Producer,
+		CausationID: cmd.CausationID,
+		CustomerID:  e.CustomerID,
+		Envelope:    cmd.Envelope,
+	}
+	// Decide first: an event that can never be told must not half-apply.
+	n, tell, err := notification.For(e)
+	if err != nil {
+		return err
+	}
+	if err := h.store.RecordSagaEvent(ctx, entry); err != nil {
+		return fmt.Errorf("record %s %s of order %s: %w", e.Type, e.ID, e.OrderID, err)
+	}
+	if !tell {
+		return nil
+	}
+	delivered, err := h.store.SaveNotification(ctx, n)
+	if err != nil {
+		return fmt.Errorf("save notification %s for %s: %w", n.ID, e.ID, err)
+	}
+	if delivered {
+		return nil
+	}
+	if err := h.sender.Send(ctx, n); err != nil {
+		return fmt.Errorf("send notification %s: %w", n.ID, err)
+	}
+	if err := h.store.MarkDelivered(ctx, n, h.clock.Now()); err != nil {
+		return fmt.Errorf("mark notification %s delivered: %w", n.ID, err)
+	}
+	return nil
+}
