@@ -1,0 +1,341 @@
+// Package adapters holds the order service's store: orders, their lines and
+// saga step history in MySQL, written with the outbox and inbox rows of the
+// same change in one transaction.
+package adapters
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sagasuite/sagasuite/libs/inbox"
+	"github.com/sagasuite/sagasuite/libs/outbox"
+	"github.com/sagasuite/sagasuite/libs/sqlstore"
+	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
+	"github.com/sagasuite/sagasuite/services/order/internal/app"
+	"github.com/sagasuite/sagasuite/services/order/internal/domain/order"
+	"github.com/sagasuite/sagasuite/services/order/migrations"
+)
+
+// Migrate creates or upgrades the order tables and the messaging (outbox,
+// inbox) tables beside them.
+func Migrate(ctx context.Context, db *sql.DB) error {
+	if err := sqlstore.MigrateMessaging(ctx, db); err != nil {
+		return err
+	}
+	return sqlstore.Migrate(ctx, db, migrations.FS, migrations.VersionTable)
+}
+
+// OrderMySQLRepository implements app.Repository on MySQL (MariaDB).
+type OrderMySQLRepository struct {
+	db *sql.DB
+	// inboxConsumer names this service in the inbox ("order").
+	inboxConsumer string
+	now           func() time.Time
+}
+
+var _ app.Repository = (*OrderMySQLRepository)(nil)
+
+// NewOrderMySQLRepository returns a repository on db (migrated with Migrate).
+// now stamps inbox rows.
+func NewOrderMySQLRepository(db *sql.DB, inboxConsumer string, now func() time.Time) *OrderMySQLRepository {
+	return &OrderMySQLRepository{db: db, inboxConsumer: inboxConsumer, now: now}
+}
+
+var errExists = errors.New("order exists")
+
+// Create stores o, its lines, its steps and the outbox rows of events in one
+// transaction. A second Create of the same id (a retried request) waits for
+// the first to commit, then finds the key taken and returns the stored order.
+func (r *OrderMySQLRepository) Create(ctx context.Context, o *order.Order, events []*eventsv1.Envelope) (*order.Order, bool, error) {
+	err := sqlstore.InTx(ctx, r.db, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO orders (id, customer_id, request_id, status, currency, total_minor,
+			ship_name, ship_line1, ship_line2, ship_city, ship_postal_code, ship_country_code, payment_token,
+			cancel_reason, cancel_detail, deadline, created_at, updated_at, version)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+			o.ID, o.CustomerID, nullString(o.RequestID), o.Status, o.Currency, o.TotalMinor,
+			o.ShippingAddress.Name, o.ShippingAddress.Line1, o.ShippingAddress.Line2, o.ShippingAddress.City,
+			o.ShippingAddress.PostalCode, o.ShippingAddress.CountryCode, o.PaymentToken,
+			nullString(string(o.CancelReason)), o.CancelDetail, o.Deadline, o.CreatedAt, o.UpdatedAt)
+		if sqlstore.IsDuplicateKey(err) {
+			return errExists
+		}
+		if err != nil {
+			return fmt.Errorf("insert order: %w", err)
+		}
+		if err := insertLines(ctx, tx, o); err != nil {
+			return err
+		}
+		if err := insertSteps(ctx, tx, o.ID, o.Steps, o.UpdatedAt); err != nil {
+			return err
+		}
+		return outbox.AddEnvelopes(ctx, tx, o.UpdatedAt, events...)
+	})
+	if errors.Is(err, errExists) {
+		stored, err := r.Get(ctx, o.ID)
+		return stored, false, err
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	o.Version = 1
+	return o, true, nil
+}
+
+// Update claims inboxEventID (if any), locks the order row, lets change
+// decide, and writes the new status, the new steps and the events — or, for
+// a redelivered event, nothing at all.
+func (r *OrderMySQLRepository) Update(ctx context.Context, id, inboxEventID string, change app.ChangeFunc) (*order.Order, bool, error) {
+	var (
+		result  *order.Order
+		applied bool
+	)
+	err := sqlstore.InTx(ctx, r.db, func(tx *sql.Tx) error {
+		result, applied = nil, false // InTx may rerun this after a deadlock
+		if inboxEventID != "" {
+			// First statement: a concurrent copy of the event waits here on
+			// the key lock and then finds the id taken.
+			first, err := inbox.Claim(ctx, tx, r.inboxConsumer, inboxEventID, r.now())
+			if err != nil || !first {
+				return err
+			}
+		}
+		o, err := load(ctx, tx, id, true)
+		if err != nil {
+			return err
+		}
+		status, steps := o.Status, len(o.Steps)
+		events, err := change(o)
+		if err != nil {
+			return err
+		}
+		if o.Status != status || len(o.Steps) != steps || len(events) > 0 {
+			o.Version++
+			if _, err := tx.ExecContext(ctx, `UPDATE orders SET status = ?, cancel_reason = ?, cancel_detail = ?,
+				updated_at = ?, version = ? WHERE id = ?`,
+				o.Status, nullString(string(o.CancelReason)), o.CancelDetail, o.UpdatedAt, o.Version, o.ID); err != nil {
+				return fmt.Errorf("update order %s: %w", o.ID, err)
+			}
+			if err := insertSteps(ctx, tx, o.ID, o.Steps[steps:], o.UpdatedAt); err != nil {
+				return err
+			}
+			if err := outbox.AddEnvelopes(ctx, tx, o.UpdatedAt, events...); err != nil {
+				return err
+			}
+		}
+		result, applied = o, true
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return result, applied, nil
+}
+
+// Get reads the order, its lines and steps from one snapshot.
+func (r *OrderMySQLRepository) Get(ctx context.Context, id string) (*order.Order, error) {
+	var o *order.Order
+	err := readTx(ctx, r.db, func(tx *sql.Tx) (err error) {
+		o, err = load(ctx, tx, id, false)
+		return err
+	})
+	return o, err
+}
+
+// ListByCustomer reads a page of the customer's orders, newest first
+// (created_at, then id, both descending), after the cursor.
+func (r *OrderMySQLRepository) ListByCustomer(ctx context.Context, customerID string, after *app.Cursor, limit int) ([]*order.Order, error) {
+	q := "SELECT " + orderColumns + " FROM orders WHERE customer_id = ?"
+	args := []any{customerID}
+	if after != nil {
+		q += " AND (created_at < ? OR (created_at = ? AND id < ?))"
+		args = append(args, after.CreatedAt, after.CreatedAt, after.OrderID)
+	}
+	q += " ORDER BY created_at DESC, id DESC LIMIT ?"
+	args = append(args, limit)
+	var orders []*order.Order
+	err := readTx(ctx, r.db, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("list orders of %s: %w", customerID, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			o, err := scanOrder(rows)
+			if err != nil {
+				return err
+			}
+			orders = append(orders, o)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("list orders of %s: %w", customerID, err)
+		}
+		return loadDetails(ctx, tx, orders)
+	})
+	return orders, err
+}
+
+// PendingPastDeadline uses idx_orders_status_deadline.
+func (r *OrderMySQLRepository) PendingPastDeadline(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := r.db.QueryContext(ctx,
+		"SELECT id FROM orders WHERE status = ? AND deadline <= ? ORDER BY deadline, id LIMIT ?",
+		order.StatusPending, now.UTC(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("find expired orders: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// readTx runs fn in a read-only transaction: one consistent snapshot.
+func readTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only: nothing to undo
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+const orderColumns = `id, customer_id, request_id, status, currency, total_minor, ship_name, ship_line1, ship_line2,
+	ship_city, ship_postal_code, ship_country_code, payment_token, cancel_reason, cancel_detail, deadline,
+	created_at, updated_at, version`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanOrder(s scanner) (*order.Order, error) {
+	var (
+		o                       order.Order
+		requestID, cancelReason sql.NullString
+	)
+	a := &o.ShippingAddress
+	err := s.Scan(&o.ID, &o.CustomerID, &requestID, &o.Status, &o.Currency, &o.TotalMinor, &a.Name, &a.Line1,
+		&a.Line2, &a.City, &a.PostalCode, &a.CountryCode, &o.PaymentToken, &cancelReason, &o.CancelDetail,
+		&o.Deadline, &o.CreatedAt, &o.UpdatedAt, &o.Version)
+	if err != nil {
+		return nil, err
+	}
+	o.RequestID = requestID.String
+	o.CancelReason = order.CancelReason(cancelReason.String)
+	return &o, nil
+}
+
+// load reads one order with lines and steps, locking its row when forUpdate.
+func load(ctx context.Context, tx *sql.Tx, id string, forUpdate bool) (*order.Order, error) {
+	q := "SELECT " + orderColumns + " FROM orders WHERE id = ?"
+	if forUpdate {
+		q += " FOR UPDATE"
+	}
+	o, err := scanOrder(tx.QueryRowContext(ctx, q, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %s", order.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load order %s: %w", id, err)
+	}
+	if err := loadDetails(ctx, tx, []*order.Order{o}); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// loadDetails fills the lines and steps of orders, two queries in all.
+func loadDetails(ctx context.Context, tx *sql.Tx, orders []*order.Order) error {
+	if len(orders) == 0 {
+		return nil
+	}
+	byID := make(map[string]*order.Order, len(orders))
+	args := make([]any, len(orders))
+	for i, o := range orders {
+		byID[o.ID] = o
+		args[i] = o.ID
+	}
+	in := "(?" + strings.Repeat(", ?", len(orders)-1) + ")"
+
+	rows, err := tx.QueryContext(ctx, "SELECT order_id, sku, quantity, unit_price_minor FROM order_lines WHERE order_id IN "+in+" ORDER BY order_id, line_no", args...)
+	if err != nil {
+		return fmt.Errorf("load order lines: %w", err)
+	}
+	for rows.Next() {
+		var (
+			id string
+			l  order.Line
+		)
+		if err := rows.Scan(&id, &l.SKU, &l.Quantity, &l.UnitPriceMinor); err != nil {
+			rows.Close()
+			return fmt.Errorf("scan order line: %w", err)
+		}
+		byID[id].Lines = append(byID[id].Lines, l)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("load order lines: %w", err)
+	}
+
+	rows, err = tx.QueryContext(ctx, "SELECT order_id, event_type, event_id, occurred_at, detail FROM order_steps WHERE order_id IN "+in+" ORDER BY id", args...)
+	if err != nil {
+		return fmt.Errorf("load order steps: %w", err)
+	}
+	for rows.Next() {
+		var (
+			id string
+			s  order.Step
+		)
+		if err := rows.Scan(&id, &s.EventType, &s.EventID, &s.OccurredAt, &s.Detail); err != nil {
+			rows.Close()
+			return fmt.Errorf("scan order step: %w", err)
+		}
+		byID[id].Steps = append(byID[id].Steps, s)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("load order steps: %w", err)
+	}
+	return nil
+}
+
+func insertLines(ctx context.Context, tx *sql.Tx, o *order.Order) error {
+	if len(o.Lines) == 0 {
+		return nil
+	}
+	q := "INSERT INTO order_lines (order_id, line_no, sku, quantity, unit_price_minor) VALUES (?, ?, ?, ?, ?)" +
+		strings.Repeat(", (?, ?, ?, ?, ?)", len(o.Lines)-1)
+	args := make([]any, 0, 5*len(o.Lines))
+	for i, l := range o.Lines {
+		args = append(args, o.ID, i, l.SKU, l.Quantity, l.UnitPriceMinor)
+	}
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("insert lines of order %s: %w", o.ID, err)
+	}
+	return nil
+}
+
+func insertSteps(ctx context.Context, tx *sql.Tx, orderID string, steps []order.Step, recordedAt time.Time) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	q := "INSERT INTO order_steps (order_id, event_type, event_id, occurred_at, detail, recorded_at) VALUES (?, ?, ?, ?, ?, ?)" +
+		strings.Repeat(", (?, ?, ?, ?, ?, ?)", len(steps)-1)
+	args := make([]any, 0, 6*len(steps))
+	for _, s := range steps {
+		args = append(args, orderID, s.EventType, s.EventID, s.OccurredAt.UTC(), s.Detail, recordedAt.UTC())
+	}
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("insert steps of order %s: %w", orderID, err)
+	}
+	return nil
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
