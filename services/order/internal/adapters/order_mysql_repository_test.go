@@ -39,7 +39,7 @@ func newOrder(t *testing.T, id, customer string, created time.Time) *order.Order
 	t.Helper()
 	o, err := order.New(order.Draft{
 		ID: id, CustomerID: customer, RequestID: testenv.IDFor("request " + id),
-		Lines: []order.Line{{SKU: "BOOK-1", Quantity: 2, UnitPriceMinor: 1250}, {SKU: "PEN-2", Quantity: 1, UnitPriceMinor: 99}},
+		Lines:    []order.Line{{SKU: "BOOK-1", Quantity: 2, UnitPriceMinor: 1250}, {SKU: "PEN-2", Quantity: 1, UnitPriceMinor: 99}},
 		Currency: "EUR", PaymentToken: "tok_visa",
 		ShippingAddress: order.Address{Name: "Ada", Line1: "Main St 1", Line2: "3rd floor", City: "Berlin", PostalCode: "10115", CountryCode: "DE"},
 	}, created, 30*time.Second)
