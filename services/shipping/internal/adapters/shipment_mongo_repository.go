@@ -1,0 +1,319 @@
+// Package adapters holds the shipping service's outside world: the MongoDB
+// shipment repository with its in-document inbox and outbox, the outbox relay
+// over it, and the simulated carrier.
+package adapters
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/sagasuite/sagasuite/libs/bus"
+	"github.com/sagasuite/sagasuite/services/shipping/internal/app"
+	"github.com/sagasuite/sagasuite/services/shipping/internal/domain/shipment"
+)
+
+// Collection names.
+const (
+	ShipmentsCollection = "shipments"
+	// PendingCollection holds one small marker document per order whose
+	// shipment has unpublished outbox entries, so the relay never scans the
+	// shipments collection (FerretDB v1 answers every query with a scan).
+	PendingCollection = "pending_outbox"
+)
+
+// maxConflictRetries bounds Apply's re-reads after a version conflict (a
+// write from outside this process, e.g. a second replica).
+const maxConflictRetries = 5
+
+// ErrConflict means the document changed under a version-checked update
+// more often than Apply retries; the caller (the consumer) retries later.
+var ErrConflict = errors.New("shipment changed concurrently")
+
+// ShipmentMongoRepository stores shipment documents, one per order (_id =
+// order id), with the inbox and the outbox inside the document.
+type ShipmentMongoRepository struct {
+	shipments *mongo.Collection
+	pending   *mongo.Collection
+	locks     *orderLocks
+	now       func() time.Time
+	// wake tells the relay that outbox entries were written.
+	wake chan struct{}
+}
+
+// NewShipmentMongoRepository uses db's shipments and pending_outbox
+// collections; call EnsureIndexes once at start-up. now stamps outbox entries.
+func NewShipmentMongoRepository(db *mongo.Database, now func() time.Time) *ShipmentMongoRepository {
+	return &ShipmentMongoRepository{
+		shipments: db.Collection(ShipmentsCollection),
+		pending:   db.Collection(PendingCollection),
+		locks:     newOrderLocks(),
+		now:       now,
+		wake:      make(chan struct{}, 1),
+	}
+}
+
+// EnsureIndexes creates the indexes the queries use (idempotent). FerretDB v1
+// does not use them for filtering; real MongoDB does.
+func (r *ShipmentMongoRepository) EnsureIndexes(ctx context.Context) error {
+	if _, err := r.shipments.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "customer_id", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}},
+		Options: options.Index().SetName("customer_newest_first"),
+	}); err != nil {
+		return fmt.Errorf("shipments index: %w", err)
+	}
+	if _, err := r.pending.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "since", Value: 1}}, Options: options.Index().SetName("oldest_first"),
+	}); err != nil {
+		return fmt.Errorf("pending_outbox index: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the store answers (readiness).
+func (r *ShipmentMongoRepository) Ping(ctx context.Context) error {
+	return r.shipments.Database().Client().Ping(ctx, nil)
+}
+
+// Pending is signalled (without blocking) after a write that added outbox entries.
+func (r *ShipmentMongoRepository) Pending() <-chan struct{} { return r.wake }
+
+// Apply implements app.Repository.
+func (r *ShipmentMongoRepository) Apply(ctx context.Context, orderID, eventID string,
+	decide func(current *shipment.Shipment) (app.Change, error),
+) (bool, error) {
+	unlock := r.locks.lock(orderID)
+	defer unlock()
+	for attempt := 1; ; attempt++ {
+		applied, err := r.applyOnce(ctx, orderID, eventID, decide)
+		if !errors.Is(err, ErrConflict) || attempt == maxConflictRetries {
+			return applied, err
+		}
+	}
+}
+
+func (r *ShipmentMongoRepository) applyOnce(ctx context.Context, orderID, eventID string,
+	decide func(current *shipment.Shipment) (app.Change, error),
+) (bool, error) {
+	current, err := r.load(ctx, orderID)
+	if err != nil {
+		return false, err
+	}
+	var state *shipment.Shipment
+	if current != nil {
+		if current.processed(eventID) {
+			return false, nil
+		}
+		state = current.shipment()
+	}
+	change, err := decide(state)
+	if err != nil {
+		return false, err
+	}
+	if change.Shipment != nil && change.Shipment.OrderID != orderID {
+		return false, fmt.Errorf("decision for order %s returned a shipment of order %s", orderID, change.Shipment.OrderID)
+	}
+	items, err := r.outboxItems(ctx, change)
+	if err != nil {
+		return false, err
+	}
+	if len(items) > 0 {
+		// The marker goes first: a crash after it leaves an empty marker (the
+		// relay drops it), never entries the relay cannot find.
+		if err := r.markPending(ctx, orderID); err != nil {
+			return false, err
+		}
+	}
+
+	if current == nil {
+		if change.Shipment == nil {
+			// Nothing to store and no document to hold the event id: a
+			// redelivery decides the same way.
+			return true, nil
+		}
+		doc := stateOf(change.Shipment)
+		doc.Version = 1
+		doc.Processed = []string{eventID}
+		doc.Outbox = items
+		if _, err := r.shipments.InsertOne(ctx, doc); err != nil {
+			if mongo.IsDuplicateKeyError(err) {
+				return false, fmt.Errorf("%w: order %s inserted meanwhile", ErrConflict, orderID)
+			}
+			return false, fmt.Errorf("insert shipment %s: %w", orderID, err)
+		}
+		r.signal(len(items))
+		return true, nil
+	}
+
+	push := bson.D{{Key: "processed", Value: eventID}}
+	if len(items) > 0 {
+		push = append(push, bson.E{Key: "outbox", Value: bson.D{{Key: "$each", Value: items}}})
+	}
+	update := bson.D{{Key: "$push", Value: push}, {Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}}}
+	if change.Shipment != nil {
+		update = append(update, bson.E{Key: "$set", Value: stateFields(stateOf(change.Shipment))})
+	}
+	if err := r.updateVersioned(ctx, orderID, current.Version, update); err != nil {
+		return false, err
+	}
+	r.signal(len(items))
+	return true, nil
+}
+
+// stateFields is the $set of everything a decision may change (not the
+// inbox, outbox or version, which have their own operators).
+func stateFields(d shipmentDoc) bson.D {
+	return bson.D{
+		{Key: "shipment_id", Value: d.ShipmentID},
+		{Key: "customer_id", Value: d.CustomerID},
+		{Key: "status", Value: d.Status},
+		{Key: "address", Value: d.Address},
+		{Key: "parcels", Value: d.Parcels},
+		{Key: "carrier", Value: d.Carrier},
+		{Key: "tracking_number", Value: d.TrackingNumber},
+		{Key: "tracking", Value: d.Tracking},
+		{Key: "failure_reason", Value: d.FailureReason},
+		{Key: "failure_detail", Value: d.FailureDetail},
+		{Key: "created_at", Value: d.CreatedAt},
+		{Key: "updated_at", Value: d.UpdatedAt},
+	}
+}
+
+// updateVersioned applies update to the document if it is still at version;
+// otherwise ErrConflict. The caller holds the order's lock: the version check
+// is the second line of defence, against writers outside this process.
+func (r *ShipmentMongoRepository) updateVersioned(ctx context.Context, orderID string, version int64, update bson.D) error {
+	res, err := r.shipments.UpdateOne(ctx, bson.D{{Key: "_id", Value: orderID}, {Key: "version", Value: version}}, update)
+	if err != nil {
+		return fmt.Errorf("update shipment %s: %w", orderID, err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("%w: order %s is no longer at version %d", ErrConflict, orderID, version)
+	}
+	return nil
+}
+
+func (r *ShipmentMongoRepository) outboxItems(ctx context.Context, change app.Change) ([]outboxItem, error) {
+	items := make([]outboxItem, 0, len(change.Events))
+	for _, env := range change.Events {
+		m, err := bus.EncodeEnvelope(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, outboxItem{
+			EventID: env.GetEventId(), Topic: m.Topic, Key: m.Key, Headers: m.Headers, Value: m.Value, AddedAt: r.now().UTC(),
+		})
+	}
+	return items, nil
+}
+
+func (r *ShipmentMongoRepository) signal(items int) {
+	if items == 0 {
+		return
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// markPending records that orderID's document has outbox entries.
+func (r *ShipmentMongoRepository) markPending(ctx context.Context, orderID string) error {
+	_, err := r.pending.InsertOne(ctx, bson.D{{Key: "_id", Value: orderID}, {Key: "since", Value: r.now().UTC()}})
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("mark outbox of %s pending: %w", orderID, err)
+	}
+	return nil
+}
+
+// load reads the order's document, nil when there is none.
+func (r *ShipmentMongoRepository) load(ctx context.Context, orderID string) (*shipmentDoc, error) {
+	var doc shipmentDoc
+	err := r.shipments.FindOne(ctx, bson.D{{Key: "_id", Value: orderID}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load shipment %s: %w", orderID, err)
+	}
+	return &doc, nil
+}
+
+// stateProjection leaves the inbox and outbox out of query results.
+var stateProjection = bson.D{{Key: "processed", Value: 0}, {Key: "outbox", Value: 0}}
+
+// Get implements app.Repository.
+func (r *ShipmentMongoRepository) Get(ctx context.Context, orderID string) (*shipment.Shipment, error) {
+	var doc shipmentDoc
+	err := r.shipments.FindOne(ctx, bson.D{{Key: "_id", Value: orderID}}, options.FindOne().SetProjection(stateProjection)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("%w: order %s", shipment.ErrNotFound, orderID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get shipment %s: %w", orderID, err)
+	}
+	return doc.shipment(), nil
+}
+
+// ListByCustomer implements app.Repository. The page token is the position
+// of the page's last shipment: created_at (ms) and order id, the sort key.
+func (r *ShipmentMongoRepository) ListByCustomer(ctx context.Context, customerID string, pageSize int, pageToken string) ([]*shipment.Shipment, string, error) {
+	filter := bson.D{{Key: "customer_id", Value: customerID}}
+	if pageToken != "" {
+		after, orderID, err := decodePageToken(pageToken)
+		if err != nil {
+			return nil, "", err
+		}
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "created_at", Value: bson.D{{Key: "$lt", Value: after}}}},
+			bson.D{{Key: "created_at", Value: after}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: orderID}}}},
+		}})
+	}
+	cur, err := r.shipments.Find(ctx, filter, options.Find().
+		SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}).
+		SetLimit(int64(pageSize)+1).
+		SetProjection(stateProjection))
+	if err != nil {
+		return nil, "", fmt.Errorf("list shipments of %s: %w", customerID, err)
+	}
+	var docs []shipmentDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, "", fmt.Errorf("list shipments of %s: %w", customerID, err)
+	}
+	var next string
+	if len(docs) > pageSize {
+		docs = docs[:pageSize]
+		last := docs[len(docs)-1]
+		next = encodePageToken(last.CreatedAt, last.OrderID)
+	}
+	page := make([]*shipment.Shipment, len(docs))
+	for i := range docs {
+		page[i] = docs[i].shipment()
+	}
+	return page, next, nil
+}
+
+func encodePageToken(createdAt time.Time, orderID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(createdAt.UnixMilli(), 10) + "|" + orderID))
+}
+
+func decodePageToken(token string) (time.Time, string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return time.Time{}, "", app.ErrBadPageToken
+	}
+	millis, orderID, ok := strings.Cut(string(raw), "|")
+	ms, err := strconv.ParseInt(millis, 10, 64)
+	if !ok || err != nil || orderID == "" {
+		return time.Time{}, "", app.ErrBadPageToken
+	}
+	return time.UnixMilli(ms).UTC(), orderID, nil
+}
