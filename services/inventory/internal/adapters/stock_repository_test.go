@@ -33,7 +33,7 @@ type fixture struct {
 
 // newFixture migrates a fresh database on the real MariaDB and builds the
 // repository (with the real event encoder) and the app over it.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	_, dsn := testenv.MySQLDatabase(t)
 	ctx := context.Background()
@@ -50,7 +50,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{db: db, repo: repo, svc: app.New(repo, clk), clk: clk}
 }
 
-func (f *fixture) product(t *testing.T, sku string, price int64, units int64) {
+func (f *fixture) product(t testing.TB, sku string, price int64, units int64) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := f.svc.UpsertProduct(ctx, sku, "product "+sku, stock.Money{AmountMinor: price, Currency: "EUR"}); err != nil {
@@ -63,7 +63,7 @@ func (f *fixture) product(t *testing.T, sku string, price int64, units int64) {
 	}
 }
 
-func (f *fixture) levels(t *testing.T, sku string) stock.Levels {
+func (f *fixture) levels(t testing.TB, sku string) stock.Levels {
 	t.Helper()
 	l, err := f.svc.GetStock(context.Background(), sku)
 	if err != nil {
@@ -75,7 +75,7 @@ func (f *fixture) levels(t *testing.T, sku string) stock.Levels {
 	return l
 }
 
-func assertCounts(t *testing.T, l stock.Levels, available, reserved, sold, added, restored int64) {
+func assertCounts(t testing.TB, l stock.Levels, available, reserved, sold, added, restored int64) {
 	t.Helper()
 	got := [5]int64{l.Available, l.Reserved, l.Sold, l.Added, l.Restored}
 	if want := [5]int64{available, reserved, sold, added, restored}; got != want {
