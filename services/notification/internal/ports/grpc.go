@@ -1,0 +1,115 @@
+package ports
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/sagasuite/sagasuite/libs/events"
+	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
+	notificationv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/notification/v1"
+	"github.com/sagasuite/sagasuite/services/notification/internal/app"
+	"github.com/sagasuite/sagasuite/services/notification/internal/domain/notification"
+)
+
+// GRPCServer implements notificationv1.NotificationServiceServer. Request
+// shapes (uuids, page size bounds) are checked by the server's protovalidate
+// interceptor before a call gets here.
+type GRPCServer struct {
+	notificationv1.UnimplementedNotificationServiceServer
+	app    app.Application
+	logger *slog.Logger
+}
+
+// NewGRPCServer returns the API over the use cases.
+func NewGRPCServer(a app.Application, logger *slog.Logger) *GRPCServer {
+	return &GRPCServer{app: a, logger: logger}
+}
+
+// ListNotifications pages through a customer's notifications, newest first.
+func (s *GRPCServer) ListNotifications(ctx context.Context, req *notificationv1.ListNotificationsRequest) (*notificationv1.ListNotificationsResponse, error) {
+	page, err := s.app.Queries.ListNotifications.Handle(ctx, app.ListNotifications{
+		CustomerID: req.GetCustomerId(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	resp := &notificationv1.ListNotificationsResponse{NextPageToken: page.NextPageToken}
+	for _, n := range page.Notifications {
+		resp.Notifications = append(resp.Notifications, toProto(n))
+	}
+	return resp, nil
+}
+
+// GetSagaLog returns an order's recorded envelopes, oldest first.
+func (s *GRPCServer) GetSagaLog(ctx context.Context, req *notificationv1.GetSagaLogRequest) (*notificationv1.GetSagaLogResponse, error) {
+	log, err := s.app.Queries.GetSagaLog.Handle(ctx, req.GetOrderId())
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	resp := &notificationv1.GetSagaLogResponse{OrderId: req.GetOrderId()}
+	for _, entry := range log {
+		env := &eventsv1.Envelope{}
+		if err := proto.Unmarshal(entry.Envelope, env); err != nil {
+			s.logger.ErrorContext(ctx, "stored envelope does not decode", "order_id", entry.OrderID, "event_id", entry.EventID, "error", err)
+			return nil, status.Errorf(codes.DataLoss, "stored event %s of order %s does not decode", entry.EventID, entry.OrderID)
+		}
+		resp.Events = append(resp.Events, env)
+	}
+	return resp, nil
+}
+
+func toProto(n notification.Notification) *notificationv1.Notification {
+	eventType, _ := events.ParseType(string(n.EventType)) // UNSPECIFIED when unknown
+	return &notificationv1.Notification{
+		NotificationId: n.ID,
+		CustomerId:     n.CustomerID,
+		OrderId:        n.OrderID,
+		Channel:        eventsv1.NotificationChannel(eventsv1.NotificationChannel_value["NOTIFICATION_CHANNEL_"+string(n.Channel)]),
+		Template:       n.Template,
+		Subject:        n.Subject,
+		Body:           n.Body,
+		EventType:      eventType,
+		EventId:        n.EventID,
+		SendTime:       timestamppb.New(n.SendTime),
+	}
+}
+
+// toStatus is the one place where use-case errors become gRPC codes.
+func (s *GRPCServer) toStatus(ctx context.Context, err error) error {
+	var field *app.FieldError
+	switch {
+	case errors.As(err, &field):
+		return invalidArgument(field.Field, field.Problem)
+	case errors.Is(err, app.ErrInvalidPageToken):
+		return invalidArgument("page_token", "is not a token this service issued for this customer")
+	case errors.Is(err, app.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	// Store failures: the details stay in our log, not in the client's hands.
+	s.logger.ErrorContext(ctx, "notification query failed", "error", err)
+	return status.Error(codes.Unavailable, "notification store unavailable; retry later")
+}
+
+// invalidArgument names the field in the message and as a BadRequest detail,
+// as the server's validation interceptor does.
+func invalidArgument(field, problem string) error {
+	st := status.New(codes.InvalidArgument, fmt.Sprintf("%s: %s", field, problem))
+	if detailed, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+		{Field: field, Description: problem},
+	}}); err == nil {
+		st = detailed
+	}
+	return st.Err()
+}

@@ -1,0 +1,151 @@
+// Package notification is the notification service of the order saga. It
+// consumes every saga event (consumer group "notification", all five saga
+// topics) and
+//
+//   - records each one in saga_log_by_order, the complete event log of an
+//     order (GetSagaLog returns the recorded envelopes, oldest first);
+//   - for the customer-facing ones (ORDER_CREATED, ORDER_COMPLETED,
+//     ORDER_CANCELLED, PAYMENT_REFUNDED) writes a row in
+//     notifications_by_customer (ListNotifications, newest first) and hands
+//     the message to a Sender (LogSender by default: one structured log line).
+//
+// Its store is Apache Cassandra. Every write is an upsert whose key derives
+// from the event (notification id from the event id, send time = the event's
+// occurred_at), so redelivery rewrites the same rows with the same values:
+// effects are exactly-once without an inbox table.
+//
+// The Sender is at-least-once: a notification is marked delivered only after
+// the Sender returns, so a crash (or a failed mark) in between sends it again
+// on redelivery. A redelivery after the mark sends nothing.
+//
+// The service emits nothing, so it has no outbox; NOTIFICATION_SENT (optional
+// in the design) is not published.
+package notification
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+	"google.golang.org/grpc"
+
+	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/libs/events"
+	"github.com/sagasuite/sagasuite/libs/logging"
+	"github.com/sagasuite/sagasuite/libs/service"
+	notificationv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/notification/v1"
+	"github.com/sagasuite/sagasuite/services/notification/internal/adapters"
+	"github.com/sagasuite/sagasuite/services/notification/internal/app"
+	"github.com/sagasuite/sagasuite/services/notification/internal/ports"
+	"github.com/sagasuite/sagasuite/services/notification/migrations"
+)
+
+// Name is the service's name: its consumer group, producer name and config prefix (upper case).
+const Name = "notification"
+
+// Config is the service's settings, read from NOTIFICATION_* variables.
+type Config struct {
+	config.Common
+	service.KafkaConfig
+
+	// CassandraHosts are contact points, host:port.
+	CassandraHosts []string `env:"CASSANDRA_HOSTS,required" envSeparator:","`
+	// CassandraKeyspace is created at start-up when missing.
+	CassandraKeyspace string `env:"CASSANDRA_KEYSPACE" envDefault:"notification"`
+	// CassandraReplication is the CQL replication map used when creating the keyspace.
+	CassandraReplication string `env:"CASSANDRA_REPLICATION" envDefault:"{'class':'SimpleStrategy','replication_factor':1}"`
+	// CassandraConsistency of every read and write: LOCAL_QUORUM by default,
+	// which on replication factor 1 is the one replica (as ONE/LOCAL_ONE).
+	CassandraConsistency string `env:"CASSANDRA_CONSISTENCY" envDefault:"LOCAL_QUORUM"`
+	// CassandraUsername and CassandraPassword, when set, log in with
+	// Cassandra's PasswordAuthenticator.
+	CassandraUsername string `env:"CASSANDRA_USERNAME"`
+	CassandraPassword string `env:"CASSANDRA_PASSWORD"`
+	// CassandraTimeout bounds each request and connecting.
+	CassandraTimeout time.Duration `env:"CASSANDRA_TIMEOUT" envDefault:"10s"`
+}
+
+// Validate checks what the types cannot; config.Load reports it with the rest.
+func (c Config) Validate() error {
+	const p = "NOTIFICATION_"
+	var problems []string
+	if len(c.CassandraHosts) == 0 {
+		problems = append(problems, p+"CASSANDRA_HOSTS is required")
+	}
+	for _, h := range c.CassandraHosts {
+		if strings.TrimSpace(h) == "" {
+			problems = append(problems, p+"CASSANDRA_HOSTS has an empty entry")
+			break
+		}
+	}
+	if !adapters.ValidKeyspace(c.CassandraKeyspace) {
+		problems = append(problems, fmt.Sprintf("%sCASSANDRA_KEYSPACE: invalid keyspace name %q (letters, digits, _; at most 48)", p, c.CassandraKeyspace))
+	}
+	if !adapters.ValidReplication(c.CassandraReplication) {
+		problems = append(problems, fmt.Sprintf("%sCASSANDRA_REPLICATION: %q is not a CQL replication map like {'class':'SimpleStrategy','replication_factor':1}", p, c.CassandraReplication))
+	}
+	if _, err := c.consistency(); err != nil {
+		problems = append(problems, fmt.Sprintf("%sCASSANDRA_CONSISTENCY: %v", p, err))
+	}
+	if c.CassandraPassword != "" && c.CassandraUsername == "" {
+		problems = append(problems, p+"CASSANDRA_PASSWORD is set without "+p+"CASSANDRA_USERNAME")
+	}
+	if c.CassandraTimeout <= 0 {
+		problems = append(problems, p+"CASSANDRA_TIMEOUT must be positive")
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func (c Config) consistency() (gocql.Consistency, error) {
+	var level gocql.Consistency
+	if err := level.UnmarshalText([]byte(strings.ToUpper(strings.TrimSpace(c.CassandraConsistency)))); err != nil {
+		return 0, fmt.Errorf("%w (want e.g. LOCAL_QUORUM, QUORUM, LOCAL_ONE, ONE)", err)
+	}
+	if level == gocql.Serial || level == gocql.LocalSerial || level == gocql.Any {
+		return 0, fmt.Errorf("%s is not usable for both reads and writes", level)
+	}
+	return level, nil
+}
+
+// Run opens the store (creating the keyspace and migrating the schema),
+// then runs the consumer and the gRPC API until ctx ends or a part fails.
+func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%s: config: %w", Name, err)
+	}
+	consistency, _ := cfg.consistency() // checked by Validate
+	if rt.Logger == nil {
+		rt.Logger = logging.New(os.Stderr, cfg.LogLevel, string(cfg.LogFormat)).With("service", Name)
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	store, err := adapters.OpenCassandra(openCtx, adapters.CassandraConfig{
+		Hosts: cfg.CassandraHosts, Keyspace: cfg.CassandraKeyspace, Replication: cfg.CassandraReplication,
+		Consistency: consistency, Username: cfg.CassandraUsername, Password: cfg.CassandraPassword,
+		Timeout: cfg.CassandraTimeout,
+	}, migrations.FS)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%s: store: %w", Name, err)
+	}
+	defer store.Close()
+
+	application := app.New(store, adapters.LogSender{Logger: rt.Logger}, rt)
+	return service.Run(ctx, service.Spec{
+		Runtime: rt,
+		Name:    Name,
+		Common:  cfg.Common,
+		Kafka:   cfg.KafkaConfig,
+		Register: func(s *grpc.Server) {
+			notificationv1.RegisterNotificationServiceServer(s, ports.NewGRPCServer(application, rt.Logger))
+		},
+		Consumers: []service.Consumer{{Group: Name, Topics: events.AllTopics, Handler: ports.NewEventHandler(application).Handle}},
+		Ready:     store.Ping,
+	})
+}
