@@ -50,8 +50,30 @@ const (
 	RefundOrderCancelled RefundReason = "ORDER_CANCELLED"
 )
 
-// ErrInvalid marks input that can never be applied (a malformed command).
-var ErrInvalid = errors.New("invalid payment input")
+var (
+	// ErrInvalid marks input that can never be applied: a malformed command
+	// or query. InvalidError names the offending field.
+	ErrInvalid = errors.New("invalid argument")
+	// ErrNotFound: the order has no payment (none tried yet, or the order
+	// was cancelled before any charge).
+	ErrNotFound = errors.New("payment not found")
+)
+
+// InvalidError is an ErrInvalid naming the field at fault.
+type InvalidError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Reason }
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
+// Invalid returns an *InvalidError for field.
+func Invalid(field, format string, args ...any) error {
+	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
 
 // Money is an amount in the currency's minor unit.
 type Money struct {
