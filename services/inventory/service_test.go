@@ -401,77 +401,65 @@ func TestInventoryService(t *testing.T) {
 		}
 	})
 
-	t.Run("payment failed releases the reservation", func(t *testing.T) {
-		h.product(t, "PAYFAIL", 100, 5)
-		s := newSaga("EUR", line("PAYFAIL", 5, 100))
-		h.publish(t, s.created(t))
-		reservationID := h.emitted.nth(t, s.orderID, 1, eventsv1.EventType_EVENT_TYPE_STOCK_RESERVED).GetStockReserved().GetReservationId()
-		h.stock(t, "PAYFAIL", [5]int64{0, 5, 0, 5, 0})
-		failed := s.paymentFailed(t)
-		h.publish(t, failed)
-		env := h.emitted.nth(t, s.orderID, 2, eventsv1.EventType_EVENT_TYPE_STOCK_RESTORED)
-		assertFrom(t, env, failed)
-		restored(t, env, eventsv1.RestoreReason_RESTORE_REASON_PAYMENT_FAILED, false, reservationID)
-		h.stock(t, "PAYFAIL", [5]int64{5, 0, 0, 5, 0})
+	// Every compensation: the restore event, the stock through the API, and
+	// late events after it (another compensation, a late step) doing nothing.
+	type build func(*saga, *testing.T) *eventsv1.Envelope
+	compensations := []struct {
+		name        string
+		sku         string
+		paid        bool // deducted before the compensation
+		compensate  build
+		reason      eventsv1.RestoreReason
+		wasDeducted bool
+		want        [5]int64 // available, reserved, sold, added, restored afterwards
+		late        []build
+	}{
+		{"payment failed releases the reservation", "PAYFAIL", false, (*saga).paymentFailed,
+			eventsv1.RestoreReason_RESTORE_REASON_PAYMENT_FAILED, false, [5]int64{5, 0, 0, 5, 0},
+			[]build{(*saga).cancelled, (*saga).paid}},
+		{"cancel of a reservation releases it", "CANCEL-RES", false, (*saga).cancelled,
+			eventsv1.RestoreReason_RESTORE_REASON_ORDER_CANCELLED, false, [5]int64{5, 0, 0, 5, 0},
+			[]build{(*saga).paid, (*saga).shipmentFailed}},
+		{"cancel after deduction restores the sold units", "CANCEL-DED", true, (*saga).cancelled,
+			eventsv1.RestoreReason_RESTORE_REASON_ORDER_CANCELLED, true, [5]int64{5, 0, 2, 5, 2},
+			[]build{(*saga).shipmentFailed, (*saga).paid}},
+		{"shipment failed restores the sold units", "SHIPFAIL", true, (*saga).shipmentFailed,
+			eventsv1.RestoreReason_RESTORE_REASON_SHIPMENT_FAILED, true, [5]int64{5, 0, 2, 5, 2},
+			[]build{(*saga).cancelled, (*saga).paymentFailed}},
+	}
+	for _, tt := range compensations {
+		t.Run(tt.name, func(t *testing.T) {
+			h.product(t, tt.sku, 100, 5)
+			s := newSaga("EUR", line(tt.sku, 2, 100))
+			h.publish(t, s.created(t))
+			reservationID := h.emitted.nth(t, s.orderID, 1, eventsv1.EventType_EVENT_TYPE_STOCK_RESERVED).GetStockReserved().GetReservationId()
+			h.stock(t, tt.sku, [5]int64{3, 2, 0, 5, 0})
+			emitted := 1
+			if tt.paid {
+				h.publish(t, s.paid(t))
+				emitted++
+				h.emitted.nth(t, s.orderID, emitted, eventsv1.EventType_EVENT_TYPE_INVENTORY_UPDATED)
+				h.stock(t, tt.sku, [5]int64{3, 0, 2, 5, 0})
+			}
+			cause := tt.compensate(s, t)
+			h.publish(t, cause)
+			emitted++
+			env := h.emitted.nth(t, s.orderID, emitted, eventsv1.EventType_EVENT_TYPE_STOCK_RESTORED)
+			assertFrom(t, env, cause)
+			restored(t, env, tt.reason, tt.wasDeducted, reservationID)
+			h.stock(t, tt.sku, tt.want)
 
-		// The order service's ORDER_CANCELLED follows, and a late PAYMENT_PROCESSED: no-ops.
-		cancelled, late := s.cancelled(t), s.paid(t)
-		h.publish(t, cancelled, late)
-		h.processed(t, cancelled)
-		h.processed(t, late)
-		if n := h.outboxCount(t, s.orderID); n != 2 {
-			t.Fatalf("%d events, want 2", n)
-		}
-		h.stock(t, "PAYFAIL", [5]int64{5, 0, 0, 5, 0})
-	})
-
-	t.Run("cancel of a reservation releases it", func(t *testing.T) {
-		h.product(t, "CANCEL-RES", 100, 5)
-		s := newSaga("EUR", line("CANCEL-RES", 2, 100))
-		h.publish(t, s.created(t))
-		reservationID := h.emitted.nth(t, s.orderID, 1, eventsv1.EventType_EVENT_TYPE_STOCK_RESERVED).GetStockReserved().GetReservationId()
-		cancelled := s.cancelled(t)
-		h.publish(t, cancelled)
-		env := h.emitted.nth(t, s.orderID, 2, eventsv1.EventType_EVENT_TYPE_STOCK_RESTORED)
-		assertFrom(t, env, cancelled)
-		restored(t, env, eventsv1.RestoreReason_RESTORE_REASON_ORDER_CANCELLED, false, reservationID)
-		h.stock(t, "CANCEL-RES", [5]int64{5, 0, 0, 5, 0})
-	})
-
-	t.Run("cancel after deduction restores the sold units", func(t *testing.T) {
-		h.product(t, "CANCEL-DED", 100, 5)
-		s := newSaga("EUR", line("CANCEL-DED", 2, 100))
-		h.publish(t, s.created(t), s.paid(t))
-		h.emitted.nth(t, s.orderID, 2, eventsv1.EventType_EVENT_TYPE_INVENTORY_UPDATED)
-		h.stock(t, "CANCEL-DED", [5]int64{3, 0, 2, 5, 0})
-		cancelled := s.cancelled(t)
-		h.publish(t, cancelled)
-		env := h.emitted.nth(t, s.orderID, 3, eventsv1.EventType_EVENT_TYPE_STOCK_RESTORED)
-		assertFrom(t, env, cancelled)
-		restored(t, env, eventsv1.RestoreReason_RESTORE_REASON_ORDER_CANCELLED, true, env.GetStockRestored().GetReservationId())
-		h.stock(t, "CANCEL-DED", [5]int64{5, 0, 2, 5, 2})
-	})
-
-	t.Run("shipment failed restores; the cancel that follows does nothing", func(t *testing.T) {
-		h.product(t, "SHIPFAIL", 100, 5)
-		s := newSaga("EUR", line("SHIPFAIL", 4, 100))
-		h.publish(t, s.created(t), s.paid(t))
-		h.emitted.nth(t, s.orderID, 2, eventsv1.EventType_EVENT_TYPE_INVENTORY_UPDATED)
-		failed := s.shipmentFailed(t)
-		h.publish(t, failed)
-		env := h.emitted.nth(t, s.orderID, 3, eventsv1.EventType_EVENT_TYPE_STOCK_RESTORED)
-		assertFrom(t, env, failed)
-		restored(t, env, eventsv1.RestoreReason_RESTORE_REASON_SHIPMENT_FAILED, true, env.GetStockRestored().GetReservationId())
-		h.stock(t, "SHIPFAIL", [5]int64{5, 0, 4, 5, 4})
-
-		cancelled := s.cancelled(t)
-		h.publish(t, cancelled)
-		h.processed(t, cancelled)
-		if n := h.outboxCount(t, s.orderID); n != 3 {
-			t.Fatalf("%d events, want 3", n)
-		}
-		h.stock(t, "SHIPFAIL", [5]int64{5, 0, 4, 5, 4})
-	})
+			for _, late := range tt.late {
+				env := late(s, t)
+				h.publish(t, env)
+				h.processed(t, env)
+			}
+			if n := h.outboxCount(t, s.orderID); n != emitted {
+				t.Fatalf("%d events after late ones, want %d", n, emitted)
+			}
+			h.stock(t, tt.sku, tt.want)
+		})
+	}
 
 	t.Run("cancel before ORDER_CREATED: the late order reserves nothing", func(t *testing.T) {
 		h.product(t, "TOMBSTONE", 100, 5)

@@ -89,22 +89,18 @@ func (l *Levels) reserve(quantity int64) error {
 }
 
 // release moves units reserved → available.
-func (l *Levels) release(quantity int64) error {
-	if l.Reserved < quantity {
-		return fmt.Errorf("%w: release %d of %s with %d reserved", ErrInvariant, quantity, l.SKU, l.Reserved)
-	}
-	l.Reserved -= quantity
-	l.Available += quantity
-	return nil
-}
+func (l *Levels) release(quantity int64) error { return l.unreserve("release", quantity, &l.Available) }
 
 // deduct moves units reserved → sold.
-func (l *Levels) deduct(quantity int64) error {
+func (l *Levels) deduct(quantity int64) error { return l.unreserve("deduct", quantity, &l.Sold) }
+
+// unreserve moves quantity units out of reserved into to.
+func (l *Levels) unreserve(verb string, quantity int64, to *int64) error {
 	if l.Reserved < quantity {
-		return fmt.Errorf("%w: deduct %d of %s with %d reserved", ErrInvariant, quantity, l.SKU, l.Reserved)
+		return fmt.Errorf("%w: %s %d of %s with %d reserved", ErrInvariant, verb, quantity, l.SKU, l.Reserved)
 	}
 	l.Reserved -= quantity
-	l.Sold += quantity
+	*to += quantity
 	return nil
 }
 
