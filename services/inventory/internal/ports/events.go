@@ -4,6 +4,7 @@ package ports
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -43,6 +44,11 @@ func EventHandler(svc *app.Service, logger *slog.Logger) bus.Handler {
 			applied, err = svc.RestoreShippedStock(ctx, cause)
 		default:
 			return nil
+		}
+		var invalid *stock.InvalidError
+		if errors.As(err, &invalid) || errors.Is(err, stock.ErrInvariant) {
+			// Retrying cannot fix bad order data or a broken invariant: dead-letter it now.
+			return bus.Permanent(err)
 		}
 		if err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/events"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 	"github.com/sagasuite/sagasuite/services/inventory/internal/app"
@@ -100,6 +101,36 @@ func TestToStatus(t *testing.T) {
 		}
 		if tt.want == codes.Internal && st.Message() != "internal error" {
 			t.Errorf("internal detail leaked: %q", st.Message())
+		}
+	}
+}
+
+type failingRepo struct {
+	app.Repository
+	err error
+}
+
+func (r failingRepo) Apply(context.Context, app.Cause, []string, app.Decide) (bool, error) { return false, r.err }
+
+// Errors a retry cannot fix go to the dead-letter topic at once; others are retried.
+func TestEventHandlerMarksUnfixableErrorsPermanent(t *testing.T) {
+	env, err := events.New(events.Meta{OrderID: cause.OrderID, CustomerID: cause.CustomerID, Producer: "payment", CausationID: cause.EventID, OccurredAt: cause.At},
+		&eventsv1.PaymentFailed{Reason: eventsv1.PaymentFailureReason_PAYMENT_FAILURE_REASON_DECLINED})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tt := range []struct {
+		err       error
+		permanent bool
+	}{
+		{stock.ErrInvariant, true},
+		{&stock.InvalidError{Field: "lines", Reason: "empty"}, true},
+		{errors.New("connection refused"), false},
+	} {
+		got := EventHandler(app.New(failingRepo{err: tt.err}, nil), quiet)(context.Background(), env)
+		if errors.Is(got, bus.ErrPermanent) != tt.permanent || !errors.Is(got, tt.err) && !errors.As(got, new(*stock.InvalidError)) {
+			t.Errorf("%v → %v, want permanent=%v", tt.err, got, tt.permanent)
 		}
 	}
 }
