@@ -110,7 +110,9 @@ type failingRepo struct {
 	err error
 }
 
-func (r failingRepo) Apply(context.Context, app.Cause, []string, app.Decide) (bool, error) { return false, r.err }
+func (r failingRepo) Apply(context.Context, app.Cause, []string, app.Decide) (bool, error) {
+	return false, r.err
+}
 
 // Errors a retry cannot fix go to the dead-letter topic at once; others are retried.
 func TestEventHandlerMarksUnfixableErrorsPermanent(t *testing.T) {
