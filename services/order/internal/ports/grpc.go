@@ -1,0 +1,156 @@
+package ports
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	commonv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/common/v1"
+	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
+	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
+	"github.com/sagasuite/sagasuite/services/order/internal/app"
+	"github.com/sagasuite/sagasuite/services/order/internal/domain/order"
+)
+
+// GRPCServer is the OrderService API over the use cases. Requests have passed
+// their protovalidate rules (grpcserver's interceptor) before they get here;
+// the domain checks again what it relies on.
+type GRPCServer struct {
+	orderv1.UnimplementedOrderServiceServer
+	app    app.Application
+	logger *slog.Logger
+}
+
+// NewGRPCServer returns the API; logger receives internal errors, which
+// clients only see as codes.Internal.
+func NewGRPCServer(a app.Application, logger *slog.Logger) *GRPCServer {
+	return &GRPCServer{app: a, logger: logger}
+}
+
+// CreateOrder places an order (PENDING + ORDER_CREATED); a retry with the
+// same request_id returns the first order.
+func (s *GRPCServer) CreateOrder(ctx context.Context, req *orderv1.CreateOrderRequest) (*orderv1.CreateOrderResponse, error) {
+	lines := make([]order.Line, len(req.GetLines()))
+	for i, l := range req.GetLines() {
+		lines[i] = order.Line{SKU: l.GetSku(), Quantity: l.GetQuantity(), UnitPriceMinor: l.GetUnitPriceMinor()}
+	}
+	a := req.GetShippingAddress()
+	o, err := s.app.CreateOrder.Handle(ctx, order.Draft{
+		CustomerID: req.GetCustomerId(),
+		RequestID:  req.GetRequestId(),
+		Lines:      lines,
+		Currency:   req.GetCurrency(),
+		ShippingAddress: order.Address{Name: a.GetName(), Line1: a.GetLine1(), Line2: a.GetLine2(), City: a.GetCity(),
+			PostalCode: a.GetPostalCode(), CountryCode: a.GetCountryCode()},
+		PaymentToken: req.GetPaymentMethodToken(),
+	})
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &orderv1.CreateOrderResponse{Order: toProto(o)}, nil
+}
+
+// GetOrder returns one order with its step history.
+func (s *GRPCServer) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*orderv1.GetOrderResponse, error) {
+	o, err := s.app.GetOrder.Handle(ctx, req.GetOrderId())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &orderv1.GetOrderResponse{Order: toProto(o)}, nil
+}
+
+// ListOrders returns a page of the customer's orders, newest first.
+func (s *GRPCServer) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest) (*orderv1.ListOrdersResponse, error) {
+	orders, next, err := s.app.ListOrders.Handle(ctx, req.GetCustomerId(), int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	resp := &orderv1.ListOrdersResponse{Orders: make([]*orderv1.Order, len(orders)), NextPageToken: next}
+	for i, o := range orders {
+		resp.Orders[i] = toProto(o)
+	}
+	return resp, nil
+}
+
+// CancelOrder cancels a PENDING order (CUSTOMER_REQUESTED).
+func (s *GRPCServer) CancelOrder(ctx context.Context, req *orderv1.CancelOrderRequest) (*orderv1.CancelOrderResponse, error) {
+	o, err := s.app.CancelOrder.Handle(ctx, req.GetOrderId(), req.GetReason())
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	return &orderv1.CancelOrderResponse{Order: toProto(o)}, nil
+}
+
+// WatchOrder streams the order now and after every change, until it ends.
+func (s *GRPCServer) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.OrderService_WatchOrderServer) error {
+	err := s.app.WatchOrder.Handle(stream.Context(), req.GetOrderId(), func(o *order.Order) error {
+		return stream.Send(&orderv1.WatchOrderResponse{Order: toProto(o)})
+	})
+	if err != nil {
+		return s.status(stream.Context(), err)
+	}
+	return nil
+}
+
+// status maps use-case errors to gRPC codes — the one place that does.
+func (s *GRPCServer) status(ctx context.Context, err error) error {
+	var invalid *order.InvalidError
+	switch {
+	case errors.As(err, &invalid):
+		st := status.New(codes.InvalidArgument, invalid.Error())
+		if detailed, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: invalid.Field, Description: invalid.Reason},
+		}}); derr == nil {
+			st = detailed
+		}
+		return st.Err()
+	case errors.Is(err, order.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, order.ErrNotPending):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, order.ErrRequestIDReused):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	if _, ok := status.FromError(err); ok {
+		return err // already a status (a failed stream send)
+	}
+	s.logger.ErrorContext(ctx, "order API", "error", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+func toProto(o *order.Order) *orderv1.Order {
+	p := &orderv1.Order{
+		OrderId:         o.ID,
+		CustomerId:      o.CustomerID,
+		Status:          orderv1.OrderStatus(orderv1.OrderStatus_value["ORDER_STATUS_"+string(o.Status)]),
+		Lines:           lineItems(o.Lines),
+		Total:           &commonv1.Money{AmountMinor: o.TotalMinor, Currency: o.Currency},
+		ShippingAddress: address(o.ShippingAddress),
+		CancelDetail:    o.CancelDetail,
+		Steps:           make([]*orderv1.Step, len(o.Steps)),
+		Deadline:        timestamppb.New(o.Deadline),
+		CreateTime:      timestamppb.New(o.CreatedAt),
+		UpdateTime:      timestamppb.New(o.UpdatedAt),
+	}
+	if o.CancelReason != "" {
+		p.CancelReason = cancelReason(o.CancelReason)
+	}
+	for i, st := range o.Steps {
+		p.Steps[i] = &orderv1.Step{
+			EventType:  eventsv1.EventType(eventsv1.EventType_value["EVENT_TYPE_"+string(st.EventType)]),
+			EventId:    st.EventID,
+			OccurredAt: timestamppb.New(st.OccurredAt),
+			Detail:     st.Detail,
+		}
+	}
+	return p
+}

@@ -1,0 +1,149 @@
+// Package order is the order service: it owns orders, their saga status and
+// step history (MySQL), serves the OrderService gRPC API, consumes the saga's
+// outcome events, cancels orders whose deadline passes, and emits
+// ORDER_CREATED, ORDER_COMPLETED and ORDER_CANCELLED through its outbox.
+//
+// Run is the one entry: cmd/order and the one-process dev stack both call it.
+package order
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/libs/events"
+	"github.com/sagasuite/sagasuite/libs/logging"
+	"github.com/sagasuite/sagasuite/libs/outbox"
+	"github.com/sagasuite/sagasuite/libs/service"
+	"github.com/sagasuite/sagasuite/libs/sqlstore"
+	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
+	"github.com/sagasuite/sagasuite/services/order/internal/adapters"
+	"github.com/sagasuite/sagasuite/services/order/internal/app"
+	"github.com/sagasuite/sagasuite/services/order/internal/ports"
+)
+
+// Name is the service's name: its consumer group, inbox consumer and producer.
+const Name = "order"
+
+// Config is read from ORDER_* variables (config.Load[Config]("ORDER")).
+type Config struct {
+	config.Common
+	service.KafkaConfig
+
+	// MySQLDSN is the go-sql-driver DSN of the order database.
+	MySQLDSN string `env:"MYSQL_DSN,required"`
+	// MySQLMaxOpenConns bounds the pool; the dev stack's in-process MySQL
+	// needs 1 (it is not safe with concurrent connections).
+	MySQLMaxOpenConns int `env:"MYSQL_MAX_OPEN_CONNS" envDefault:"16"`
+	// Deadline is how long an order may stay PENDING before it is cancelled
+	// with reason TIMEOUT.
+	Deadline time.Duration `env:"DEADLINE" envDefault:"30s"`
+	// DeadlineScanInterval is how often PENDING orders past their deadline
+	// are looked for.
+	DeadlineScanInterval time.Duration `env:"DEADLINE_SCAN_INTERVAL" envDefault:"250ms"`
+	// WatchPollInterval is how often a WatchOrder stream re-reads its order,
+	// to see changes made by other replicas (this replica's wake it at once).
+	WatchPollInterval time.Duration `env:"WATCH_POLL_INTERVAL" envDefault:"1s"`
+}
+
+// Validate is called by config.Load after parsing.
+func (c Config) Validate() error {
+	var errs []error
+	positive := func(key string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("ORDER_%s must be positive, got %s", key, d))
+		}
+	}
+	positive("DEADLINE", c.Deadline)
+	positive("DEADLINE_SCAN_INTERVAL", c.DeadlineScanInterval)
+	positive("WATCH_POLL_INTERVAL", c.WatchPollInterval)
+	if c.MySQLMaxOpenConns <= 0 {
+		errs = append(errs, fmt.Errorf("ORDER_MYSQL_MAX_OPEN_CONNS must be positive, got %d", c.MySQLMaxOpenConns))
+	}
+	return errors.Join(errs...)
+}
+
+// Run builds the service (store and migrations, outbox relay, consumers,
+// deadline loop, gRPC API) and runs it until ctx ends or a part fails.
+func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if rt.Logger == nil {
+		rt.Logger = logging.New(os.Stderr, cfg.LogLevel, string(cfg.LogFormat)).With("service", Name)
+	}
+	db, err := sqlstore.Open(ctx, cfg.MySQLDSN, sqlstore.Options{MaxOpenConns: cfg.MySQLMaxOpenConns})
+	if err != nil {
+		return fmt.Errorf("%s: store: %w", Name, err)
+	}
+	defer db.Close()
+	if err := adapters.Migrate(ctx, db); err != nil {
+		return fmt.Errorf("%s: migrate: %w", Name, err)
+	}
+	lockName, err := relayLockName(ctx, db, cfg.MySQLMaxOpenConns)
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+
+	producer := cfg.KafkaConfig.NewProducer()
+	defer producer.Close()
+	relay := outbox.NewRelay(db, producer, outbox.RelayConfig{LockName: lockName, Logger: rt.Logger})
+	changes := app.NewChanges()
+	application := app.New(app.Deps{
+		Repo:   adapters.NewOrderMySQLRepository(db, Name, rt.Now),
+		Encode: ports.Encode,
+		Now:    rt.Now,
+		Changed: func(orderID string) {
+			relay.Notify()
+			changes.Publish(orderID)
+		},
+	}, cfg.Deadline, changes, cfg.WatchPollInterval)
+	api := ports.NewGRPCServer(application, rt.Logger)
+
+	return service.Run(ctx, service.Spec{
+		Runtime:  rt,
+		Name:     Name,
+		Common:   cfg.Common,
+		Kafka:    cfg.KafkaConfig,
+		Register: func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, api) },
+		Consumers: []service.Consumer{{
+			Group:   Name,
+			Topics:  []string{events.TopicInventory, events.TopicPayments, events.TopicShipments},
+			Handler: ports.EventHandler(application.RecordSagaEvent),
+		}},
+		Background: map[string]func(context.Context) error{
+			"outbox relay":  relay.Run,
+			"deadline scan": ports.DeadlineLoop(application.ExpireOrders, cfg.DeadlineScanInterval, rt.Logger),
+		},
+		Ready: db.PingContext,
+	})
+}
+
+// relayLockName names the lock that keeps one relay active per order store.
+// MySQL locks are server-wide, so the name carries the database: suites
+// sharing a server (tests, tenants) do not wait on each other. With a single
+// connection there is one process anyway, and holding the lock would take
+// the only connection.
+func relayLockName(ctx context.Context, db *sql.DB, maxConns int) (string, error) {
+	if maxConns == 1 {
+		return "", nil
+	}
+	var database sql.NullString
+	if err := db.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&database); err != nil {
+		return "", fmt.Errorf("read database name: %w", err)
+	}
+	name := Name + "-outbox-relay/" + database.String
+	if len(name) > 64 { // MySQL's limit for lock names
+		sum := sha256.Sum256([]byte(database.String))
+		name = Name + "-outbox-relay/" + hex.EncodeToString(sum[:16])
+	}
+	return name, nil
+}
