@@ -1,0 +1,115 @@
+// Package suite names the five sagasuite services and connects to their gRPC
+// APIs: what the end-to-end harness, the invariant audit and sagactl share.
+package suite
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	inventoryv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/inventory/v1"
+	notificationv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/notification/v1"
+	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
+	paymentv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/payment/v1"
+	shippingv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/shipping/v1"
+)
+
+// The services, in the order they are listed everywhere (services/README.md).
+const (
+	Order        = "order"
+	Inventory    = "inventory"
+	Payment      = "payment"
+	Shipping     = "shipping"
+	Notification = "notification"
+)
+
+// Services lists every service name.
+var Services = []string{Order, Inventory, Payment, Shipping, Notification}
+
+// Clients are the gRPC clients of the five services.
+type Clients struct {
+	Order        orderv1.OrderServiceClient
+	Inventory    inventoryv1.InventoryServiceClient
+	Payment      paymentv1.PaymentServiceClient
+	Shipping     shippingv1.ShippingServiceClient
+	Notification notificationv1.NotificationServiceClient
+}
+
+// Addrs are the gRPC addresses (host:port) of the five services.
+type Addrs struct {
+	Order, Inventory, Payment, Shipping, Notification string
+}
+
+// Of returns the address of the named service ("" for an unknown name).
+func (a Addrs) Of(name string) string {
+	switch name {
+	case Order:
+		return a.Order
+	case Inventory:
+		return a.Inventory
+	case Payment:
+		return a.Payment
+	case Shipping:
+		return a.Shipping
+	case Notification:
+		return a.Notification
+	}
+	return ""
+}
+
+// Conns holds the client connections behind Clients.
+type Conns struct {
+	Clients
+	conns []*grpc.ClientConn
+}
+
+// Dial makes plaintext client connections to every address (gRPC connects
+// lazily and reconnects, so a service that restarts on the same address is
+// reached again). Close releases them.
+func Dial(addrs Addrs) (*Conns, error) {
+	c := &Conns{}
+	conn := func(name string) (*grpc.ClientConn, error) {
+		addr := addrs.Of(name)
+		if addr == "" {
+			return nil, fmt.Errorf("no address for %s", name)
+		}
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, fmt.Errorf("%s client for %s: %w", name, addr, err)
+		}
+		c.conns = append(c.conns, cc)
+		return cc, nil
+	}
+	for _, name := range Services {
+		cc, err := conn(name)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		switch name {
+		case Order:
+			c.Order = orderv1.NewOrderServiceClient(cc)
+		case Inventory:
+			c.Inventory = inventoryv1.NewInventoryServiceClient(cc)
+		case Payment:
+			c.Payment = paymentv1.NewPaymentServiceClient(cc)
+		case Shipping:
+			c.Shipping = shippingv1.NewShippingServiceClient(cc)
+		case Notification:
+			c.Notification = notificationv1.NewNotificationServiceClient(cc)
+		}
+	}
+	return c, nil
+}
+
+// Close closes every connection.
+func (c *Conns) Close() error {
+	var errs []error
+	for _, cc := range c.conns {
+		errs = append(errs, cc.Close())
+	}
+	c.conns = nil
+	return errors.Join(errs...)
+}
