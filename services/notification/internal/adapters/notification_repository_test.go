@@ -20,15 +20,18 @@ import (
 	"github.com/sagasuite/sagasuite/services/notification/migrations"
 )
 
-// storeImpl is one app.Store implementation under the contract. The dev
-// stack's embedded stand-in joins this list and must pass the same tests.
+// storeImpl is one app.Store implementation under the contract: the real
+// Cassandra store and the in-memory stand-in of the dev stack pass the same tests.
 type storeImpl struct {
 	name string
 	open func(t *testing.T) app.Store
 }
 
 func storeImpls() []storeImpl {
-	return []storeImpl{{"cassandra", func(t *testing.T) app.Store { return openCassandra(t, cassandratest.Keyspace(t)) }}}
+	return []storeImpl{
+		{"cassandra", func(t *testing.T) app.Store { return openCassandra(t, cassandratest.Keyspace(t)) }},
+		{"memory", func(*testing.T) app.Store { return adapters.NewNotificationMemoryRepository() }},
+	}
 }
 
 func cassandraConfig(keyspace string) adapters.CassandraConfig {
@@ -41,7 +44,7 @@ func cassandraConfig(keyspace string) adapters.CassandraConfig {
 	}
 }
 
-func openCassandra(t *testing.T, keyspace string) *adapters.NotificationCassandraRepository {
+func openCassandra(t testing.TB, keyspace string) *adapters.NotificationCassandraRepository {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -53,7 +56,7 @@ func openCassandra(t *testing.T, keyspace string) *adapters.NotificationCassandr
 	return repo
 }
 
-func ctxFor(t *testing.T) context.Context {
+func ctxFor(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
