@@ -158,19 +158,15 @@ func (r *OrderMySQLRepository) ListByCustomer(ctx context.Context, customerID st
 	args = append(args, limit)
 	var orders []*order.Order
 	err := readTx(ctx, r.db, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, q, args...)
-		if err != nil {
-			return fmt.Errorf("list orders of %s: %w", customerID, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
+		err := eachRow(ctx, tx, q, args, func(rows *sql.Rows) error {
 			o, err := scanOrder(rows)
 			if err != nil {
 				return err
 			}
 			orders = append(orders, o)
-		}
-		if err := rows.Err(); err != nil {
+			return nil
+		})
+		if err != nil {
 			return fmt.Errorf("list orders of %s: %w", customerID, err)
 		}
 		return loadDetails(ctx, tx, orders)
@@ -180,22 +176,20 @@ func (r *OrderMySQLRepository) ListByCustomer(ctx context.Context, customerID st
 
 // PendingPastDeadline uses idx_orders_status_deadline.
 func (r *OrderMySQLRepository) PendingPastDeadline(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	rows, err := r.db.QueryContext(ctx,
-		"SELECT id FROM orders WHERE status = ? AND deadline <= ? ORDER BY deadline, id LIMIT ?",
-		order.StatusPending, now.UTC(), limit)
+	var ids []string
+	err := eachRow(ctx, r.db, "SELECT id FROM orders WHERE status = ? AND deadline <= ? ORDER BY deadline, id LIMIT ?",
+		[]any{order.StatusPending, now.UTC(), limit}, func(rows *sql.Rows) error {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+			return nil
+		})
 	if err != nil {
 		return nil, fmt.Errorf("find expired orders: %w", err)
 	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return ids, nil
 }
 
 // readTx runs fn in a read-only transaction: one consistent snapshot.
@@ -266,44 +260,56 @@ func loadDetails(ctx context.Context, tx *sql.Tx, orders []*order.Order) error {
 	}
 	in := "(?" + strings.Repeat(", ?", len(orders)-1) + ")"
 
-	rows, err := tx.QueryContext(ctx, "SELECT order_id, sku, quantity, unit_price_minor FROM order_lines WHERE order_id IN "+in+" ORDER BY order_id, line_no", args...)
+	err := eachRow(ctx, tx, "SELECT order_id, sku, quantity, unit_price_minor FROM order_lines WHERE order_id IN "+in+" ORDER BY order_id, line_no", args,
+		func(rows *sql.Rows) error {
+			var (
+				id string
+				l  order.Line
+			)
+			if err := rows.Scan(&id, &l.SKU, &l.Quantity, &l.UnitPriceMinor); err != nil {
+				return err
+			}
+			byID[id].Lines = append(byID[id].Lines, l)
+			return nil
+		})
 	if err != nil {
 		return fmt.Errorf("load order lines: %w", err)
 	}
-	for rows.Next() {
-		var (
-			id string
-			l  order.Line
-		)
-		if err := rows.Scan(&id, &l.SKU, &l.Quantity, &l.UnitPriceMinor); err != nil {
-			rows.Close()
-			return fmt.Errorf("scan order line: %w", err)
-		}
-		byID[id].Lines = append(byID[id].Lines, l)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return fmt.Errorf("load order lines: %w", err)
-	}
-
-	rows, err = tx.QueryContext(ctx, "SELECT order_id, event_type, event_id, occurred_at, detail FROM order_steps WHERE order_id IN "+in+" ORDER BY id", args...)
+	err = eachRow(ctx, tx, "SELECT order_id, event_type, event_id, occurred_at, detail FROM order_steps WHERE order_id IN "+in+" ORDER BY id", args,
+		func(rows *sql.Rows) error {
+			var (
+				id string
+				s  order.Step
+			)
+			if err := rows.Scan(&id, &s.EventType, &s.EventID, &s.OccurredAt, &s.Detail); err != nil {
+				return err
+			}
+			byID[id].Steps = append(byID[id].Steps, s)
+			return nil
+		})
 	if err != nil {
-		return fmt.Errorf("load order steps: %w", err)
-	}
-	for rows.Next() {
-		var (
-			id string
-			s  order.Step
-		)
-		if err := rows.Scan(&id, &s.EventType, &s.EventID, &s.OccurredAt, &s.Detail); err != nil {
-			rows.Close()
-			return fmt.Errorf("scan order step: %w", err)
-		}
-		byID[id].Steps = append(byID[id].Steps, s)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return fmt.Errorf("load order steps: %w", err)
 	}
 	return nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// eachRow runs the query and calls scan for every row.
+func eachRow(ctx context.Context, q querier, query string, args []any, scan func(*sql.Rows) error) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			rows.Close()
+			return err
+		}
+	}
+	return errors.Join(rows.Err(), rows.Close())
 }
 
 func insertLines(ctx context.Context, tx *sql.Tx, o *order.Order) error {
