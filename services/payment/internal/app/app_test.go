@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -358,4 +359,32 @@ func TestListPaymentsPagesNewestFirstAndRejectsBadInput(t *testing.T) {
 			t.Fatalf("ListPayments(size %d, token %q) = %v, want invalid %s", tt.size, tt.token, err, tt.field)
 		}
 	}
+}
+
+// BenchmarkChargePayment measures the STOCK_RESERVED handler end to end on
+// MariaDB (inbox claim, locking read, simulated charge, payment row, outbox
+// row, commit), with 8 orders in flight like the consumer's workers.
+func BenchmarkChargePayment(b *testing.B) {
+	db, _ := testenv.MySQLDatabase(b)
+	if err := adapters.Migrate(context.Background(), db); err != nil {
+		b.Fatal(err)
+	}
+	sim, _ := simgateway.New(0)
+	now := func() time.Time { return t0 }
+	a := app.New(app.Deps{Repo: adapters.NewPaymentMySQLRepository(db, "payment", now), Gateway: sim, Encode: ports.Encode, Now: now})
+	customer := events.NewID()
+	b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			orderID := events.NewID()
+			err := a.ChargePayment.Handle(context.Background(), app.ChargePayment{EventID: events.NewID(), OrderID: orderID,
+				CustomerID: customer, Amount: payment.Money{AmountMinor: 2500, Currency: "EUR"}, PaymentToken: "tok_visa"})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "charges/s")
 }
