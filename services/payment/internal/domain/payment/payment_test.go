@@ -99,13 +99,7 @@ func TestCharge(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var calls gatewayCalls
 			got, ev, err := payment.Charge(tt.existing, tt.req, calls.charge(tt.chargeID, tt.chargeErr), t0)
-			checkErr(t, err, tt.wantErr)
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("payment = %+v, want %+v", got, tt.want)
-			}
-			if !reflect.DeepEqual(ev, tt.wantEvent) {
-				t.Errorf("event = %#v, want %#v", ev, tt.wantEvent)
-			}
+			checkOutcome(t, got, ev, err, tt.want, tt.wantEvent, tt.wantErr)
 			if calls.charges != tt.wantCalled {
 				t.Errorf("gateway charged %d times, want %d", calls.charges, tt.wantCalled)
 			}
@@ -170,13 +164,7 @@ func TestCompensations(t *testing.T) {
 			var calls gatewayCalls
 			before := clone(tt.existing)
 			got, ev, err := tt.decide(tt.existing, calls.refund("re_1", tt.refundErr))
-			checkErr(t, err, tt.wantErr)
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("payment = %+v, want %+v", got, tt.want)
-			}
-			if !reflect.DeepEqual(ev, tt.wantEvent) {
-				t.Errorf("event = %#v, want %#v", ev, tt.wantEvent)
-			}
+			checkOutcome(t, got, ev, err, tt.want, tt.wantEvent, tt.wantErr)
 			if calls.refunds != tt.wantRefunds {
 				t.Errorf("gateway refunded %d times, want %d", calls.refunds, tt.wantRefunds)
 			}
@@ -217,6 +205,18 @@ func clone(p *payment.Payment) *payment.Payment {
 		c.Refund = &r
 	}
 	return &c
+}
+
+// checkOutcome compares a transition's result with the expected one.
+func checkOutcome(t *testing.T, got *payment.Payment, ev payment.Event, err error, want *payment.Payment, wantEvent payment.Event, wantErr error) {
+	t.Helper()
+	checkErr(t, err, wantErr)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("payment = %+v, want %+v", got, want)
+	}
+	if !reflect.DeepEqual(ev, wantEvent) {
+		t.Errorf("event = %#v, want %#v", ev, wantEvent)
+	}
 }
 
 // errAny stands for "some error, whichever".
