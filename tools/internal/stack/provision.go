@@ -1,0 +1,226 @@
+package stack
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/sagasuite/sagasuite/libs/sqlstore"
+	"github.com/sagasuite/sagasuite/libs/testenv"
+	"github.com/sagasuite/sagasuite/tools/internal/suite"
+)
+
+// Provision creates the MySQL databases and users of the stack's SQL
+// services: one database and one user per service, the user granted
+// everything on its own database and nothing else (GET_LOCK, which the
+// outbox relay uses, needs no privilege). Shipping's Mongo database,
+// notification's keyspace and the Kafka topics come into being when the
+// services start; the cleanup drops them all. Start calls Provision; a
+// second call does nothing.
+func (s *Stack) Provision(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.provisioned {
+		return nil
+	}
+	var names []string
+	for _, name := range mysqlServices {
+		if slices.Contains(s.opts.Services, name) {
+			names = append(names, name)
+		}
+	}
+	if len(names) > 0 {
+		admin, err := openAdmin(ctx)
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
+		// Marked before the first statement: the cleanup drops whatever got made.
+		s.provisioned = true
+		for _, name := range names {
+			a := s.mysql[name]
+			for _, stmt := range []string{
+				"CREATE DATABASE `" + a.database + "`",
+				"CREATE USER '" + a.user + "'@'%' IDENTIFIED BY '" + a.password + "'",
+				"GRANT ALL PRIVILEGES ON `" + a.database + "`.* TO '" + a.user + "'@'%'",
+			} {
+				if _, err := admin.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("stack: provision %s on MariaDB: %s: %w", name, strings.SplitN(stmt, " IDENTIFIED", 2)[0], err)
+				}
+			}
+		}
+	}
+	s.provisioned = true
+	return nil
+}
+
+func openAdmin(ctx context.Context) (*sql.DB, error) {
+	admin, err := sqlstore.Open(ctx, testenv.MySQLAdminDSN(), sqlstore.Options{MaxOpenConns: 2, PingTimeout: 10 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("stack: MariaDB admin (SAGASUITE_MYSQL_ADMIN_DSN; run `make infra-up`): %w", err)
+	}
+	return admin, nil
+}
+
+// deprovision drops everything the stack created or its services did:
+// MySQL databases and users, the Mongo database, the Cassandra keyspace,
+// the Kafka topics and consumer groups under the prefix. It goes on after
+// a failure and reports them all.
+func (s *Stack) deprovision(ctx context.Context) error {
+	s.mu.Lock()
+	provisioned := s.provisioned
+	s.mu.Unlock()
+	var errs []error
+	if provisioned {
+		errs = append(errs, s.dropMySQL(ctx))
+	}
+	if slices.Contains(s.opts.Services, suite.Shipping) {
+		errs = append(errs, dropMongoDatabase(ctx, s.mongoDB))
+	}
+	if slices.Contains(s.opts.Services, suite.Notification) {
+		errs = append(errs, dropKeyspace(ctx, s.keyspace))
+	}
+	errs = append(errs, dropKafka(ctx, s.topicPrefix))
+	return errors.Join(errs...)
+}
+
+func (s *Stack) dropMySQL(ctx context.Context) error {
+	admin, err := openAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	var errs []error
+	for _, name := range mysqlServices {
+		a := s.mysql[name]
+		for _, stmt := range []string{
+			"DROP USER IF EXISTS '" + a.user + "'@'%'",
+			"DROP DATABASE IF EXISTS `" + a.database + "`",
+		} {
+			if _, err := admin.ExecContext(ctx, stmt); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", stmt, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func dropMongoDatabase(ctx context.Context, name string) error {
+	client, err := mongo.Connect(options.Client().ApplyURI(testenv.MongoURI()).
+		SetServerSelectionTimeout(10 * time.Second).SetTimeout(30 * time.Second))
+	if err != nil {
+		return fmt.Errorf("mongo %s: %w", testenv.MongoURI(), err)
+	}
+	defer client.Disconnect(context.WithoutCancel(ctx)) //nolint:errcheck // nothing left to do with it
+	if err := client.Database(name).Drop(ctx); err != nil {
+		return fmt.Errorf("drop mongo database %s: %w", name, err)
+	}
+	return nil
+}
+
+func cassandraSession() (*gocql.Session, error) {
+	hosts := strings.Split(testenv.CassandraHosts(), ",")
+	cluster := gocql.NewCluster(hosts...)
+	cluster.Consistency = gocql.One
+	cluster.ConnectTimeout = 10 * time.Second
+	cluster.Timeout = 30 * time.Second // schema changes wait for agreement
+	cluster.DisableInitialHostLookup = true
+	session, err := cluster.CreateSession()
+	if err != nil {
+		return nil, fmt.Errorf("cassandra %s (SAGASUITE_CASSANDRA_HOSTS; run `make infra-up`): %w", testenv.CassandraHosts(), err)
+	}
+	return session, nil
+}
+
+func dropKeyspace(ctx context.Context, keyspace string) error {
+	session, err := cassandraSession()
+	if err != nil {
+		return err
+	}
+	defer session.Close()
+	if err := session.Query("DROP KEYSPACE IF EXISTS " + keyspace).ExecContext(ctx); err != nil {
+		return fmt.Errorf("drop keyspace %s: %w", keyspace, err)
+	}
+	return nil
+}
+
+// dropKafka deletes the topics and consumer groups whose names start with prefix.
+func dropKafka(ctx context.Context, prefix string) error {
+	brokers := testenv.Brokers()
+	dialer := &kafka.Dialer{Timeout: 10 * time.Second}
+	conn, err := dialer.DialContext(ctx, "tcp", brokers[0])
+	if err != nil {
+		return fmt.Errorf("kafka %s: %w", brokers[0], err)
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
+	parts, err := conn.ReadPartitions()
+	if err != nil {
+		return fmt.Errorf("kafka: list topics: %w", err)
+	}
+	var topics []string
+	for _, p := range parts {
+		if strings.HasPrefix(p.Topic, prefix) && !slices.Contains(topics, p.Topic) {
+			topics = append(topics, p.Topic)
+		}
+	}
+	var errs []error
+	if len(topics) > 0 {
+		// Deleting goes through the controller, as creating does (bus.EnsureTopics).
+		controller, err := conn.Controller()
+		if err != nil {
+			return fmt.Errorf("kafka: find controller: %w", err)
+		}
+		ctl, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(controller.Host, strconv.Itoa(controller.Port)))
+		if err != nil {
+			return fmt.Errorf("kafka: dial controller: %w", err)
+		}
+		defer ctl.Close()
+		if deadline, ok := ctx.Deadline(); ok {
+			_ = ctl.SetDeadline(deadline)
+		}
+		if err := ctl.DeleteTopics(topics...); err != nil {
+			errs = append(errs, fmt.Errorf("kafka: delete topics %v: %w", topics, err))
+		}
+	}
+
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	listed, err := client.ListGroups(ctx, &kafka.ListGroupsRequest{})
+	if err != nil {
+		return errors.Join(append(errs, fmt.Errorf("kafka: list groups: %w", err))...)
+	}
+	if listed.Error != nil {
+		return errors.Join(append(errs, fmt.Errorf("kafka: list groups: %w", listed.Error))...)
+	}
+	var groups []string
+	for _, g := range listed.Groups {
+		if strings.HasPrefix(g.GroupID, prefix) {
+			groups = append(groups, g.GroupID)
+		}
+	}
+	if len(groups) > 0 {
+		resp, err := client.DeleteGroups(ctx, &kafka.DeleteGroupsRequest{GroupIDs: groups})
+		if err != nil {
+			return errors.Join(append(errs, fmt.Errorf("kafka: delete groups %v: %w", groups, err))...)
+		}
+		for g, gerr := range resp.Errors {
+			if gerr != nil {
+				errs = append(errs, fmt.Errorf("kafka: delete group %s: %w", g, gerr))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,302 @@
+// Package stack runs the whole sagasuite as five separate processes against
+// the local real stack (Kafka, MariaDB, FerretDB, Cassandra), for end-to-end
+// tests: each Stack gets its own databases, least-privilege MySQL users,
+// Mongo database, Cassandra keyspace and Kafka topic prefix, so stacks never
+// see each other's data; its services listen on fixed loopback ports (below
+// the ephemeral range) that survive restarts; tests kill, stop and restart
+// services at will; and everything the stack created is dropped at the end.
+//
+//	dir := t.TempDir()
+//	if err := stack.Build(ctx, dir); err != nil { t.Fatal(err) }
+//	s := stack.New(t, stack.Options{BinDir: dir})
+//	if err := s.Start(ctx); err != nil { t.Fatal(err) }
+//	s.Clients().Order.CreateOrder(ctx, …)
+//	s.Kill(suite.Payment); s.StartService(ctx, suite.Payment)
+//
+// Nothing here skips: a server of the local stack that is not there fails
+// the test (run `make infra-up`).
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/sagasuite/sagasuite/libs/testenv"
+	"github.com/sagasuite/sagasuite/tools/internal/suite"
+)
+
+// Options tune a Stack. Zero values take the defaults.
+type Options struct {
+	// BinDir holds the binaries Build made. Empty: New builds them into a
+	// directory of the test (build once in TestMain when tests share them).
+	BinDir string
+	// Services to provision and start; nil means all five.
+	Services []string
+	// Env overrides per service (name → variable → value), applied over
+	// what the stack sets; Stack.Env changes them later.
+	Env map[string]map[string]string
+	// ReadyTimeout bounds the wait for a started service's /readyz (60 s).
+	ReadyTimeout time.Duration
+	// StopTimeout bounds the wait after SIGTERM before SIGKILL (20 s).
+	StopTimeout time.Duration
+	// LogLevel of every service (info).
+	LogLevel string
+}
+
+// Stack is one isolated suite. Its methods are safe for concurrent use.
+type Stack struct {
+	t    testing.TB
+	opts Options
+
+	id          string // base of every name the stack creates
+	topicPrefix string
+	mysql       map[string]mysqlAccount // order, inventory, payment
+	mongoDB     string
+	keyspace    string
+	ports       map[string]servicePorts
+	logDir      string
+	conns       *suite.Conns
+
+	mu          sync.Mutex
+	env         map[string]map[string]string // overrides
+	procs       map[string]*process
+	provisioned bool
+	closed      bool
+}
+
+type mysqlAccount struct {
+	database, user, password, dsn string
+}
+
+type servicePorts struct {
+	grpc, ops int
+}
+
+// mysqlServices are the services with a MySQL store.
+var mysqlServices = []string{suite.Order, suite.Inventory, suite.Payment}
+
+// New prepares a stack (names, ports, clients; the binaries when
+// opts.BinDir is empty) without touching any server, and registers its
+// cleanup: stop every process, print their log tails when the test failed,
+// drop everything provisioned.
+func New(t testing.TB, opts Options) *Stack {
+	t.Helper()
+	if opts.Services == nil {
+		opts.Services = suite.Services
+	}
+	for _, name := range opts.Services {
+		if !slices.Contains(suite.Services, name) {
+			t.Fatalf("stack: unknown service %q (want one of %v)", name, suite.Services)
+		}
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 60 * time.Second
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = 20 * time.Second
+	}
+	if opts.LogLevel == "" {
+		opts.LogLevel = "info"
+	}
+	if opts.BinDir == "" {
+		opts.BinDir = t.TempDir()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		err := build(ctx, opts.BinDir, servicePackages(opts.Services))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	id := testenv.UniqueName("e2e_")
+	s := &Stack{
+		t:           t,
+		opts:        opts,
+		id:          id,
+		topicPrefix: strings.ReplaceAll(id, "_", "-") + ".",
+		mysql:       map[string]mysqlAccount{},
+		mongoDB:     id + "_shipping",
+		keyspace:    id + "_notification",
+		ports:       map[string]servicePorts{},
+		logDir:      t.TempDir(),
+		env:         map[string]map[string]string{},
+		procs:       map[string]*process{},
+	}
+	for name, vars := range opts.Env {
+		for k, v := range vars {
+			s.setEnv(name, k, v)
+		}
+	}
+
+	adminCfg, err := mysql.ParseDSN(testenv.MySQLAdminDSN())
+	if err != nil {
+		t.Fatalf("stack: parse SAGASUITE_MYSQL_ADMIN_DSN: %v", err)
+	}
+	for _, name := range mysqlServices {
+		acct := mysqlAccount{database: id + "_" + name, user: id + "_" + name, password: testenv.UniqueName("pw")}
+		cfg := adminCfg.Clone()
+		cfg.User, cfg.Passwd, cfg.DBName = acct.user, acct.password, acct.database
+		acct.dsn = cfg.FormatDSN()
+		s.mysql[name] = acct
+	}
+
+	ports, err := reservePorts(2 * len(suite.Services))
+	if err != nil {
+		t.Fatalf("stack: %v", err)
+	}
+	t.Cleanup(func() { releasePorts(ports) })
+	var addrs suite.Addrs
+	for i, name := range suite.Services {
+		s.ports[name] = servicePorts{grpc: ports[2*i], ops: ports[2*i+1]}
+	}
+	addrs = suite.Addrs{
+		Order: s.GRPCAddr(suite.Order), Inventory: s.GRPCAddr(suite.Inventory), Payment: s.GRPCAddr(suite.Payment),
+		Shipping: s.GRPCAddr(suite.Shipping), Notification: s.GRPCAddr(suite.Notification),
+	}
+	if s.conns, err = suite.Dial(addrs); err != nil {
+		t.Fatalf("stack: %v", err)
+	}
+	t.Cleanup(s.cleanup)
+	return s
+}
+
+// Start provisions the stores (once) and starts every service of the
+// stack, all at once, returning when each answers /readyz.
+func (s *Stack) Start(ctx context.Context) error {
+	if err := s.Provision(ctx); err != nil {
+		return err
+	}
+	errs := make([]error, len(s.opts.Services))
+	var wg sync.WaitGroup
+	for i, name := range s.opts.Services {
+		wg.Go(func() { errs[i] = s.StartService(ctx, name) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Clients are gRPC clients of the five services; they reconnect to a
+// restarted service by themselves.
+func (s *Stack) Clients() suite.Clients { return s.conns.Clients }
+
+// GRPCAddr is where the named service's gRPC API listens (host:port).
+func (s *Stack) GRPCAddr(name string) string { return loopback(s.ports[name].grpc) }
+
+// OpsAddr is where the named service's ops HTTP server (/readyz) listens.
+func (s *Stack) OpsAddr(name string) string { return loopback(s.ports[name].ops) }
+
+// TopicPrefix namespaces the stack's Kafka topics and consumer groups.
+func (s *Stack) TopicPrefix() string { return s.topicPrefix }
+
+// MySQLDSN is the named SQL service's DSN (its own user on its own database).
+func (s *Stack) MySQLDSN(name string) string { return s.mysql[name].dsn }
+
+// MongoDatabase is the shipping service's database.
+func (s *Stack) MongoDatabase() string { return s.mongoDB }
+
+// Keyspace is the notification service's Cassandra keyspace.
+func (s *Stack) Keyspace() string { return s.keyspace }
+
+// LogPath is the named service's log file (JSON lines, every run appended).
+func (s *Stack) LogPath(name string) string { return filepath.Join(s.logDir, name+".log") }
+
+// Env sets a variable of the named service's environment for its next
+// start (e.g. Env(suite.Order, "ORDER_DEADLINE", "2s"), then Restart).
+func (s *Stack) Env(name, key, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setEnv(name, key, value)
+}
+
+func (s *Stack) setEnv(name, key, value string) {
+	if s.env[name] == nil {
+		s.env[name] = map[string]string{}
+	}
+	s.env[name][key] = value
+}
+
+// environ is the named service's whole environment: a few basics of the
+// test's own, the stack's settings, then the overrides.
+func (s *Stack) environ(name string) []string {
+	p := strings.ToUpper(name) + "_"
+	vars := map[string]string{
+		p + "GRPC_ADDR":          s.GRPCAddr(name),
+		p + "OPS_ADDR":           s.OpsAddr(name),
+		p + "LOG_FORMAT":         "json",
+		p + "LOG_LEVEL":          s.opts.LogLevel,
+		p + "SHUTDOWN_TIMEOUT":   "5s",
+		p + "KAFKA_BROKERS":      testenv.KafkaBrokers(),
+		p + "KAFKA_TOPIC_PREFIX": s.topicPrefix,
+	}
+	switch name {
+	case suite.Order, suite.Inventory, suite.Payment:
+		vars[p+"MYSQL_DSN"] = s.mysql[name].dsn
+	case suite.Shipping:
+		vars[p+"MONGO_URI"] = testenv.MongoURI()
+		vars[p+"MONGO_DATABASE"] = s.mongoDB
+	case suite.Notification:
+		vars[p+"CASSANDRA_HOSTS"] = testenv.CassandraHosts()
+		vars[p+"CASSANDRA_KEYSPACE"] = s.keyspace
+	}
+	s.mu.Lock()
+	for k, v := range s.env[name] {
+		vars[k] = v
+	}
+	s.mu.Unlock()
+	env := make([]string, 0, len(vars)+4)
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GOCOVERDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	slices.Sort(env)
+	return env
+}
+
+// cleanup runs when the test ends: stop the processes, show their logs if
+// the test failed, drop what was provisioned, close the clients.
+func (s *Stack) cleanup() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+
+	for _, problem := range s.stopAll() {
+		s.t.Error(problem)
+	}
+	if s.t.Failed() {
+		for _, name := range s.opts.Services {
+			if tail := logTail(s.LogPath(name), 40); tail != "" {
+				s.t.Logf("stack: last lines of %s's log (%s):\n%s", name, s.LogPath(name), tail)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.deprovision(ctx); err != nil {
+		s.t.Errorf("stack: clean up: %v", err)
+	}
+	if err := s.conns.Close(); err != nil {
+		s.t.Logf("stack: close clients: %v", err)
+	}
+}
+
+func (s *Stack) logf(format string, args ...any) { s.t.Logf("stack: "+format, args...) }
+
+func loopback(port int) string { return fmt.Sprintf("127.0.0.1:%d", port) }
