@@ -1,0 +1,448 @@
+package shipping_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sagasuite/sagasuite/libs/bus"
+	"github.com/sagasuite/sagasuite/libs/clock"
+	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/libs/events"
+	"github.com/sagasuite/sagasuite/libs/service"
+	"github.com/sagasuite/sagasuite/libs/testenv"
+	commonv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/common/v1"
+	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
+	shippingv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/shipping/v1"
+	"github.com/sagasuite/sagasuite/services/shipping"
+)
+
+const wait = 30 * time.Second
+
+var now = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+
+// harness is one shipping service started through Run on a fresh database and
+// a unique topic prefix, with a producer for the events it consumes.
+type harness struct {
+	prefix   string
+	db       *mongo.Database
+	client   shippingv1.ShippingServiceClient
+	producer *bus.Producer
+}
+
+func start(t *testing.T) *harness {
+	t.Helper()
+	mongoClient, err := mongo.Connect(options.Client().ApplyURI(testenv.MongoURI()).SetTimeout(15 * time.Second))
+	if err != nil {
+		t.Fatalf("FerretDB (SAGASUITE_MONGO_URI; run `make infra-up`): %v", err)
+	}
+	dbName := testenv.UniqueName("shipping_c_")
+	db := mongoClient.Database(dbName)
+	t.Cleanup(func() { // runs after the service stopped (registered first)
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := db.Drop(ctx); err != nil {
+			t.Errorf("drop %s: %v", dbName, err)
+		}
+		_ = mongoClient.Disconnect(ctx)
+	})
+
+	prefix := testenv.UniqueName("shipping-") + "."
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := shipping.Config{
+		Common:        config.Common{GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", LogLevel: config.LevelWarn, LogFormat: config.FormatText, ShutdownTimeout: 5 * time.Second},
+		KafkaConfig:   service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 3, ReplicationFactor: 1},
+		MongoURI:      testenv.MongoURI(),
+		MongoDatabase: dbName,
+	}
+	addrs := make(chan [2]net.Addr, 1)
+	rt := service.Runtime{Clock: clock.NewManual(now), Logger: quiet, OnListening: func(g, o net.Addr) { addrs <- [2]net.Addr{g, o} }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- shipping.Run(ctx, cfg, rt) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run after cancel: %v", err)
+			}
+		case <-time.After(wait):
+			t.Errorf("Run did not stop within %s", wait)
+		}
+	})
+	var a [2]net.Addr
+	select {
+	case a = <-addrs:
+	case err := <-done:
+		t.Fatalf("Run ended before listening: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("shipping did not listen within 60s")
+	}
+	waitReady(t, "http://"+a[1].String()+"/readyz")
+
+	conn, err := grpc.NewClient(a[0].String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	producer := bus.NewProducer(testenv.Brokers(), bus.WithTopicPrefix(prefix))
+	t.Cleanup(func() { producer.Close() })
+	return &harness{prefix: prefix, db: db, client: shippingv1.NewShippingServiceClient(conn), producer: producer}
+}
+
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not 200 within %s (last error %v)", url, wait, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (h *harness) publish(t *testing.T, envs ...*eventsv1.Envelope) {
+	t.Helper()
+	for _, env := range envs {
+		msg, err := bus.EncodeEnvelope(context.Background(), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.producer.Publish(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// settled waits until shipping processed env (its id is in the order's
+// document) and the relay published everything the order's document held:
+// from then on, the shipments topic holds every event shipping emitted for it.
+func (h *harness) settled(t *testing.T, env *eventsv1.Envelope) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		var doc struct {
+			Processed []string   `bson:"processed"`
+			Outbox    []bson.Raw `bson:"outbox"`
+		}
+		err := h.db.Collection("shipments").FindOne(context.Background(), bson.D{{Key: "_id", Value: env.GetOrderId()}}).Decode(&doc)
+		if err != nil && err != mongo.ErrNoDocuments {
+			t.Fatal(err)
+		}
+		if slices.Contains(doc.Processed, env.GetEventId()) && len(doc.Outbox) == 0 {
+			n, err := h.db.Collection("pending_outbox").CountDocuments(context.Background(), bson.D{{Key: "_id", Value: env.GetOrderId()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("shipping did not process and publish after %s %s within %s", events.TypeName(env.GetType()), env.GetEventId(), wait)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// emitted reads the whole shipments topic up to its end and returns the
+// events for orderID. Call after settled: then nothing is missing.
+func (h *harness) emitted(t *testing.T, orderID string) []*eventsv1.Envelope {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	topic := h.prefix + events.TopicShipments
+	broker := testenv.Brokers()[0]
+	conn, err := kafka.DialContext(ctx, "tcp", broker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partitions, err := conn.ReadPartitions(topic)
+	conn.Close()
+	if err != nil {
+		t.Fatalf("partitions of %s: %v", topic, err)
+	}
+	var out []*eventsv1.Envelope
+	for _, p := range partitions {
+		out = append(out, readPartition(ctx, t, broker, topic, p.ID, orderID)...)
+	}
+	return out
+}
+
+// readPartition fetches one partition from its first to its last offset
+// (synchronous fetches on the leader connection) and keeps orderID's events.
+func readPartition(ctx context.Context, t *testing.T, broker, topic string, partition int, orderID string) []*eventsv1.Envelope {
+	t.Helper()
+	leader, err := kafka.DialLeader(ctx, "tcp", broker, topic, partition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leader.Close()
+	first, last, err := leader.ReadOffsets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.Seek(first, kafka.SeekAbsolute); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		t.Fatal(err)
+	}
+	var out []*eventsv1.Envelope
+	for next := first; next < last; {
+		batch := leader.ReadBatch(1, 10<<20)
+		for {
+			m, err := batch.ReadMessage()
+			if err != nil {
+				break
+			}
+			next = m.Offset + 1
+			if string(m.Key) != orderID {
+				continue
+			}
+			env, err := events.Unmarshal(m.Value)
+			if err != nil {
+				t.Fatalf("shipping emitted a malformed event: %v", err)
+			}
+			out = append(out, env)
+		}
+		if err := batch.Close(); err != nil {
+			t.Fatalf("read %s/%d at %d: %v", topic, partition, next, err)
+		}
+	}
+	return out
+}
+
+func (h *harness) shipment(t *testing.T, orderID string) *shippingv1.Shipment {
+	t.Helper()
+	resp, err := h.client.GetShipment(context.Background(), &shippingv1.GetShipmentRequest{OrderId: orderID})
+	if err != nil {
+		t.Fatalf("GetShipment(%s): %v", orderID, err)
+	}
+	return resp.GetShipment()
+}
+
+// order builds the events of one saga as inventory and order would send them.
+type order struct {
+	id, customerID string
+}
+
+func newOrder() order { return order{id: events.NewID(), customerID: events.NewID()} }
+
+func (o order) event(t *testing.T, producer string, payload proto.Message) *eventsv1.Envelope {
+	t.Helper()
+	env, err := events.New(events.Meta{OrderID: o.id, CustomerID: o.customerID, Producer: producer, CausationID: events.NewID(), OccurredAt: now}, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func address(country, postal string) *commonv1.Address {
+	return &commonv1.Address{Name: "Ada Lovelace", Line1: "Main St 1", City: "Somewhere", PostalCode: postal, CountryCode: country}
+}
+
+func (o order) inventoryUpdated(t *testing.T, addr *commonv1.Address, units int32) *eventsv1.Envelope {
+	return o.event(t, "inventory", &eventsv1.InventoryUpdated{
+		ReservationId: events.NewID(), ShippingAddress: addr,
+		Lines: []*commonv1.LineItem{{Sku: "BOOK-1", Quantity: units, UnitPriceMinor: 1500}},
+	})
+}
+
+func (o order) cancelled(t *testing.T) *eventsv1.Envelope {
+	return o.event(t, "order", &eventsv1.OrderCancelled{Reason: eventsv1.CancelReason_CANCEL_REASON_CUSTOMER_REQUESTED, Detail: "changed my mind"})
+}
+
+func types(envs []*eventsv1.Envelope) []string {
+	out := make([]string, len(envs))
+	for i, e := range envs {
+		out[i] = events.TypeName(e.GetType())
+	}
+	return out
+}
+
+func TestShippingService(t *testing.T) {
+	h := start(t)
+
+	t.Run("INVENTORY_UPDATED books the shipment: CREATED + SHIPMENT_CREATED; duplicates change nothing", func(t *testing.T) {
+		o := newOrder()
+		updated := o.inventoryUpdated(t, address("DE", "10115"), 7)
+		h.publish(t, updated)
+		h.settled(t, updated)
+		got := h.emitted(t, o.id)
+		if !slices.Equal(types(got), []string{"SHIPMENT_CREATED"}) {
+			t.Fatalf("emitted %v, want [SHIPMENT_CREATED]", types(got))
+		}
+		ev := got[0]
+		if ev.GetCausationId() != updated.GetEventId() || ev.GetProducer() != "shipping" || ev.GetCustomerId() != o.customerID ||
+			ev.GetShipmentCreated().GetCarrier() != "simpost" || !strings.HasPrefix(ev.GetShipmentCreated().GetTrackingNumber(), "SP") {
+			t.Fatalf("SHIPMENT_CREATED = %v", ev)
+		}
+		s := h.shipment(t, o.id)
+		if s.GetStatus() != shippingv1.ShipmentStatus_SHIPMENT_STATUS_CREATED || s.GetShipmentId() != ev.GetShipmentCreated().GetShipmentId() ||
+			s.GetTrackingNumber() != ev.GetShipmentCreated().GetTrackingNumber() || s.GetCustomerId() != o.customerID ||
+			len(s.GetParcels()) != 2 || s.GetParcels()[0].GetWeightGrams() != 2700 || s.GetAddress().GetCountryCode() != "DE" ||
+			len(s.GetTracking()) != 1 || !s.GetCreateTime().AsTime().Equal(now) {
+			t.Fatalf("shipment = %v", s)
+		}
+
+		// The same event again, then another INVENTORY_UPDATED for the order
+		// (same partition, so handled after the copy): nothing changes.
+		second := o.inventoryUpdated(t, address("DE", "10115"), 7)
+		h.publish(t, updated, second)
+		h.settled(t, second)
+		if again := h.emitted(t, o.id); !slices.Equal(types(again), []string{"SHIPMENT_CREATED"}) {
+			t.Fatalf("after duplicates emitted %v, want still one SHIPMENT_CREATED", types(again))
+		}
+		if after := h.shipment(t, o.id); !proto.Equal(after, s) {
+			t.Fatalf("duplicates changed the shipment:\n%v\nwas\n%v", after, s)
+		}
+	})
+
+	t.Run("undeliverable address: FAILED + SHIPMENT_FAILED", func(t *testing.T) {
+		for _, addr := range []*commonv1.Address{address("AQ", "12345"), address("DE", "00000")} {
+			o := newOrder()
+			updated := o.inventoryUpdated(t, addr, 1)
+			h.publish(t, updated)
+			h.settled(t, updated)
+			got := h.emitted(t, o.id)
+			if !slices.Equal(types(got), []string{"SHIPMENT_FAILED"}) ||
+				got[0].GetShipmentFailed().GetReason() != eventsv1.ShipmentFailureReason_SHIPMENT_FAILURE_REASON_UNDELIVERABLE_ADDRESS {
+				t.Fatalf("%s/%s: emitted %v, want SHIPMENT_FAILED (UNDELIVERABLE_ADDRESS)", addr.GetCountryCode(), addr.GetPostalCode(), got)
+			}
+			s := h.shipment(t, o.id)
+			if s.GetStatus() != shippingv1.ShipmentStatus_SHIPMENT_STATUS_FAILED || s.GetCarrier() != "" || s.GetTrackingNumber() != "" ||
+				s.GetFailureReason() != eventsv1.ShipmentFailureReason_SHIPMENT_FAILURE_REASON_UNDELIVERABLE_ADDRESS {
+				t.Fatalf("shipment = %v", s)
+			}
+		}
+	})
+
+	t.Run("too many parcels: FAILED + SHIPMENT_FAILED (CARRIER_REJECTED)", func(t *testing.T) {
+		o := newOrder()
+		updated := o.inventoryUpdated(t, address("FR", "75001"), 101)
+		h.publish(t, updated)
+		h.settled(t, updated)
+		got := h.emitted(t, o.id)
+		if !slices.Equal(types(got), []string{"SHIPMENT_FAILED"}) ||
+			got[0].GetShipmentFailed().GetReason() != eventsv1.ShipmentFailureReason_SHIPMENT_FAILURE_REASON_CARRIER_REJECTED {
+			t.Fatalf("emitted %v, want SHIPMENT_FAILED (CARRIER_REJECTED)", got)
+		}
+	})
+
+	t.Run("ORDER_CANCELLED after CREATED: CANCELLED with a timeline entry, no event", func(t *testing.T) {
+		o := newOrder()
+		updated := o.inventoryUpdated(t, address("DE", "10115"), 2)
+		h.publish(t, updated)
+		h.settled(t, updated)
+		cancel := o.cancelled(t)
+		h.publish(t, cancel)
+		h.settled(t, cancel)
+		if got := h.emitted(t, o.id); !slices.Equal(types(got), []string{"SHIPMENT_CREATED"}) {
+			t.Fatalf("emitted %v, want only the SHIPMENT_CREATED before the cancel", types(got))
+		}
+		s := h.shipment(t, o.id)
+		last := s.GetTracking()[len(s.GetTracking())-1]
+		if s.GetStatus() != shippingv1.ShipmentStatus_SHIPMENT_STATUS_CANCELLED || len(s.GetTracking()) != 2 ||
+			last.GetStatus() != shippingv1.ShipmentStatus_SHIPMENT_STATUS_CANCELLED || !strings.Contains(last.GetDescription(), "changed my mind") ||
+			s.GetTrackingNumber() == "" {
+			t.Fatalf("shipment = %v", s)
+		}
+	})
+
+	t.Run("ORDER_CANCELLED first: a tombstone, and the late INVENTORY_UPDATED books nothing", func(t *testing.T) {
+		o := newOrder()
+		cancel := o.cancelled(t)
+		h.publish(t, cancel)
+		h.settled(t, cancel)
+		late := o.inventoryUpdated(t, address("DE", "10115"), 2)
+		h.publish(t, late)
+		h.settled(t, late)
+		if got := h.emitted(t, o.id); len(got) != 0 {
+			t.Fatalf("emitted %v for a cancelled order, want nothing", types(got))
+		}
+		s := h.shipment(t, o.id)
+		if s.GetStatus() != shippingv1.ShipmentStatus_SHIPMENT_STATUS_CANCELLED || len(s.GetParcels()) != 0 || s.GetTrackingNumber() != "" || s.GetAddress() != nil {
+			t.Fatalf("tombstone = %v", s)
+		}
+	})
+
+	t.Run("ListShipments pages a customer's shipments", func(t *testing.T) {
+		customer := events.NewID()
+		var ids []string
+		for range 3 {
+			o := order{id: events.NewID(), customerID: customer}
+			updated := o.inventoryUpdated(t, address("NL", "1011"), 1)
+			h.publish(t, updated)
+			h.settled(t, updated)
+			ids = append(ids, o.id)
+		}
+		// Same clock instant for all: newest first falls back to order id, descending.
+		slices.Sort(ids)
+		slices.Reverse(ids)
+		var got []string
+		token := ""
+		for range 3 {
+			resp, err := h.client.ListShipments(context.Background(), &shippingv1.ListShipmentsRequest{CustomerId: customer, PageSize: 2, PageToken: token})
+			if err != nil {
+				t.Fatalf("ListShipments: %v", err)
+			}
+			for _, s := range resp.GetShipments() {
+				got = append(got, s.GetOrderId())
+			}
+			if token = resp.GetNextPageToken(); token == "" {
+				break
+			}
+		}
+		if !slices.Equal(got, ids) {
+			t.Fatalf("listed %v, want %v", got, ids)
+		}
+	})
+
+	t.Run("bad gRPC input: InvalidArgument naming the field; unknown order: NotFound", func(t *testing.T) {
+		ctx := context.Background()
+		_, err := h.client.GetShipment(ctx, &shippingv1.GetShipmentRequest{OrderId: "not-a-uuid"})
+		wantInvalid(t, err, "order_id")
+		_, err = h.client.ListShipments(ctx, &shippingv1.ListShipmentsRequest{CustomerId: ""})
+		wantInvalid(t, err, "customer_id")
+		_, err = h.client.ListShipments(ctx, &shippingv1.ListShipmentsRequest{CustomerId: events.NewID(), PageSize: 101})
+		wantInvalid(t, err, "page_size")
+		_, err = h.client.ListShipments(ctx, &shippingv1.ListShipmentsRequest{CustomerId: events.NewID(), PageToken: "garbage!"})
+		wantInvalid(t, err, "page_token")
+		_, err = h.client.GetShipment(ctx, &shippingv1.GetShipmentRequest{OrderId: events.NewID()})
+		if status.Code(err) != codes.NotFound {
+			t.Fatalf("GetShipment(unknown) = %v, want NotFound", err)
+		}
+	})
+}
+
+func wantInvalid(t *testing.T, err error, field string) {
+	t.Helper()
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), field) {
+		t.Fatalf("err = %v, want InvalidArgument naming %s", err, field)
+	}
+}
