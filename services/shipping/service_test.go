@@ -31,6 +31,7 @@ import (
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 	shippingv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/shipping/v1"
 	"github.com/sagasuite/sagasuite/services/shipping"
+	"github.com/sagasuite/sagasuite/services/shipping/internal/adapters"
 )
 
 const wait = 30 * time.Second
@@ -149,12 +150,12 @@ func (h *harness) settled(t *testing.T, env *eventsv1.Envelope) {
 			Processed []string   `bson:"processed"`
 			Outbox    []bson.Raw `bson:"outbox"`
 		}
-		err := h.db.Collection("shipments").FindOne(context.Background(), bson.D{{Key: "_id", Value: env.GetOrderId()}}).Decode(&doc)
+		err := h.db.Collection(adapters.BucketCollection(env.GetOrderId())).FindOne(context.Background(), bson.D{{Key: "_id", Value: env.GetOrderId()}}).Decode(&doc)
 		if err != nil && err != mongo.ErrNoDocuments {
 			t.Fatal(err)
 		}
 		if slices.Contains(doc.Processed, env.GetEventId()) && len(doc.Outbox) == 0 {
-			n, err := h.db.Collection("pending_outbox").CountDocuments(context.Background(), bson.D{{Key: "_id", Value: env.GetOrderId()}})
+			n, err := h.db.Collection(adapters.PendingCollection).CountDocuments(context.Background(), bson.D{{Key: "_id", Value: env.GetOrderId()}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -151,7 +151,7 @@ func (r *OutboxRelay) Flush(ctx context.Context) (int, error) {
 // loadOutbox reads only what the relay needs of a document.
 func (r *ShipmentMongoRepository) loadOutbox(ctx context.Context, orderID string) (*shipmentDoc, error) {
 	var doc shipmentDoc
-	err := r.shipments.FindOne(ctx, bson.D{{Key: "_id", Value: orderID}},
+	err := r.shipments(orderID).FindOne(ctx, bson.D{{Key: "_id", Value: orderID}},
 		options.FindOne().SetProjection(bson.D{{Key: "outbox", Value: 1}, {Key: "version", Value: 1}})).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
@@ -213,22 +213,26 @@ func (r *ShipmentMongoRepository) removePublishedOnce(ctx context.Context, order
 }
 
 // RecoverMarkers re-creates the marker of every document with outbox entries
-// (one scan of the shipments collection): run at start-up, it makes the relay
-// correct even if markers were lost, e.g. deleted by hand.
+// (one scan of every bucket): run at start-up, it makes the relay correct
+// even if markers were lost, e.g. deleted by hand.
 func (r *ShipmentMongoRepository) RecoverMarkers(ctx context.Context) (int, error) {
-	cur, err := r.shipments.Find(ctx, bson.D{{Key: "outbox.0", Value: bson.D{{Key: "$exists", Value: true}}}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return 0, fmt.Errorf("find unpublished shipments: %w", err)
-	}
-	var docs []pendingMarker
-	if err := cur.All(ctx, &docs); err != nil {
-		return 0, fmt.Errorf("find unpublished shipments: %w", err)
-	}
-	for _, d := range docs {
-		if err := r.markPending(ctx, d.OrderID); err != nil {
-			return 0, err
+	found := 0
+	for name, coll := range r.buckets {
+		cur, err := coll.Find(ctx, bson.D{{Key: "outbox.0", Value: bson.D{{Key: "$exists", Value: true}}}},
+			options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+		if err != nil {
+			return found, fmt.Errorf("find unpublished shipments in %s: %w", name, err)
 		}
+		var docs []pendingMarker
+		if err := cur.All(ctx, &docs); err != nil {
+			return found, fmt.Errorf("find unpublished shipments in %s: %w", name, err)
+		}
+		for _, d := range docs {
+			if err := r.markPending(ctx, d.OrderID); err != nil {
+				return found, err
+			}
+		}
+		found += len(docs)
 	}
-	return len(docs), nil
+	return found, nil
 }

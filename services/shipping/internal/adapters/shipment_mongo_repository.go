@@ -8,27 +8,47 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/services/shipping/internal/app"
 	"github.com/sagasuite/sagasuite/services/shipping/internal/domain/shipment"
 )
 
-// Collection names.
+// Collections.
 const (
-	ShipmentsCollection = "shipments"
+	// Buckets is how many collections ("shipments_00" … "shipments_15") the
+	// shipment documents are spread over, by a hash of the order id.
+	// FerretDB v1 serves no query from an index, not even one by _id: every
+	// read and update scans its collection, so its cost grows with the
+	// collection (measured in README.md: get by id 521/s at 1k documents,
+	// 64/s at 10k). Buckets divide that scan by 16 for every per-order
+	// operation; only ListShipments reads them all. Changing it would need a
+	// re-hash of the stored documents.
+	Buckets = 16
 	// PendingCollection holds one small marker document per order whose
 	// shipment has unpublished outbox entries, so the relay never scans the
-	// shipments collection (FerretDB v1 answers every query with a scan).
+	// shipment collections (measured: 4.6 ms per pass against 1.5 s for a
+	// query on 10k shipment documents).
 	PendingCollection = "pending_outbox"
 )
+
+// BucketCollection is the name of the collection holding orderID's shipment.
+func BucketCollection(orderID string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(orderID)) // never fails
+	return fmt.Sprintf("shipments_%02d", h.Sum32()%Buckets)
+}
 
 // maxConflictRetries bounds Apply's re-reads after a version conflict (a
 // write from outside this process, e.g. a second replica).
@@ -41,34 +61,48 @@ var ErrConflict = errors.New("shipment changed concurrently")
 // ShipmentMongoRepository stores shipment documents, one per order (_id =
 // order id), with the inbox and the outbox inside the document.
 type ShipmentMongoRepository struct {
-	shipments *mongo.Collection
-	pending   *mongo.Collection
-	locks     *orderLocks
-	now       func() time.Time
+	db      *mongo.Database
+	buckets map[string]*mongo.Collection // by name
+	pending *mongo.Collection
+	locks   *orderLocks
+	now     func() time.Time
 	// wake tells the relay that outbox entries were written.
 	wake chan struct{}
 }
 
-// NewShipmentMongoRepository uses db's shipments and pending_outbox
-// collections; call EnsureIndexes once at start-up. now stamps outbox entries.
+// NewShipmentMongoRepository uses db's shipment buckets and pending_outbox
+// collection; call EnsureIndexes once at start-up. now stamps outbox entries.
 func NewShipmentMongoRepository(db *mongo.Database, now func() time.Time) *ShipmentMongoRepository {
-	return &ShipmentMongoRepository{
-		shipments: db.Collection(ShipmentsCollection),
-		pending:   db.Collection(PendingCollection),
-		locks:     newOrderLocks(),
-		now:       now,
-		wake:      make(chan struct{}, 1),
+	r := &ShipmentMongoRepository{
+		db:      db,
+		buckets: make(map[string]*mongo.Collection, Buckets),
+		pending: db.Collection(PendingCollection),
+		locks:   newOrderLocks(),
+		now:     now,
+		wake:    make(chan struct{}, 1),
 	}
+	for i := range Buckets {
+		name := fmt.Sprintf("shipments_%02d", i)
+		r.buckets[name] = db.Collection(name)
+	}
+	return r
+}
+
+// shipments is the collection holding orderID's document.
+func (r *ShipmentMongoRepository) shipments(orderID string) *mongo.Collection {
+	return r.buckets[BucketCollection(orderID)]
 }
 
 // EnsureIndexes creates the indexes the queries use (idempotent). FerretDB v1
 // does not use them for filtering; real MongoDB does.
 func (r *ShipmentMongoRepository) EnsureIndexes(ctx context.Context) error {
-	if _, err := r.shipments.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: "customer_id", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}},
-		Options: options.Index().SetName("customer_newest_first"),
-	}); err != nil {
-		return fmt.Errorf("shipments index: %w", err)
+	for name, coll := range r.buckets {
+		if _, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{
+			Keys:    bson.D{{Key: "customer_id", Value: 1}, {Key: "created_at", Value: -1}, {Key: "_id", Value: -1}},
+			Options: options.Index().SetName("customer_newest_first"),
+		}); err != nil {
+			return fmt.Errorf("%s index: %w", name, err)
+		}
 	}
 	if _, err := r.pending.Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys: bson.D{{Key: "since", Value: 1}}, Options: options.Index().SetName("oldest_first"),
@@ -80,7 +114,7 @@ func (r *ShipmentMongoRepository) EnsureIndexes(ctx context.Context) error {
 
 // Ping checks that the store answers (readiness).
 func (r *ShipmentMongoRepository) Ping(ctx context.Context) error {
-	return r.shipments.Database().Client().Ping(ctx, nil)
+	return r.db.Client().Ping(ctx, nil)
 }
 
 // Pending is signalled (without blocking) after a write that added outbox entries.
@@ -143,7 +177,7 @@ func (r *ShipmentMongoRepository) applyOnce(ctx context.Context, orderID, eventI
 		doc.Version = 1
 		doc.Processed = []string{eventID}
 		doc.Outbox = items
-		if _, err := r.shipments.InsertOne(ctx, doc); err != nil {
+		if _, err := r.shipments(orderID).InsertOne(ctx, doc); err != nil {
 			if mongo.IsDuplicateKeyError(err) {
 				return false, fmt.Errorf("%w: order %s inserted meanwhile", ErrConflict, orderID)
 			}
@@ -191,7 +225,7 @@ func stateFields(d shipmentDoc) bson.D {
 // otherwise ErrConflict. The caller holds the order's lock: the version check
 // is the second line of defence, against writers outside this process.
 func (r *ShipmentMongoRepository) updateVersioned(ctx context.Context, orderID string, version int64, update bson.D) error {
-	res, err := r.shipments.UpdateOne(ctx, bson.D{{Key: "_id", Value: orderID}, {Key: "version", Value: version}}, update)
+	res, err := r.shipments(orderID).UpdateOne(ctx, bson.D{{Key: "_id", Value: orderID}, {Key: "version", Value: version}}, update)
 	if err != nil {
 		return fmt.Errorf("update shipment %s: %w", orderID, err)
 	}
@@ -237,7 +271,7 @@ func (r *ShipmentMongoRepository) markPending(ctx context.Context, orderID strin
 // load reads the order's document, nil when there is none.
 func (r *ShipmentMongoRepository) load(ctx context.Context, orderID string) (*shipmentDoc, error) {
 	var doc shipmentDoc
-	err := r.shipments.FindOne(ctx, bson.D{{Key: "_id", Value: orderID}}).Decode(&doc)
+	err := r.shipments(orderID).FindOne(ctx, bson.D{{Key: "_id", Value: orderID}}).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
 	}
@@ -253,7 +287,7 @@ var stateProjection = bson.D{{Key: "processed", Value: 0}, {Key: "outbox", Value
 // Get implements app.Repository.
 func (r *ShipmentMongoRepository) Get(ctx context.Context, orderID string) (*shipment.Shipment, error) {
 	var doc shipmentDoc
-	err := r.shipments.FindOne(ctx, bson.D{{Key: "_id", Value: orderID}}, options.FindOne().SetProjection(stateProjection)).Decode(&doc)
+	err := r.shipments(orderID).FindOne(ctx, bson.D{{Key: "_id", Value: orderID}}, options.FindOne().SetProjection(stateProjection)).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, fmt.Errorf("%w: order %s", shipment.ErrNotFound, orderID)
 	}
@@ -277,15 +311,8 @@ func (r *ShipmentMongoRepository) ListByCustomer(ctx context.Context, customerID
 			bson.D{{Key: "created_at", Value: after}, {Key: "_id", Value: bson.D{{Key: "$lt", Value: orderID}}}},
 		}})
 	}
-	cur, err := r.shipments.Find(ctx, filter, options.Find().
-		SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}).
-		SetLimit(int64(pageSize)+1).
-		SetProjection(stateProjection))
+	docs, err := r.findInBuckets(ctx, filter, int64(pageSize)+1)
 	if err != nil {
-		return nil, "", fmt.Errorf("list shipments of %s: %w", customerID, err)
-	}
-	var docs []shipmentDoc
-	if err := cur.All(ctx, &docs); err != nil {
 		return nil, "", fmt.Errorf("list shipments of %s: %w", customerID, err)
 	}
 	var next string
@@ -300,6 +327,44 @@ func (r *ShipmentMongoRepository) ListByCustomer(ctx context.Context, customerID
 	}
 	return page, next, nil
 }
+
+// findInBuckets runs the query on every bucket at once, newest first, and
+// merges the results: the first limit documents of them all.
+func (r *ShipmentMongoRepository) findInBuckets(ctx context.Context, filter bson.D, limit int64) ([]shipmentDoc, error) {
+	results := make([][]shipmentDoc, 0, len(r.buckets))
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	for name, coll := range r.buckets {
+		g.Go(func() error {
+			cur, err := coll.Find(gctx, filter, options.Find().SetSort(newestFirst).SetLimit(limit).SetProjection(stateProjection))
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			var docs []shipmentDoc
+			if err := cur.All(gctx, &docs); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			mu.Lock()
+			results = append(results, docs)
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	merged := slices.Concat(results...)
+	slices.SortFunc(merged, func(a, b shipmentDoc) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.OrderID, a.OrderID)
+	})
+	return merged[:min(int64(len(merged)), limit)], nil
+}
+
+// newestFirst is ListShipments' order (the page token's position).
+var newestFirst = bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: -1}}
 
 func encodePageToken(createdAt time.Time, orderID string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(createdAt.UnixMilli(), 10) + "|" + orderID))

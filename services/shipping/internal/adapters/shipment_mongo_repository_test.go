@@ -90,7 +90,7 @@ func createdEnvelope(t testing.TB, s *shipment.Shipment, causationID string) *ev
 func rawDoc(t testing.TB, db *mongo.Database, orderID string) shipmentDoc {
 	t.Helper()
 	var doc shipmentDoc
-	if err := db.Collection(ShipmentsCollection).FindOne(context.Background(), bson.D{{Key: "_id", Value: orderID}}).Decode(&doc); err != nil {
+	if err := db.Collection(BucketCollection(orderID)).FindOne(context.Background(), bson.D{{Key: "_id", Value: orderID}}).Decode(&doc); err != nil {
 		t.Fatalf("raw document %s: %v", orderID, err)
 	}
 	return doc
@@ -196,7 +196,7 @@ func TestApplyPropagatesDecisionErrorsAndWritesNothing(t *testing.T) {
 	if _, err := repo.Get(context.Background(), orderID); !errors.Is(err, shipment.ErrNotFound) {
 		t.Fatalf("Get after a failed decision: %v, want ErrNotFound", err)
 	}
-	if n, _ := db.Collection(ShipmentsCollection).CountDocuments(context.Background(), bson.D{}); n != 0 {
+	if n, _ := db.Collection(BucketCollection(orderID)).CountDocuments(context.Background(), bson.D{}); n != 0 {
 		t.Fatalf("%d documents written by a failed decision", n)
 	}
 }
