@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -283,9 +284,13 @@ func TestRelayLockKeepsOneActiveRelayAndFailsOver(t *testing.T) {
 	lock := testenv.UniqueName("relay-")
 	cfg := RelayConfig{PollInterval: 5 * time.Millisecond, LockName: lock, BatchSize: 10}
 	stopFirst := runRelay(t, NewRelay(f.db, f.producer, cfg))
-	waitFor(t, "first relay to take the lock", func() bool {
+	var database string
+	if err := f.db.QueryRow("SELECT DATABASE()").Scan(&database); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "first relay to take the lock (scoped to its database)", func() bool {
 		var used sql.NullInt64
-		_ = f.db.QueryRow("SELECT IS_USED_LOCK(?)", lock).Scan(&used)
+		_ = f.db.QueryRow("SELECT IS_USED_LOCK(?)", scopedLockName(lock, database)).Scan(&used)
 		return used.Valid
 	})
 	runRelay(t, NewRelay(f.db, f.producer, cfg))
@@ -305,6 +310,17 @@ func TestRelayLockKeepsOneActiveRelayAndFailsOver(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if got := deliveries.Load(); got != 120 {
 		t.Fatalf("%d deliveries, want exactly 120 (one active relay, no duplicates)", got)
+	}
+}
+
+func TestScopedLockNameFitsMySQLsLimit(t *testing.T) {
+	if got := scopedLockName("order-outbox-relay", "t_abc"); got != "order-outbox-relay/t_abc" {
+		t.Errorf("short name: %q", got)
+	}
+	long := scopedLockName("order-outbox-relay", strings.Repeat("d", 64))
+	other := scopedLockName("order-outbox-relay", strings.Repeat("e", 64))
+	if len(long) > 64 || long == other || !strings.HasPrefix(long, "order-outbox-relay/") {
+		t.Errorf("long names %q and %q: must fit 64 characters and differ", long, other)
 	}
 }
 

@@ -2,8 +2,10 @@ package outbox
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +35,10 @@ type RelayConfig struct {
 	// LockName, when set, makes only one relay of the service active at a time
 	// (MySQL GET_LOCK on a connection held while active); others wait as
 	// standbys. Two active relays could publish one key's events out of order.
+	// MySQL locks are server-wide, so the relay scopes the name to its
+	// database: suites sharing a server (tests, tenants) do not wait on each
+	// other. A pool of one connection (the dev stack's in-process MySQL) takes
+	// no lock: it would hold the only connection, and there is one process.
 	LockName string
 	// Retention is how long sent rows are kept before being purged (default 24h).
 	Retention time.Duration
@@ -45,6 +51,7 @@ type RelayConfig struct {
 
 // Relay publishes committed outbox rows in id order and marks them sent.
 type Relay struct {
+	lock    string // LockName scoped to the database, set when the lock is taken
 	db      *sql.DB
 	pub     Publisher
 	cfg     RelayConfig
@@ -83,7 +90,7 @@ func (r *Relay) Notify() {
 // them, so a crash in between republishes them (consumers' inboxes drop copies).
 func (r *Relay) Run(ctx context.Context) error {
 	var lockConn *sql.Conn
-	if r.cfg.LockName != "" {
+	if r.cfg.LockName != "" && r.db.Stats().MaxOpenConnections != 1 {
 		var err error
 		if lockConn, err = r.acquireLock(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -226,14 +233,20 @@ func (r *Relay) acquireLock(ctx context.Context) (*sql.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay lock connection: %w", err)
 	}
+	var database sql.NullString
+	if err := conn.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&database); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("relay lock: read database name: %w", err)
+	}
+	r.lock = scopedLockName(r.cfg.LockName, database.String)
 	for {
 		var got sql.NullInt64
-		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 1)", r.cfg.LockName).Scan(&got); err != nil {
+		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 1)", r.lock).Scan(&got); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("relay lock %q: %w", r.cfg.LockName, err)
 		}
 		if got.Valid && got.Int64 == 1 {
-			r.cfg.Logger.InfoContext(ctx, "outbox relay active", "lock", r.cfg.LockName)
+			r.cfg.Logger.InfoContext(ctx, "outbox relay active", "lock", r.lock)
 			return conn, nil
 		}
 		if ctx.Err() != nil {
@@ -243,12 +256,22 @@ func (r *Relay) acquireLock(ctx context.Context) (*sql.Conn, error) {
 	}
 }
 
+// scopedLockName is name/database, hashed to fit MySQL's 64-character limit.
+func scopedLockName(name, database string) string {
+	scoped := name + "/" + database
+	if len(scoped) <= 64 {
+		return scoped
+	}
+	sum := sha256.Sum256([]byte(scoped))
+	return name[:min(len(name), 31)] + "/" + hex.EncodeToString(sum[:16])
+}
+
 // releaseLock gives the lock up before the connection goes back to the pool
 // (sql.Conn.Close does not close it, so the lock would outlive the relay).
 func (r *Relay) releaseLock(conn *sql.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := conn.ExecContext(ctx, "DO RELEASE_LOCK(?)", r.cfg.LockName); err != nil {
+	if _, err := conn.ExecContext(ctx, "DO RELEASE_LOCK(?)", r.lock); err != nil {
 		// Drop the connection itself: the server then frees the lock.
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
@@ -259,9 +282,9 @@ func (r *Relay) releaseLock(conn *sql.Conn) {
 // another relay may be active now, so this one must stop and be restarted.
 func (r *Relay) checkLock(ctx context.Context, conn *sql.Conn) error {
 	var mine sql.NullInt64
-	err := conn.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?) = CONNECTION_ID()", r.cfg.LockName).Scan(&mine)
+	err := conn.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?) = CONNECTION_ID()", r.lock).Scan(&mine)
 	if err != nil || !mine.Valid || mine.Int64 != 1 {
-		return fmt.Errorf("relay lock %q lost: %v", r.cfg.LockName, err)
+		return fmt.Errorf("relay lock %q lost: %v", r.lock, err)
 	}
 	return nil
 }

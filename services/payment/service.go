@@ -9,9 +9,6 @@ package payment
 
 import (
 	"context"
-	"crypto/sha256"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -85,14 +82,10 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	if err := adapters.Migrate(ctx, db); err != nil {
 		return fmt.Errorf("%s: migrate: %w", Name, err)
 	}
-	lockName, err := relayLockName(ctx, db, cfg.MySQLMaxOpenConns)
-	if err != nil {
-		return fmt.Errorf("%s: %w", Name, err)
-	}
 
 	producer := cfg.KafkaConfig.NewProducer()
 	defer producer.Close()
-	relay := outbox.NewRelay(db, producer, outbox.RelayConfig{LockName: lockName, Logger: rt.Logger})
+	relay := outbox.NewRelay(db, producer, outbox.RelayConfig{LockName: Name + "-outbox-relay", Logger: rt.Logger})
 	application := app.New(app.Deps{
 		Repo:    adapters.NewPaymentMySQLRepository(db, Name, rt.Now),
 		Gateway: gateway,
@@ -116,25 +109,4 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 		Background: map[string]func(context.Context) error{"outbox relay": relay.Run},
 		Ready:      db.PingContext,
 	})
-}
-
-// relayLockName names the lock that keeps one relay active per payment store.
-// MySQL locks are server-wide, so the name carries the database: suites
-// sharing a server (tests, tenants) do not wait on each other. With a single
-// connection there is one process anyway, and holding the lock would take
-// the only connection.
-func relayLockName(ctx context.Context, db *sql.DB, maxConns int) (string, error) {
-	if maxConns == 1 {
-		return "", nil
-	}
-	var database sql.NullString
-	if err := db.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&database); err != nil {
-		return "", fmt.Errorf("read database name: %w", err)
-	}
-	name := Name + "-outbox-relay/" + database.String
-	if len(name) > 64 { // MySQL's limit for lock names
-		sum := sha256.Sum256([]byte(database.String))
-		name = Name + "-outbox-relay/" + hex.EncodeToString(sum[:16])
-	}
-	return name, nil
 }

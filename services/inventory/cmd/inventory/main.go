@@ -1,29 +1,10 @@
-// Command inventory runs the inventory service; see services/README.md for
-// its INVENTORY_* environment.
+// Command inventory runs the inventory service; its INVENTORY_* environment is described in
+// services/README.md.
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
-	"github.com/sagasuite/sagasuite/libs/config"
 	"github.com/sagasuite/sagasuite/libs/service"
 	"github.com/sagasuite/sagasuite/services/inventory"
 )
 
-func main() {
-	cfg, err := config.Load[inventory.Config]("INVENTORY")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := inventory.Run(ctx, cfg, service.Runtime{}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("INVENTORY", inventory.Run) }
