@@ -152,7 +152,7 @@ func (r *OrderMySQLRepository) ListByCustomer(ctx context.Context, customerID st
 	args := []any{customerID}
 	if after != nil {
 		q += " AND (created_at < ? OR (created_at = ? AND id < ?))"
-		args = append(args, after.CreatedAt, after.CreatedAt, after.OrderID)
+		args = append(args, after.CreatedAt, after.CreatedAt, after.ID)
 	}
 	q += " ORDER BY created_at DESC, id DESC LIMIT ?"
 	args = append(args, limit)

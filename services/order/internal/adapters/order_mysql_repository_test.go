@@ -347,7 +347,7 @@ func TestListByCustomerPagesNewestFirst(t *testing.T) {
 			got = append(got, o.ID)
 		}
 		last := orders[len(orders)-1]
-		after = &app.Cursor{CreatedAt: last.CreatedAt, OrderID: last.ID}
+		after = &app.Cursor{CreatedAt: last.CreatedAt, ID: last.ID}
 	}
 	for i, j := 0, len(want)-1; i < j; i, j = i+1, j-1 {
 		want[i], want[j] = want[j], want[i]

@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/sagasuite/sagasuite/libs/paging"
 	"time"
 
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
@@ -40,11 +41,8 @@ type Repository interface {
 // ChangeFunc changes a locked order and returns the events to store with it.
 type ChangeFunc func(o *order.Order) ([]*eventsv1.Envelope, error)
 
-// Cursor is a position in a customer's orders, newest first.
-type Cursor struct {
-	CreatedAt time.Time
-	OrderID   string
-}
+// Cursor is a position in a customer's list, newest first.
+type Cursor = paging.Cursor
 
 // Encoder builds the envelope of an event the order emits (ports/events.go).
 type Encoder func(o *order.Order, t order.EventType, causationID string, now time.Time) (*eventsv1.Envelope, error)

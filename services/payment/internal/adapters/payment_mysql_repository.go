@@ -143,7 +143,7 @@ func (r *PaymentMySQLRepository) ListByCustomer(ctx context.Context, customerID 
 	args := []any{customerID, payment.StatusCancelled}
 	if after != nil {
 		q += " AND (p.created_at < ? OR (p.created_at = ? AND p.order_id < ?))"
-		args = append(args, after.CreatedAt.UTC(), after.CreatedAt.UTC(), after.OrderID)
+		args = append(args, after.CreatedAt.UTC(), after.CreatedAt.UTC(), after.ID)
 	}
 	q += " ORDER BY p.created_at DESC, p.order_id DESC LIMIT ?"
 	args = append(args, limit)

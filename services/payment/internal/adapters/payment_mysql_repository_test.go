@@ -287,7 +287,7 @@ func TestListByCustomerNewestFirstPagedWithoutTombstones(t *testing.T) {
 		}
 		got = append(got, batch...)
 		last := batch[len(batch)-1]
-		after = &app.Cursor{CreatedAt: last.CreatedAt, OrderID: last.OrderID}
+		after = &app.Cursor{CreatedAt: last.CreatedAt, ID: last.OrderID}
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("listed %d payments:\n%s\nwant %d:\n%s", len(got), orderIDs(got), len(want), orderIDs(want))

@@ -15,6 +15,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/sagasuite/sagasuite/libs/paging"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,11 +47,8 @@ type Repository interface {
 // record to store (nil: nothing changed) and the events to store with it.
 type ChangeFunc func(existing *payment.Payment) (*payment.Payment, []*eventsv1.Envelope, error)
 
-// Cursor is a position in a customer's payments, newest first.
-type Cursor struct {
-	CreatedAt time.Time
-	OrderID   string
-}
+// Cursor is a position in a customer's list, newest first.
+type Cursor = paging.Cursor
 
 // Gateway is the payment processor. Both calls are idempotent by key: a second
 // call with the same key returns the first one's result.
