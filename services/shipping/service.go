@@ -67,9 +67,6 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	repo := adapters.NewShipmentMongoRepository(client.Database(cfg.MongoDatabase), rt.Now)
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = repo.EnsureIndexes(setupCtx)
-	if err == nil {
-		_, err = repo.RecoverMarkers(setupCtx)
-	}
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%s: store %s: %w", Name, cfg.MongoDatabase, err)

@@ -139,6 +139,13 @@ func (h *harness) publish(t *testing.T, envs ...*eventsv1.Envelope) {
 	}
 }
 
+// deliver publishes env and waits until shipping settled it.
+func (h *harness) deliver(t *testing.T, env *eventsv1.Envelope) {
+	t.Helper()
+	h.publish(t, env)
+	h.settled(t, env)
+}
+
 // settled waits until shipping processed env (its id is in the order's
 // document) and the relay published everything the order's document held:
 // from then on, the shipments topic holds every event shipping emitted for it.
@@ -292,8 +299,7 @@ func TestShippingService(t *testing.T) {
 	t.Run("INVENTORY_UPDATED books the shipment: CREATED + SHIPMENT_CREATED; duplicates change nothing", func(t *testing.T) {
 		o := newOrder()
 		updated := o.inventoryUpdated(t, address("DE", "10115"), 7)
-		h.publish(t, updated)
-		h.settled(t, updated)
+		h.deliver(t, updated)
 		got := h.emitted(t, o.id)
 		if !slices.Equal(types(got), []string{"SHIPMENT_CREATED"}) {
 			t.Fatalf("emitted %v, want [SHIPMENT_CREATED]", types(got))
@@ -324,45 +330,36 @@ func TestShippingService(t *testing.T) {
 		}
 	})
 
-	t.Run("undeliverable address: FAILED + SHIPMENT_FAILED", func(t *testing.T) {
-		for _, addr := range []*commonv1.Address{address("AQ", "12345"), address("DE", "00000")} {
+	t.Run("carrier refuses: FAILED + SHIPMENT_FAILED with the reason", func(t *testing.T) {
+		for _, tc := range []struct {
+			addr   *commonv1.Address
+			units  int32
+			reason eventsv1.ShipmentFailureReason
+		}{
+			{address("AQ", "12345"), 1, eventsv1.ShipmentFailureReason_SHIPMENT_FAILURE_REASON_UNDELIVERABLE_ADDRESS},
+			{address("DE", "00000"), 1, eventsv1.ShipmentFailureReason_SHIPMENT_FAILURE_REASON_UNDELIVERABLE_ADDRESS},
+			{address("FR", "75001"), 101, eventsv1.ShipmentFailureReason_SHIPMENT_FAILURE_REASON_CARRIER_REJECTED}, // 21 parcels
+		} {
 			o := newOrder()
-			updated := o.inventoryUpdated(t, addr, 1)
-			h.publish(t, updated)
-			h.settled(t, updated)
+			h.deliver(t, o.inventoryUpdated(t, tc.addr, tc.units))
 			got := h.emitted(t, o.id)
-			if !slices.Equal(types(got), []string{"SHIPMENT_FAILED"}) ||
-				got[0].GetShipmentFailed().GetReason() != eventsv1.ShipmentFailureReason_SHIPMENT_FAILURE_REASON_UNDELIVERABLE_ADDRESS {
-				t.Fatalf("%s/%s: emitted %v, want SHIPMENT_FAILED (UNDELIVERABLE_ADDRESS)", addr.GetCountryCode(), addr.GetPostalCode(), got)
+			if !slices.Equal(types(got), []string{"SHIPMENT_FAILED"}) || got[0].GetShipmentFailed().GetReason() != tc.reason {
+				t.Fatalf("%s/%s, %d units: emitted %v, want SHIPMENT_FAILED (%s)", tc.addr.GetCountryCode(), tc.addr.GetPostalCode(), tc.units, got, tc.reason)
 			}
 			s := h.shipment(t, o.id)
 			if s.GetStatus() != shippingv1.ShipmentStatus_SHIPMENT_STATUS_FAILED || s.GetCarrier() != "" || s.GetTrackingNumber() != "" ||
-				s.GetFailureReason() != eventsv1.ShipmentFailureReason_SHIPMENT_FAILURE_REASON_UNDELIVERABLE_ADDRESS {
+				s.GetFailureReason() != tc.reason || len(s.GetTracking()) != 1 {
 				t.Fatalf("shipment = %v", s)
 			}
-		}
-	})
-
-	t.Run("too many parcels: FAILED + SHIPMENT_FAILED (CARRIER_REJECTED)", func(t *testing.T) {
-		o := newOrder()
-		updated := o.inventoryUpdated(t, address("FR", "75001"), 101)
-		h.publish(t, updated)
-		h.settled(t, updated)
-		got := h.emitted(t, o.id)
-		if !slices.Equal(types(got), []string{"SHIPMENT_FAILED"}) ||
-			got[0].GetShipmentFailed().GetReason() != eventsv1.ShipmentFailureReason_SHIPMENT_FAILURE_REASON_CARRIER_REJECTED {
-			t.Fatalf("emitted %v, want SHIPMENT_FAILED (CARRIER_REJECTED)", got)
 		}
 	})
 
 	t.Run("ORDER_CANCELLED after CREATED: CANCELLED with a timeline entry, no event", func(t *testing.T) {
 		o := newOrder()
 		updated := o.inventoryUpdated(t, address("DE", "10115"), 2)
-		h.publish(t, updated)
-		h.settled(t, updated)
+		h.deliver(t, updated)
 		cancel := o.cancelled(t)
-		h.publish(t, cancel)
-		h.settled(t, cancel)
+		h.deliver(t, cancel)
 		if got := h.emitted(t, o.id); !slices.Equal(types(got), []string{"SHIPMENT_CREATED"}) {
 			t.Fatalf("emitted %v, want only the SHIPMENT_CREATED before the cancel", types(got))
 		}
@@ -378,11 +375,9 @@ func TestShippingService(t *testing.T) {
 	t.Run("ORDER_CANCELLED first: a tombstone, and the late INVENTORY_UPDATED books nothing", func(t *testing.T) {
 		o := newOrder()
 		cancel := o.cancelled(t)
-		h.publish(t, cancel)
-		h.settled(t, cancel)
+		h.deliver(t, cancel)
 		late := o.inventoryUpdated(t, address("DE", "10115"), 2)
-		h.publish(t, late)
-		h.settled(t, late)
+		h.deliver(t, late)
 		if got := h.emitted(t, o.id); len(got) != 0 {
 			t.Fatalf("emitted %v for a cancelled order, want nothing", types(got))
 		}
@@ -398,8 +393,7 @@ func TestShippingService(t *testing.T) {
 		for range 3 {
 			o := order{id: events.NewID(), customerID: customer}
 			updated := o.inventoryUpdated(t, address("NL", "1011"), 1)
-			h.publish(t, updated)
-			h.settled(t, updated)
+			h.deliver(t, updated)
 			ids = append(ids, o.id)
 		}
 		// Same clock instant for all: newest first falls back to order id, descending.

@@ -62,7 +62,13 @@ func NewOutboxRelay(repo *ShipmentMongoRepository, pub Publisher, cfg RelayConfi
 }
 
 // Run publishes until ctx ends; errors are logged and retried with backoff.
+// It starts with RecoverMarkers, so entries whose marker was lost are found.
 func (r *OutboxRelay) Run(ctx context.Context) error {
+	if n, err := r.repo.RecoverMarkers(ctx); err != nil {
+		r.cfg.Logger.WarnContext(ctx, "shipping outbox: recovering markers", "error", err)
+	} else if n > 0 {
+		r.cfg.Logger.InfoContext(ctx, "shipping outbox: documents with unpublished entries", "documents", n)
+	}
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 5*time.Second
 	poll := time.NewTicker(r.cfg.PollInterval)

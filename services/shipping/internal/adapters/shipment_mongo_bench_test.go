@@ -19,7 +19,7 @@ import (
 // BenchmarkStore measures the shipment store on FerretDB at a given number of
 // documents: create (Apply on a new order, with its outbox entry and marker),
 // update (Apply of a cancel on an existing order: read + version-checked
-// update), get by id, and the relay's two ways of finding pending work — the
+// update), get by id, a customer's first page (all buckets), and the relay's two ways of finding pending work — the
 // pending_outbox markers versus a query on the shipment collections themselves
 // (what RecoverMarkers runs once at start-up).
 //
@@ -53,6 +53,15 @@ func BenchmarkStore(b *testing.B) {
 						}
 					}
 				})
+				perSec(b)
+			})
+			b.Run("list-customer-page", func(b *testing.B) {
+				for i := 0; b.Loop(); i++ {
+					customer := testenv.IDFor(fmt.Sprintf("seed-customer-%d", i%1000))
+					if _, _, err := repo.ListByCustomer(ctx, customer, app.DefaultPageSize, ""); err != nil {
+						b.Fatal(err)
+					}
+				}
 				perSec(b)
 			})
 			b.Run("update", func(b *testing.B) {
