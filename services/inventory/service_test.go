@@ -6,26 +6,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/clock"
-	"github.com/sagasuite/sagasuite/libs/config"
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/inbox"
 	"github.com/sagasuite/sagasuite/libs/service"
+	"github.com/sagasuite/sagasuite/libs/service/servicetest"
 	"github.com/sagasuite/sagasuite/libs/testenv"
 	commonv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/common/v1"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
@@ -53,63 +49,16 @@ func start(t *testing.T) *harness {
 	prefix := testenv.UniqueName("inventory-") + "."
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := inventory.Config{
-		Common:      config.Common{GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", LogLevel: config.LevelWarn, LogFormat: config.FormatText, ShutdownTimeout: 5 * time.Second},
+		Common:      servicetest.Common(),
 		KafkaConfig: service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 3, ReplicationFactor: 1},
 		MySQLDSN:    dsn,
 	}
-	addrs := make(chan [2]net.Addr, 1)
-	rt := service.Runtime{Clock: clock.NewManual(now), Logger: quiet, OnListening: func(g, o net.Addr) { addrs <- [2]net.Addr{g, o} }}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- inventory.Run(ctx, cfg, rt) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run after cancel: %v", err)
-			}
-		case <-time.After(wait):
-			t.Errorf("Run did not stop within %s", wait)
-		}
-	})
-	var a [2]net.Addr
-	select {
-	case a = <-addrs:
-	case err := <-done:
-		t.Fatalf("Run ended before listening: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("inventory did not listen within 60s")
-	}
-	waitReady(t, "http://"+a[1].String()+"/readyz")
-
-	conn, err := grpc.NewClient(a[0].String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	rt := service.Runtime{Clock: clock.NewManual(now), Logger: quiet}
+	conn := servicetest.Start(t, rt, func(ctx context.Context, rt service.Runtime) error { return inventory.Run(ctx, cfg, rt) })
 	producer := bus.NewProducer(testenv.Brokers(), bus.WithTopicPrefix(prefix))
 	t.Cleanup(func() { producer.Close() })
 	return &harness{db: db, client: inventoryv1.NewInventoryServiceClient(conn), producer: producer,
 		emitted: readEmitted(t, prefix, quiet)}
-}
-
-func waitReady(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not 200 within %s (last error %v)", url, wait, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // collector keeps the events inventory emitted, by order, without duplicates.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -14,9 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -25,6 +22,7 @@ import (
 	"github.com/sagasuite/sagasuite/libs/config"
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/service"
+	"github.com/sagasuite/sagasuite/libs/service/servicetest"
 	"github.com/sagasuite/sagasuite/libs/testenv"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 	notificationv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/notification/v1"
@@ -95,42 +93,12 @@ func start(t *testing.T) running {
 		CassandraConsistency: "LOCAL_QUORUM", CassandraTimeout: 30 * time.Second,
 	}
 	logs := &syncBuffer{}
-	addrs := make(chan net.Addr, 1)
 	rt := service.Runtime{
 		Clock:           clock.NewManual(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)),
 		Logger:          slogJSON(logs),
 		SharedTelemetry: true, Registry: prometheus.NewRegistry(),
-		OnListening: func(grpcAddr, _ net.Addr) { addrs <- grpcAddr },
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- notification.Run(ctx, cfg, rt) }()
-	var addr net.Addr
-	select {
-	case addr = <-addrs:
-	case err := <-done:
-		cancel()
-		t.Fatalf("Run ended before listening: %v", err)
-	case <-time.After(90 * time.Second):
-		cancel()
-		t.Fatal("service did not listen within 90s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run after cancel: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not stop within 30s")
-		}
-	})
-	conn, err := grpc.NewClient(addr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := servicetest.Start(t, rt, func(ctx context.Context, rt service.Runtime) error { return notification.Run(ctx, cfg, rt) })
 	return running{client: notificationv1.NewNotificationServiceClient(conn), logs: logs, prefix: prefix}
 }
 

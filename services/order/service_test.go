@@ -5,25 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/clock"
-	"github.com/sagasuite/sagasuite/libs/config"
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/service"
+	"github.com/sagasuite/sagasuite/libs/service/servicetest"
 	"github.com/sagasuite/sagasuite/libs/testenv"
 	commonv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/common/v1"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
@@ -86,8 +82,7 @@ func start(t *testing.T) *suite {
 	_, dsn := testenv.MySQLDatabase(t)
 	prefix := testenv.UniqueName("ordertest-") + "."
 	cfg := order.Config{
-		Common: config.Common{GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", LogLevel: config.LevelWarn,
-			LogFormat: config.FormatText, ShutdownTimeout: 5 * time.Second},
+		Common:               servicetest.Common(),
 		KafkaConfig:          service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 1, ReplicationFactor: 1},
 		MySQLDSN:             dsn,
 		MySQLMaxOpenConns:    8,
@@ -96,46 +91,9 @@ func start(t *testing.T) *suite {
 		WatchPollInterval:    time.Second,
 	}
 	clk := clock.NewManual(time.Now())
-	addrs := make(chan [2]net.Addr, 1)
-	rt := service.Runtime{Clock: clk, SharedTelemetry: true, Registry: prometheus.NewRegistry(),
-		OnListening: func(g, o net.Addr) { addrs <- [2]net.Addr{g, o} }}
+	rt := service.Runtime{Clock: clk, SharedTelemetry: true, Registry: prometheus.NewRegistry()}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- order.Run(ctx, cfg, rt) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run after cancel: %v", err)
-			}
-		case <-time.After(wait):
-			t.Errorf("Run did not stop within %s", wait)
-		}
-	})
-	var a [2]net.Addr
-	select {
-	case a = <-addrs:
-	case err := <-done:
-		t.Fatalf("Run ended before listening: %v", err)
-	case <-time.After(2 * wait):
-		t.Fatalf("service did not listen within %s", 2*wait)
-	}
-	waitUntil(t, "/readyz answers 200 (consumer group running)", func() bool {
-		resp, err := http.Get("http://" + a[1].String() + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-
-	conn, err := grpc.NewClient(a[0].String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := servicetest.Start(t, rt, func(ctx context.Context, rt service.Runtime) error { return order.Run(ctx, cfg, rt) })
 	pub := bus.NewProducer(testenv.Brokers(), bus.WithTopicPrefix(prefix))
 	t.Cleanup(func() { pub.Close() })
 	// What the service emits, and what its consumer dead-letters.
