@@ -474,3 +474,19 @@ func TestServeTwiceFails(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 }
+
+func TestInvalidArgumentNamesTheFieldInMessageAndDetail(t *testing.T) {
+	st := status.Convert(grpcserver.InvalidArgument("order_id", "must be a UUID"))
+	if st.Code() != codes.InvalidArgument || st.Message() != "order_id: must be a UUID" {
+		t.Fatalf("status %v", st)
+	}
+	var field string
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) == 1 {
+			field = br.GetFieldViolations()[0].GetField()
+		}
+	}
+	if field != "order_id" {
+		t.Fatalf("BadRequest detail names %q, want order_id", field)
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"regexp"
 
+	"github.com/sagasuite/sagasuite/libs/grpcserver"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -100,7 +102,7 @@ func (s *GRPCServer) toStatus(ctx context.Context, err error) error {
 	var invalid *stock.InvalidError
 	switch {
 	case errors.As(err, &invalid):
-		return status.Error(codes.InvalidArgument, invalid.Error())
+		return grpcserver.InvalidArgument(invalid.Field, invalid.Reason)
 	case errors.Is(err, stock.ErrProductNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, stock.ErrRequestConflict):

@@ -3,10 +3,10 @@ package ports
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"github.com/sagasuite/sagasuite/libs/grpcserver"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -87,9 +87,9 @@ func (s *GRPCServer) toStatus(ctx context.Context, err error) error {
 	var field *app.FieldError
 	switch {
 	case errors.As(err, &field):
-		return invalidArgument(field.Field, field.Problem)
+		return grpcserver.InvalidArgument(field.Field, field.Problem)
 	case errors.Is(err, app.ErrInvalidPageToken):
-		return invalidArgument("page_token", "is not a token this service issued for this customer")
+		return grpcserver.InvalidArgument("page_token", "is not a token this service issued for this customer")
 	case errors.Is(err, app.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, context.Canceled):
@@ -100,16 +100,4 @@ func (s *GRPCServer) toStatus(ctx context.Context, err error) error {
 	// Store failures: the details stay in our log, not in the client's hands.
 	s.logger.ErrorContext(ctx, "notification query failed", "error", err)
 	return status.Error(codes.Unavailable, "notification store unavailable; retry later")
-}
-
-// invalidArgument names the field in the message and as a BadRequest detail,
-// as the server's validation interceptor does.
-func invalidArgument(field, problem string) error {
-	st := status.New(codes.InvalidArgument, fmt.Sprintf("%s: %s", field, problem))
-	if detailed, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
-		{Field: field, Description: problem},
-	}}); err == nil {
-		st = detailed
-	}
-	return st.Err()
 }

@@ -7,8 +7,9 @@ package app
 import (
 	"context"
 	"fmt"
-	"github.com/sagasuite/sagasuite/libs/paging"
 	"time"
+
+	"github.com/sagasuite/sagasuite/libs/paging"
 
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 	"github.com/sagasuite/sagasuite/services/order/internal/domain/order"

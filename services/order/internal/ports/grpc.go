@@ -5,7 +5,8 @@ import (
 	"errors"
 	"log/slog"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"github.com/sagasuite/sagasuite/libs/grpcserver"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -102,13 +103,7 @@ func (s *GRPCServer) status(ctx context.Context, err error) error {
 	var invalid *order.InvalidError
 	switch {
 	case errors.As(err, &invalid):
-		st := status.New(codes.InvalidArgument, invalid.Error())
-		if detailed, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
-			{Field: invalid.Field, Description: invalid.Reason},
-		}}); derr == nil {
-			st = detailed
-		}
-		return st.Err()
+		return grpcserver.InvalidArgument(invalid.Field, invalid.Reason)
 	case errors.Is(err, order.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, order.ErrNotPending):

@@ -15,8 +15,9 @@ package app
 import (
 	"context"
 	"fmt"
-	"github.com/sagasuite/sagasuite/libs/paging"
 	"time"
+
+	"github.com/sagasuite/sagasuite/libs/paging"
 
 	"github.com/google/uuid"
 

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"github.com/sagasuite/sagasuite/libs/grpcserver"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -62,13 +63,7 @@ func toStatus(err error) error {
 	case errors.Is(err, payment.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.As(err, &invalid):
-		st := status.New(codes.InvalidArgument, invalid.Error())
-		if withDetails, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
-			{Field: invalid.Field, Description: invalid.Reason},
-		}}); derr == nil {
-			st = withDetails
-		}
-		return st.Err()
+		return grpcserver.InvalidArgument(invalid.Field, invalid.Reason)
 	case errors.Is(err, payment.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, context.Canceled):

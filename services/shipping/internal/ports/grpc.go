@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"github.com/sagasuite/sagasuite/libs/grpcserver"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -56,25 +57,13 @@ func grpcError(err error) error {
 	case errors.Is(err, shipment.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, app.ErrBadPageToken):
-		return invalidField("page_token", "is not a token this service issued")
+		return grpcserver.InvalidArgument("page_token", "is not a token this service issued")
 	case errors.Is(err, shipment.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	}
 	return status.Error(codes.Internal, err.Error())
-}
-
-// invalidField is InvalidArgument naming the field, in the message and as a
-// BadRequest detail (as protovalidate's own rejections are).
-func invalidField(field, problem string) error {
-	st := status.New(codes.InvalidArgument, field+": "+problem)
-	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
-		{Field: field, Description: problem},
-	}}); err == nil {
-		st = d
-	}
-	return st.Err()
 }
 
 func shipmentToProto(s *shipment.Shipment) *shippingv1.Shipment {

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/sagasuite/sagasuite/libs/fielderr"
 )
 
 // Errors the use cases decide on; ports map them to gRPC codes.
@@ -26,12 +28,7 @@ var (
 )
 
 // InvalidError is bad input, naming the field at fault.
-type InvalidError struct {
-	Field  string
-	Reason string
-}
-
-func (e *InvalidError) Error() string { return e.Field + ": " + e.Reason }
+type InvalidError = fielderr.Error
 
 // Money is an amount in minor units of a currency (ISO 4217).
 type Money struct {

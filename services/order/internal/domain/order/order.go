@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sagasuite/sagasuite/libs/fielderr"
 )
 
 // Status is where an order stands in its saga.
@@ -72,25 +74,15 @@ var (
 	// ErrRequestIDReused: a request id already created an order for another customer.
 	ErrRequestIDReused = errors.New("request id already used")
 	// ErrInvalid is the class of InvalidError.
-	ErrInvalid = errors.New("invalid argument")
+	ErrInvalid = fielderr.ErrInvalid
 )
 
 // InvalidError names the input field that is wrong, in the API's spelling
 // ("lines[1].quantity"), so clients can point at it.
-type InvalidError struct {
-	Field  string
-	Reason string
-}
-
-func (e *InvalidError) Error() string { return e.Field + ": " + e.Reason }
-
-// Is makes errors.Is(err, ErrInvalid) true.
-func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+type InvalidError = fielderr.Error
 
 // Invalid returns an *InvalidError.
-func Invalid(field, format string, args ...any) error {
-	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
-}
+func Invalid(field, format string, args ...any) error { return fielderr.New(field, format, args...) }
 
 // Line is one product line: what, how many, at which unit price.
 type Line struct {

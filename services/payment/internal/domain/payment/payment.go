@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/sagasuite/sagasuite/libs/fielderr"
 )
 
 // Status is where an order's payment stands.
@@ -53,27 +55,17 @@ const (
 var (
 	// ErrInvalid marks input that can never be applied: a malformed command
 	// or query. InvalidError names the offending field.
-	ErrInvalid = errors.New("invalid argument")
+	ErrInvalid = fielderr.ErrInvalid
 	// ErrNotFound: the order has no payment (none tried yet, or the order
 	// was cancelled before any charge).
 	ErrNotFound = errors.New("payment not found")
 )
 
 // InvalidError is an ErrInvalid naming the field at fault.
-type InvalidError struct {
-	Field  string
-	Reason string
-}
-
-func (e *InvalidError) Error() string { return e.Field + ": " + e.Reason }
-
-// Is makes errors.Is(err, ErrInvalid) true.
-func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+type InvalidError = fielderr.Error
 
 // Invalid returns an *InvalidError for field.
-func Invalid(field, format string, args ...any) error {
-	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
-}
+func Invalid(field, format string, args ...any) error { return fielderr.New(field, format, args...) }
 
 // Money is an amount in the currency's minor unit.
 type Money struct {
