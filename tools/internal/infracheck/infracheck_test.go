@@ -92,6 +92,9 @@ func TestKafka(t *testing.T) {
 		RequiredAcks: kafka.RequireAll, // the default is acks=0
 		BatchTimeout: 5 * time.Millisecond,
 		MaxAttempts:  5,
+		// A fresh transport: the shared default caches metadata for 6 s and
+		// may not know the topic created a moment ago.
+		Transport: &kafka.Transport{},
 	}
 	defer w.Close()
 	want := []kafka.Message{
