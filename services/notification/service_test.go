@@ -126,7 +126,9 @@ func publish(t *testing.T, prefix string, envs ...*eventsv1.Envelope) {
 // bus commits only after the handler's effect).
 func waitConsumed(t *testing.T, prefix string) {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(testenv.Brokers()...), Timeout: 10 * time.Second}
+	// Own transport: the shared one caches topic metadata for 6 s.
+	client := &kafka.Client{Addr: kafka.TCP(testenv.Brokers()...), Timeout: 10 * time.Second,
+		Transport: &kafka.Transport{MetadataTTL: time.Second}}
 	group := prefix + notification.Name
 	parts := make([]int, partitions)
 	for i := range parts {
