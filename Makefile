@@ -40,3 +40,7 @@ test-go: ## go test every module (expects the stack from infra-up)
 
 run: ## the zero-setup embedded stack (issue #5)
 	@echo "make run: the embedded dev stack (sagactl dev) lands with issue #5; use 'make infra-up' for the real local stack." >&2; exit 2
+
+.PHONY: demo
+demo: ## every saga path on a running suite (default: the dev ports of `make run`; DEMO_FLAGS='--order host:port …'), ends with one JSON line
+	go run ./tools/cmd/sagactl demo $(DEMO_FLAGS)

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sagasuite/sagasuite/tools/internal/demo"
+	"github.com/sagasuite/sagasuite/tools/internal/stack"
+	"github.com/sagasuite/sagasuite/tools/internal/suite"
+)
+
+// stackArgs points every service flag at the stack.
+func stackArgs(s *stack.Stack, cmd string, extra ...string) []string {
+	args := []string{cmd}
+	for _, name := range suite.Services {
+		args = append(args, "--"+name, s.GRPCAddr(name))
+	}
+	return append(args, extra...)
+}
+
+// sagactl demo and sagactl bench against the suite as five processes on the
+// local real stack: the demo's last stdout line is the summary and its exit
+// status follows it; the bench's JSON adds up.
+func TestDemoAndBenchOnTheRealStack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s := stack.New(t, stack.Options{})
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, stderr := sagactl(t, stackArgs(s, "demo")...)
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	var sum demo.Summary
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatalf("exit %d; last stdout line is not the summary: %v\nstdout:\n%s\nstderr:\n%s", code, err, out, stderr)
+	}
+	// Without the power to stop services: 7 orders (the cancel races the
+	// saga, the deadline path is skipped and the table says so).
+	if code != exitOK || !sum.OK() || sum.Orders != 7 || sum.Pending != 0 || sum.Completed+sum.Cancelled != 7 ||
+		sum.Completed < 2 || sum.Completed > 3 || !strings.Contains(out, "skipped:\n  - deadline:") {
+		t.Fatalf("exit %d, summary %+v\nstdout:\n%s\nstderr:\n%s", code, sum, out, stderr)
+	}
+	if !strings.Contains(stderr, "demo: placing 7 orders at once") {
+		t.Errorf("no progress on stderr:\n%s", stderr)
+	}
+
+	code, out, stderr = sagactl(t, stackArgs(s, "bench", "--orders", "12", "--concurrency", "3", "--json", "--quiet",
+		"--mix", "success=50,outofstock=50")...)
+	var res struct {
+		Placed, Done, Completed, Cancelled int
+		Outcomes                           map[string]int
+		Errors                             map[string]int
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("exit %d, bench JSON: %v\n%s\nstderr:\n%s", code, err, out, stderr)
+	}
+	if code != exitOK || res.Placed != 12 || res.Done != 12 || res.Completed != 6 || res.Cancelled != 6 ||
+		res.Outcomes["OUT_OF_STOCK"] != 6 || len(res.Errors) != 0 || stderr != "" {
+		t.Fatalf("exit %d, result %+v, stderr %q", code, res, stderr)
+	}
+}
