@@ -32,6 +32,9 @@ type Config struct {
 	service.KafkaConfig
 	// MySQLDSN is the go-sql-driver DSN of the inventory database.
 	MySQLDSN string `env:"MYSQL_DSN,required"`
+	// MySQLMaxOpenConns bounds the pool; the dev stack's in-process MySQL
+	// needs 1 (it is not safe with concurrent connections).
+	MySQLMaxOpenConns int `env:"MYSQL_MAX_OPEN_CONNS" envDefault:"16"`
 }
 
 // Run builds the service (store and migrations, outbox relay, consumers,
@@ -40,7 +43,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	if rt.Logger == nil {
 		rt.Logger = logging.New(os.Stderr, cfg.LogLevel, string(cfg.LogFormat)).With("service", Name)
 	}
-	db, err := adapters.Open(ctx, cfg.MySQLDSN, sqlstore.Options{})
+	db, err := adapters.Open(ctx, cfg.MySQLDSN, sqlstore.Options{MaxOpenConns: cfg.MySQLMaxOpenConns})
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}

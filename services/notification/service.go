@@ -135,7 +135,24 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 		return fmt.Errorf("%s: store: %w", Name, err)
 	}
 	defer store.Close()
+	return serve(ctx, cfg, rt, store, store.Ping)
+}
 
+// RunInMemory runs the service on an in-memory store instead of Cassandra:
+// the one-process dev stack's stand-in, since no CQL server exists in Go. It
+// passes the same contract test as the Cassandra store, but the saga log and
+// notifications live only as long as the process. The Cassandra settings
+// are ignored.
+func RunInMemory(ctx context.Context, cfg Config, rt service.Runtime) error {
+	if rt.Logger == nil {
+		rt.Logger = logging.New(os.Stderr, cfg.LogLevel, string(cfg.LogFormat)).With("service", Name)
+	}
+	rt.Logger.WarnContext(ctx, "notifications and the saga log are held in memory (no Cassandra: no CQL server exists in Go); they are lost when the process ends")
+	return serve(ctx, cfg, rt, adapters.NewNotificationMemoryRepository(), nil)
+}
+
+// serve runs the consumer and the gRPC API on store until ctx ends or a part fails.
+func serve(ctx context.Context, cfg Config, rt service.Runtime, store app.Store, ready func(context.Context) error) error {
 	application := app.New(store, adapters.LogSender{Logger: rt.Logger}, rt)
 	return service.Run(ctx, service.Spec{
 		Runtime: rt,
@@ -146,6 +163,6 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 			notificationv1.RegisterNotificationServiceServer(s, ports.NewGRPCServer(application, rt.Logger))
 		},
 		Consumers: []service.Consumer{{Group: Name, Topics: events.AllTopics, Handler: ports.NewEventHandler(application).Handle}},
-		Ready:     store.Ping,
+		Ready:     ready,
 	})
 }
