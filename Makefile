@@ -38,8 +38,9 @@ test: proto-tools proto-include infra-install ## everything: lint, vet, unit and
 test-go: ## go test every module (expects the stack from infra-up)
 	go test -count=1 -timeout 20m $(PKGS)
 
-run: ## the zero-setup embedded stack (issue #5)
-	@echo "make run: the embedded dev stack (sagactl dev) lands with issue #5; use 'make infra-up' for the real local stack." >&2; exit 2
+run: ## the zero-setup embedded stack: all five services in one process on in-process Kafka, MySQL, MongoDB (DEV_FLAGS='--kafka 127.0.0.1:19092 …' for external servers)
+	@mkdir -p $(BIN) && go build -o $(BIN)/sagactl ./tools/cmd/sagactl
+	exec $(BIN)/sagactl dev $(DEV_FLAGS)
 
 .PHONY: demo
 demo: ## every saga path on a running suite (default: the dev ports of `make run`; DEMO_FLAGS='--order host:port …'), ends with one JSON line

@@ -1,0 +1,98 @@
+package devstack
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/sagasuite/sagasuite/tools/internal/suite"
+)
+
+// PrintBanner writes what a developer needs: each service's gRPC address and
+// ops endpoints, the servers behind them, the catalog, and grpcurl lines
+// that place and follow an order (every service serves reflection).
+func (s *Stack) PrintBanner(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SERVICE\tgRPC (reflection, health)\tOPS")
+	for _, name := range suite.Services {
+		ops := "http://" + s.Ops.Of(name)
+		fmt.Fprintf(tw, "  %s\t%s\t%s/metrics  %s/healthz  %s/readyz\n", name, s.GRPC.Of(name), ops, ops, ops)
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w)
+	sv := s.Servers
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	where := func(inProcess bool, what string) string {
+		if inProcess {
+			return "in-process " + what
+		}
+		return "external"
+	}
+	kafka := sv.Kafka
+	if sv.TopicPrefix != "" {
+		kafka += "  (topic prefix " + sv.TopicPrefix + ")"
+	}
+	fmt.Fprintf(tw, "  Kafka\t%s\t%s\n", where(sv.KafkaInProcess, "(franz-go kfake)"), kafka)
+	mysqlWhere := where(sv.MySQLInProcess, "(go-mysql-server in memory, a server and one connection per service)")
+	fmt.Fprintf(tw, "  MySQL\t%s\t%s\n", mysqlWhere, strings.Join(sv.MySQL, "  "))
+	mongo := sv.Mongo + "  database " + sv.MongoDatabase
+	if sv.MongoInProcess {
+		mongo += "  (SQLite files in " + sv.MongoDir + ", removed on exit)"
+	}
+	fmt.Fprintf(tw, "  MongoDB\t%s\t%s\n", where(sv.MongoInProcess, "(FerretDB v1, SQLite)"), mongo)
+	if sv.NotificationInMemory {
+		fmt.Fprintf(tw, "  Cassandra\tnone\tno Cassandra server exists in Go: notification keeps its saga log and notifications IN MEMORY (lost on exit)\n")
+	} else {
+		fmt.Fprintf(tw, "  Cassandra\texternal\t%s  keyspace %s\n", sv.Cassandra, sv.CassandraKeyspace)
+	}
+	tw.Flush()
+
+	if len(s.Catalog) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "  Catalog (stock added once per database):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, p := range s.Catalog {
+			fmt.Fprintf(tw, "    %s\t%8s\t%6d units\t%s\n", p.SKU, fmt.Sprintf("%d.%02d %s", p.Price/100, p.Price%100, Currency), p.Stock, p.Name)
+		}
+		tw.Flush()
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Place an order (COMPLETED in a moment; try \"payment_method_token\": \"tok_decline\", \"country_code\": \"AQ\" or sku DEV-POSTER for the cancel paths):")
+	fmt.Fprintf(w, "  %s\n", s.GRPCurlCreateOrder())
+	fmt.Fprintln(w, "Follow it (order_id from the answer):")
+	fmt.Fprintf(w, "  grpcurl -plaintext -d '{\"order_id\":\"ORDER_ID\"}' %s sagasuite.order.v1.OrderService/WatchOrder\n", s.GRPC.Order)
+	fmt.Fprintf(w, "  grpcurl -plaintext -d '{\"order_id\":\"ORDER_ID\"}' %s sagasuite.notification.v1.NotificationService/GetSagaLog\n", s.GRPC.Notification)
+	fmt.Fprintln(w, "Check that the sagas add up:")
+	fmt.Fprintf(w, "  go run ./tools/cmd/sagactl audit --customers %s --order %s --inventory %s --payment %s --shipping %s --notification %s\n",
+		DemoCustomer, s.GRPC.Order, s.GRPC.Inventory, s.GRPC.Payment, s.GRPC.Shipping, s.GRPC.Notification)
+}
+
+// DemoCustomer is the customer id of the printed grpcurl order.
+const DemoCustomer = "0190c0de-0000-7000-8000-00000000d0e5"
+
+// GRPCurlCreateOrder is a ready-to-paste grpcurl command placing one order
+// of the first product in the catalog that has stock.
+func (s *Stack) GRPCurlCreateOrder() string {
+	p := Product{SKU: "DEV-MUG", Price: 1250}
+	for _, c := range s.Catalog {
+		if c.Stock > 0 {
+			p = c
+			break
+		}
+	}
+	req := map[string]any{
+		"customer_id": DemoCustomer,
+		"currency":    Currency,
+		"lines":       []map[string]any{{"sku": p.SKU, "quantity": 1, "unit_price_minor": p.Price}},
+		"shipping_address": map[string]string{
+			"name": "Ada Lovelace", "line1": "1 Analytical Street", "city": "Berlin", "postal_code": "10115", "country_code": "DE",
+		},
+		"payment_method_token": "tok_visa",
+	}
+	body, _ := json.Marshal(req)
+	return fmt.Sprintf("grpcurl -plaintext -d '%s' %s sagasuite.order.v1.OrderService/CreateOrder", body, s.GRPC.Order)
+}

@@ -1,0 +1,190 @@
+package devstack_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/google/uuid"
+	"go.uber.org/goleak"
+
+	"github.com/sagasuite/sagasuite/libs/config"
+	commonv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/common/v1"
+	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
+	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
+	"github.com/sagasuite/sagasuite/tools/internal/audit"
+	"github.com/sagasuite/sagasuite/tools/internal/devstack"
+	"github.com/sagasuite/sagasuite/tools/internal/suite"
+)
+
+const free = "127.0.0.1:0"
+
+// The dev stack starts on free ports with in-process servers only, runs an
+// order to COMPLETED and an out-of-stock one to CANCELLED through the real
+// gRPC API, passes the invariant audit, and after Stop leaves no goroutine
+// and no listener behind.
+func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
+	baseline := goleak.IgnoreCurrent()
+	logs := &syncBuffer{}
+	defer func() {
+		if t.Failed() {
+			t.Logf("stack logs:\n%s", logs.String())
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	all := suite.Addrs{Order: free, Inventory: free, Payment: free, Shipping: free, Notification: free}
+	st, err := devstack.Start(ctx, devstack.Options{
+		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free,
+		LogLevel: config.LevelWarn, LogOutput: logs, ReadyTimeout: 90 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = st.Stop()
+		}
+	}()
+	t.Logf("ready in %s", st.ReadyIn)
+	if !st.Servers.KafkaInProcess || !st.Servers.MySQLInProcess || !st.Servers.MongoInProcess || !st.Servers.NotificationInMemory {
+		t.Fatalf("want every server in-process, got %+v", st.Servers)
+	}
+	var banner bytes.Buffer
+	st.PrintBanner(&banner)
+	for _, want := range []string{st.GRPC.Order, st.Ops.Notification + "/readyz", "grpcurl -plaintext", "IN MEMORY", "DEV-MUG"} {
+		if !strings.Contains(banner.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner.String())
+		}
+	}
+
+	conns, err := suite.Dial(st.GRPC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	customer := uuid.NewString()
+	place := func(sku string, price int64) string {
+		t.Helper()
+		resp, err := conns.Order.CreateOrder(ctx, &orderv1.CreateOrderRequest{
+			CustomerId: customer, Currency: devstack.Currency, PaymentMethodToken: "tok_visa", RequestId: uuid.NewString(),
+			Lines: []*commonv1.LineItem{{Sku: sku, Quantity: 1, UnitPriceMinor: price}},
+			ShippingAddress: &commonv1.Address{Name: "Ada Lovelace", Line1: "1 Analytical Street", City: "Berlin",
+				PostalCode: "10115", CountryCode: "DE"},
+		})
+		if err != nil {
+			t.Fatalf("CreateOrder %s: %v", sku, err)
+		}
+		return resp.GetOrder().GetOrderId()
+	}
+	completed := place("DEV-MUG", 1250)
+	soldOut := place("DEV-POSTER", 1500)
+	expect := func(id string, want orderv1.OrderStatus, reason eventsv1.CancelReason) {
+		t.Helper()
+		const bound = 60 * time.Second
+		deadline := time.Now().Add(bound)
+		for {
+			resp, err := conns.Order.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: id})
+			o := resp.GetOrder()
+			if err == nil && o.GetStatus() != orderv1.OrderStatus_ORDER_STATUS_PENDING {
+				if o.GetStatus() != want || o.GetCancelReason() != reason {
+					t.Fatalf("order %s ended %s (%s: %s), want %s (%s)", id, o.GetStatus(), o.GetCancelReason(), o.GetCancelDetail(), want, reason)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("order %s not terminal within %s (status %s, last error %v)", id, bound, o.GetStatus(), err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	expect(completed, orderv1.OrderStatus_ORDER_STATUS_COMPLETED, eventsv1.CancelReason_CANCEL_REASON_UNSPECIFIED)
+	expect(soldOut, orderv1.OrderStatus_ORDER_STATUS_CANCELLED, eventsv1.CancelReason_CANCEL_REASON_OUT_OF_STOCK)
+
+	auditCtx, auditCancel := context.WithTimeout(ctx, 30*time.Second)
+	rep, err := audit.Await(auditCtx, conns.Clients, audit.Scope{CustomerIDs: []string{customer}}, 100*time.Millisecond)
+	auditCancel()
+	if err != nil || !rep.OK() || rep.Orders != 2 {
+		t.Fatalf("audit: %v; %d orders, violations %q", err, rep.Orders, rep.Violations)
+	}
+	conns.Close()
+
+	// Every address the stack listened on.
+	addrs := []string{st.Servers.Kafka, strings.TrimSuffix(strings.TrimPrefix(st.Servers.Mongo, "mongodb://"), "/")}
+	for _, dsn := range st.Servers.MySQL {
+		cfg, err := mysql.ParseDSN(dsn)
+		if err != nil {
+			t.Fatalf("MySQL DSN %q: %v", dsn, err)
+		}
+		addrs = append(addrs, cfg.Addr)
+	}
+	for _, name := range suite.Services {
+		addrs = append(addrs, st.GRPC.Of(name), st.Ops.Of(name))
+	}
+	for _, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			t.Fatalf("bad address %q of the stack: %v", a, err)
+		}
+	}
+
+	stopStart := time.Now()
+	stopped = true
+	if err := st.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	t.Logf("stopped in %s", time.Since(stopStart))
+	if err := st.Stop(); err != nil {
+		t.Errorf("second Stop: %v", err)
+	}
+
+	for _, a := range addrs {
+		if listening(a) {
+			t.Errorf("%s still accepts connections after Stop", a)
+		}
+	}
+	// goleak.Find retries for about a second; give it ten.
+	var leaked error
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if leaked = goleak.Find(baseline); leaked == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if leaked != nil {
+		t.Errorf("goroutines the stack started are still running 10s after Stop returned:\n%v", leaked)
+	}
+}
+
+// listening reports whether something accepts TCP connections on addr (a
+// connection to itself, possible on a closed ephemeral port, does not count).
+func listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	return c.LocalAddr().String() != c.RemoteAddr().String()
+}
+
+// syncBuffer collects the services' logs from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
