@@ -43,5 +43,5 @@ run: ## the zero-setup embedded stack: all five services in one process on in-pr
 	exec $(BIN)/sagactl dev $(DEV_FLAGS)
 
 .PHONY: demo
-demo: ## every saga path on a running suite (default: the dev ports of `make run`; DEMO_FLAGS='--order host:port …'), ends with one JSON line
-	go run ./tools/cmd/sagactl demo $(DEMO_FLAGS)
+demo: ## start the dev stack, take every saga path, print the timelines and the audit, end with one JSON line (DEMO_FLAGS='--order host:port …' for a running suite instead)
+	@go run ./tools/cmd/sagactl demo $(if $(DEMO_FLAGS),$(DEMO_FLAGS),--dev)

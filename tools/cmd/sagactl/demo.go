@@ -8,7 +8,9 @@ import (
 	"io"
 	"time"
 
+	"github.com/sagasuite/sagasuite/libs/config"
 	"github.com/sagasuite/sagasuite/tools/internal/demo"
+	"github.com/sagasuite/sagasuite/tools/internal/devstack"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
@@ -19,6 +21,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	orderTimeout := fs.Duration("order-timeout", 60*time.Second, "bound on the wait for one order to end")
 	auditTimeout := fs.Duration("audit-timeout", 60*time.Second, "bound on the wait for a clean audit while compensations settle")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	dev := fs.Bool("dev", false, "start the embedded dev stack in this process (free ports, 3 s order deadline) and run on it;\nthe demo can then stall services, so every path, deadline included, is deterministic")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sagactl demo [--order ADDR ...]")
 		fmt.Fprintln(stderr, "\nSeeds a catalog on a running suite, places orders that take every saga path, prints each")
@@ -44,12 +47,46 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !*quiet {
 		opts.Progress = stderr
 	}
+	if *dev {
+		return demoOnDevStack(ctx, opts, stdout, stderr)
+	}
 	conns, err := suite.Dial(*addrs)
 	if err != nil {
 		fmt.Fprintf(stderr, "sagactl demo: %v\n", err)
 		return exitError
 	}
 	defer conns.Close()
+	return demoOn(ctx, conns.Clients, opts, stdout, stderr)
+}
+
+// demoOnDevStack starts the dev stack on free ports, runs the demo with the
+// stack's Control, and stops the stack.
+func demoOnDevStack(ctx context.Context, opts demo.Options, stdout, stderr io.Writer) int {
+	free := "127.0.0.1:0"
+	all := suite.Addrs{Order: free, Inventory: free, Payment: free, Shipping: free, Notification: free}
+	st, err := devstack.Start(ctx, devstack.Options{
+		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, OrderDeadline: 3 * time.Second,
+		LogLevel: config.LevelError, LogOutput: stderr,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "sagactl demo: dev stack: %v\n", err)
+		return exitError
+	}
+	defer func() {
+		if err := st.Stop(); err != nil {
+			fmt.Fprintf(stderr, "sagactl demo: stop dev stack: %v\n", err)
+		}
+	}()
+	if opts.Progress != nil {
+		fmt.Fprintf(opts.Progress, "dev stack ready in %s (in-process Kafka, MySQL, MongoDB; notifications in memory)\n", st.ReadyIn.Round(time.Millisecond))
+	}
+	conns, err := suite.Dial(st.GRPC)
+	if err != nil {
+		fmt.Fprintf(stderr, "sagactl demo: %v\n", err)
+		return exitError
+	}
+	defer conns.Close()
+	opts.Control = st.Control()
 	return demoOn(ctx, conns.Clients, opts, stdout, stderr)
 }
 

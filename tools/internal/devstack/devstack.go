@@ -120,15 +120,31 @@ type Stack struct {
 	Catalog []Product
 
 	reserved  map[string][]net.Listener // by service, until it starts
+	svcCtx    context.Context
 	svcCancel context.CancelFunc
-	svcNames  []string     // the services started, in order
-	svcDone   []chan error // their Run results, buffered
+	runs      map[string]func(context.Context, service.Runtime) error
+	newRT     func(name string) service.Runtime
+	listen    chan listening
+	mu        sync.Mutex       // guards procs
+	procs     map[string]*proc // the running (or stopped) services
+	svcNames  []string         // the services started, in order
 	failed    chan struct{}
 	failOnce  sync.Once
 	failErr   error
 	stops     []func() error // servers and telemetry, stopped in reverse order
 	stopOnce  sync.Once
 	stopErr   error
+}
+
+// proc is one service's run: its own context, and its result once ended.
+type proc struct {
+	cancel context.CancelFunc
+	done   chan error // buffered; Run's result
+}
+
+type listening struct {
+	name       string
+	grpc, opsA net.Addr
 }
 
 // Servers says which servers the stack uses.
@@ -262,7 +278,11 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	st.svcCancel = svcCancel
 	kafka := service.KafkaConfig{Brokers: opts.Kafka, TopicPrefix: srv.TopicPrefix, Partitions: 3, ReplicationFactor: 1}
 	common := func(name string) config.Common {
-		return config.Common{ServiceName: name, GRPCAddr: opts.GRPC.Of(name), OpsAddr: opts.Ops.Of(name),
+		grpcAddr, opsAddr := opts.GRPC.Of(name), opts.Ops.Of(name)
+		if a := st.GRPC.Of(name); a != "" { // a restart keeps the port clients know
+			grpcAddr, opsAddr = a, st.Ops.Of(name)
+		}
+		return config.Common{ServiceName: name, GRPCAddr: grpcAddr, OpsAddr: opsAddr,
 			LogLevel: opts.LogLevel, LogFormat: config.FormatText, ShutdownTimeout: 10 * time.Second}
 	}
 	runs := map[string]func(context.Context, service.Runtime) error{
@@ -297,40 +317,18 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 			return notification.Run(ctx, cfg, rt)
 		},
 	}
-	type listening struct {
-		name       string
-		grpc, opsA net.Addr
+	st.svcCtx, st.runs, st.listen, st.procs = svcCtx, runs, make(chan listening, 1), map[string]*proc{}
+	st.newRT = func(name string) service.Runtime {
+		return service.Runtime{Logger: logger.With("service", name), SharedTelemetry: true, Registry: registry,
+			OnListening: func(g, o net.Addr) { st.listen <- listening{name, g, o} }}
 	}
 	// One service at a time: release its reserved ports, run it, wait until
 	// it listens (see reservePorts).
-	listen := make(chan listening, 1)
 	for _, name := range suite.Services {
 		st.release(name)
-		done := make(chan error, 1)
-		st.svcNames, st.svcDone = append(st.svcNames, name), append(st.svcDone, done)
-		rt := service.Runtime{
-			Logger: logger.With("service", name), SharedTelemetry: true, Registry: registry,
-			OnListening: func(g, o net.Addr) { listen <- listening{name, g, o} },
-		}
-		run := runs[name]
-		go func() {
-			err := run(svcCtx, rt)
-			if svcCtx.Err() == nil { // ended by itself: the stack is broken
-				if err == nil {
-					err = errors.New("stopped unexpectedly")
-				}
-				st.fail(fmt.Errorf("%s: %w", name, err))
-			}
-			done <- err
-		}()
-		select {
-		case l := <-listen:
-			setAddr(&st.GRPC, l.name, l.grpc.String())
-			setAddr(&st.Ops, l.name, l.opsA.String())
-		case <-st.failed:
-			return st, st.failErr
-		case <-ctx.Done():
-			return st, fmt.Errorf("%s did not listen within %s: %w", name, opts.ReadyTimeout, ctx.Err())
+		st.svcNames = append(st.svcNames, name)
+		if err := st.run(ctx, name, opts.ReadyTimeout); err != nil {
+			return st, err
 		}
 	}
 
@@ -508,14 +506,21 @@ func (s *Stack) Stop() error {
 		if s.svcCancel != nil {
 			s.svcCancel()
 		}
-		for i, done := range s.svcDone {
+		for _, name := range s.svcNames {
+			s.mu.Lock()
+			p := s.procs[name]
+			s.mu.Unlock()
+			if p == nil {
+				continue
+			}
 			select {
-			case err := <-done:
+			case err := <-p.done:
+				p.done <- err // a later StopService or Stop sees it too
 				if err != nil && !errors.Is(err, context.Canceled) {
-					errs = append(errs, fmt.Errorf("%s: %w", s.svcNames[i], err))
+					errs = append(errs, fmt.Errorf("%s: %w", name, err))
 				}
 			case <-time.After(30 * time.Second):
-				errs = append(errs, fmt.Errorf("%s did not stop within 30s", s.svcNames[i]))
+				errs = append(errs, fmt.Errorf("%s did not stop within 30s", name))
 			}
 		}
 		for _, name := range suite.Services {
@@ -529,6 +534,78 @@ func (s *Stack) Stop() error {
 		s.stopErr = errors.Join(errs...)
 	})
 	return s.stopErr
+}
+
+// run starts one service in its own context and waits until it listens.
+func (s *Stack) run(ctx context.Context, name string, bound time.Duration) error {
+	pctx, cancel := context.WithCancel(s.svcCtx)
+	p := &proc{cancel: cancel, done: make(chan error, 1)}
+	s.mu.Lock()
+	s.procs[name] = p
+	s.mu.Unlock()
+	run, rt := s.runs[name], s.newRT(name)
+	go func() {
+		err := run(pctx, rt)
+		if pctx.Err() == nil { // ended by itself: the stack is broken
+			if err == nil {
+				err = errors.New("stopped unexpectedly")
+			}
+			s.fail(fmt.Errorf("%s: %w", name, err))
+		}
+		p.done <- err
+	}()
+	select {
+	case l := <-s.listen:
+		setAddr(&s.GRPC, l.name, l.grpc.String())
+		setAddr(&s.Ops, l.name, l.opsA.String())
+		return nil
+	case <-s.failed:
+		return s.failErr
+	case <-ctx.Done():
+		return fmt.Errorf("%s did not listen within %s: %w", name, bound, ctx.Err())
+	}
+}
+
+// StopService stops one running service gracefully (the demo stalls a saga
+// with it); StartService runs it again on the same addresses. Both return
+// once the service is down, or listening and ready.
+func (s *Stack) StopService(ctx context.Context, name string) error {
+	s.mu.Lock()
+	p := s.procs[name]
+	s.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("devstack: no service %q", name)
+	}
+	p.cancel()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s did not stop: %w", name, ctx.Err())
+	}
+}
+
+// StartService starts a service StopService stopped; see StopService.
+func (s *Stack) StartService(ctx context.Context, name string) error {
+	s.mu.Lock()
+	p := s.procs[name]
+	s.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("devstack: no service %q", name)
+	}
+	select {
+	case <-p.done:
+	default:
+		return fmt.Errorf("devstack: %s is running", name)
+	}
+	if err := s.run(ctx, name, 0); err != nil {
+		return err
+	}
+	return s.awaitReady(ctx)
 }
 
 // ensureDatabases creates Namespace+name on the server of dsn for each name
@@ -622,3 +699,16 @@ func setAddr(a *suite.Addrs, name, addr string) {
 		a.Notification = addr
 	}
 }
+
+// Control is the stack seen as a way to stop and start one service (what
+// the demo needs to stall a saga deterministically).
+type Control struct{ s *Stack }
+
+// Control returns the stack's Control.
+func (s *Stack) Control() Control { return Control{s} }
+
+// Stop stops one service; see StopService.
+func (c Control) Stop(ctx context.Context, name string) error { return c.s.StopService(ctx, name) }
+
+// Start starts it again; see StartService.
+func (c Control) Start(ctx context.Context, name string) error { return c.s.StartService(ctx, name) }

@@ -1,0 +1,63 @@
+package devstack_test
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/tools/internal/demo"
+	"github.com/sagasuite/sagasuite/tools/internal/devstack"
+	"github.com/sagasuite/sagasuite/tools/internal/suite"
+)
+
+// make demo's scenario on the dev stack: every saga path, including the
+// customer cancel before shipment and the deadline (the demo stalls shipping
+// and payment through the stack's Control), ends with no order pending and
+// the invariants holding.
+func TestDemoPassesOnTheDevStack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	logs := &syncBuffer{}
+	all := suite.Addrs{Order: free, Inventory: free, Payment: free, Shipping: free, Notification: free}
+	st, err := devstack.Start(ctx, devstack.Options{
+		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, OrderDeadline: 3 * time.Second,
+		LogLevel: config.LevelWarn, LogOutput: logs, ReadyTimeout: 90 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer func() {
+		if err := st.Stop(); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("stack logs:\n%s", logs.String())
+		}
+	}()
+	conns, err := suite.Dial(st.GRPC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conns.Close()
+	res, err := demo.Run(ctx, conns.Clients, demo.Options{Control: st.Control(), Progress: io.Discard})
+	if err != nil {
+		t.Fatalf("demo: %v", err)
+	}
+	if !res.Summary.OK() || len(res.Skipped) > 0 {
+		t.Fatalf("demo summary %+v, skipped %v", res.Summary, res.Skipped)
+	}
+	reasons := map[string]bool{}
+	for _, o := range res.Orders {
+		reasons[o.Order.GetStatus().String()+"/"+o.Order.GetCancelReason().String()] = true
+	}
+	for _, want := range []string{"ORDER_STATUS_COMPLETED/CANCEL_REASON_UNSPECIFIED",
+		"ORDER_STATUS_CANCELLED/CANCEL_REASON_OUT_OF_STOCK", "ORDER_STATUS_CANCELLED/CANCEL_REASON_PAYMENT_FAILED",
+		"ORDER_STATUS_CANCELLED/CANCEL_REASON_SHIPMENT_FAILED", "ORDER_STATUS_CANCELLED/CANCEL_REASON_CUSTOMER_REQUESTED",
+		"ORDER_STATUS_CANCELLED/CANCEL_REASON_TIMEOUT"} {
+		if !reasons[want] {
+			t.Errorf("no order ended %s; got %v", want, reasons)
+		}
+	}
+}
