@@ -20,6 +20,10 @@ import (
 	"github.com/sagasuite/sagasuite/libs/sqlstore"
 	"github.com/sagasuite/sagasuite/libs/testenv"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 type fixture struct {
@@ -349,4 +353,48 @@ func BenchmarkRelayThroughput(b *testing.B) {
 		published += n
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
+// blockingPublisher holds every Publish until released, so rows stay unsent.
+type blockingPublisher struct{ release chan struct{} }
+
+func (b blockingPublisher) Publish(ctx context.Context, _ ...bus.Message) error {
+	select {
+	case <-b.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// The backlog gauge reports committed rows not yet published while the relay
+// runs, and falls to zero once they are out.
+func TestBacklogGaugeReportsUnsentRows(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	otel.SetMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
+	t.Cleanup(func() { otel.SetMeterProvider(noop.NewMeterProvider()) })
+	f := newFixture(t, 1)
+	order := events.NewID()
+	for i := 0; i < 3; i++ {
+		f.write(t, f.message(t, order, fmt.Sprintf("gauge-%d", i)))
+	}
+	pub := blockingPublisher{release: make(chan struct{})}
+	runRelay(t, NewRelay(f.db, pub, RelayConfig{PollInterval: 5 * time.Millisecond}))
+	backlog := func() int64 {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if g, ok := m.Data.(metricdata.Gauge[int64]); ok && m.Name == "sagasuite.outbox.backlog" && len(g.DataPoints) == 1 {
+					return g.DataPoints[0].Value
+				}
+			}
+		}
+		return -1
+	}
+	waitFor(t, "backlog gauge 3 while the publisher is stuck", func() bool { return backlog() == 3 })
+	close(pub.release)
+	waitFor(t, "backlog gauge 0 once published", func() bool { return backlog() == 0 })
 }

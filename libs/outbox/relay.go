@@ -100,6 +100,19 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		defer r.releaseLock(lockConn)
 	}
+	// The backlog gauge is read at scrape time, while this relay runs.
+	if reg, err := r.metrics.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		n, err := r.Backlog(ctx)
+		if err != nil {
+			return err
+		}
+		o.ObserveInt64(r.metrics.backlog, n)
+		return nil
+	}, r.metrics.backlog); err == nil {
+		defer reg.Unregister()
+	}
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 5*time.Second
 	poll := time.NewTicker(r.cfg.PollInterval)
@@ -290,8 +303,10 @@ func (r *Relay) checkLock(ctx context.Context, conn *sql.Conn) error {
 }
 
 type relayMetrics struct {
+	meter         metric.Meter
 	published     metric.Int64Counter
 	batchDuration metric.Float64Histogram
+	backlog       metric.Int64ObservableGauge
 }
 
 func newRelayMetrics() relayMetrics {
@@ -299,5 +314,7 @@ func newRelayMetrics() relayMetrics {
 	published, _ := meter.Int64Counter("sagasuite.outbox.published", metric.WithDescription("outbox rows published"))
 	d, _ := meter.Float64Histogram("sagasuite.outbox.batch.duration", metric.WithUnit("s"),
 		metric.WithDescription("publish + mark-sent time of one relay batch"))
-	return relayMetrics{published: published, batchDuration: d}
+	backlog, _ := meter.Int64ObservableGauge("sagasuite.outbox.backlog",
+		metric.WithDescription("outbox rows committed but not yet published"))
+	return relayMetrics{meter: meter, published: published, batchDuration: d, backlog: backlog}
 }
