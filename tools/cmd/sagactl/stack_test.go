@@ -25,7 +25,7 @@ func stackArgs(s *stack.Stack, cmd string, extra ...string) []string {
 // local real stack: the demo's last stdout line is the summary and its exit
 // status follows it; the bench's JSON adds up.
 func TestDemoAndBenchOnTheRealStack(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // a cold build of the five services on 2 cores is part of it
 	defer cancel()
 	s := stack.New(t, stack.Options{})
 	if err := s.Start(ctx); err != nil {

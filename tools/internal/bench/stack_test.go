@@ -14,7 +14,7 @@ import (
 // stack: every placed order ends, the outcomes are the mix's, the counts add
 // up, and the invariant audit of what the bench placed is clean.
 func TestBenchAgainstTheRealStack(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // a cold build of the five services on 2 cores is part of it
 	defer cancel()
 	s := stack.New(t, stack.Options{})
 	if err := s.Start(ctx); err != nil {

@@ -27,7 +27,7 @@ func (c stackControl) Start(ctx context.Context, name string) error {
 // taken and ends as it should, the audit is clean, and the summary line
 // says so.
 func TestDemoTakesEveryPathOnTheRealStack(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // a cold build of the five services on 2 cores is part of it
 	defer cancel()
 	s := stack.New(t, stack.Options{Env: map[string]map[string]string{
 		suite.Order: {"ORDER_DEADLINE": "3s", "ORDER_DEADLINE_SCAN_INTERVAL": "100ms"},
