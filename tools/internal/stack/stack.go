@@ -110,7 +110,7 @@ func New(t testing.TB, opts Options) *Stack {
 	}
 	if opts.BinDir == "" {
 		opts.BinDir = t.TempDir()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // cold builds on 2 cores are slow
 		err := build(ctx, opts.BinDir, servicePackages(opts.Services))
 		cancel()
 		if err != nil {
