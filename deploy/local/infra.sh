@@ -12,6 +12,9 @@
 # infra/<component>/ (data, logs, pid file) and bin/. Servers listen on loopback only, on
 # ports below 32768 (outside Linux's ephemeral range; see shared INFRA-NOTES).
 #
+# INFRA_FRESH_DATA="kafka" makes `up` start those components from empty data when it
+# starts them (a running one is reused as it is); with-infra.sh sets it for Kafka.
+#
 # `up --record FILE` appends the name of every component this call starts to FILE
 # (with-infra.sh uses it to stop only what it started).
 set -euo pipefail
@@ -55,7 +58,7 @@ DB_PASSWORD=sagasuite
 ALL=(kafka mariadb postgres ferretdb cassandra)
 
 # Readiness budgets (seconds) and stop budgets.
-declare -A READY_TIMEOUT=([kafka]=30 [mariadb]=30 [postgres]=30 [ferretdb]=15 [cassandra]=120)
+declare -A READY_TIMEOUT=([kafka]=90 [mariadb]=30 [postgres]=30 [ferretdb]=15 [cassandra]=120)
 declare -A STOP_TIMEOUT=([kafka]=30 [mariadb]=30 [postgres]=30 [ferretdb]=15 [cassandra]=45)
 declare -A PORT=([kafka]=$KAFKA_PORT [mariadb]=$MARIADB_PORT [postgres]=$POSTGRES_PORT
 	[ferretdb]=$FERRETDB_PORT [cassandra]=$CASSANDRA_CQL_PORT)
@@ -454,6 +457,13 @@ start_kafka() {
 	local d jars
 	d=$(dir_of kafka)
 	jars=$JARS/kafka-$KAFKA_VERSION
+	# Test runs ask for an empty log (with-infra.sh): every run leaves topics and
+	# consumer groups behind, and a broker that loads thousands of them at start
+	# gets slower each time.
+	if [[ " ${INFRA_FRESH_DATA:-} " == *" kafka "* ]] && [ -d "$d/data" ]; then
+		rm -rf "$d/data"
+		log "emptied $d/data (INFRA_FRESH_DATA)"
+	fi
 	mkdir -p "$d/data"
 	cat >"$d/server.properties" <<EOF
 # written by deploy/local/infra.sh
