@@ -16,7 +16,10 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -393,4 +396,49 @@ func BenchmarkRoundTrip(b *testing.B) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// The lag gauge counts what the member has not finished, and drains to 0.
+func TestConsumerLagGauge(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	otel.SetMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
+	t.Cleanup(func() { otel.SetMeterProvider(noop.NewMeterProvider()) })
+	topic := newTopic(t, 1)
+	producer := bus.NewProducer(testenv.Brokers())
+	defer producer.Close()
+	ctx := context.Background()
+	order := events.NewID()
+	var msgs []bus.Message
+	for i := 0; i < 5; i++ {
+		msgs = append(msgs, encodeTo(t, ctx, topic, envelope(t, order, fmt.Sprintf("lag-%d", i))))
+	}
+	if err := producer.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	c, err := bus.NewConsumer(consumerConfig(topic), func(ctx context.Context, env *eventsv1.Envelope) error {
+		<-release
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, c)
+	lag := func() int64 {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(ctx, &rm); err != nil {
+			t.Fatal(err)
+		}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if g, ok := m.Data.(metricdata.Gauge[int64]); ok && m.Name == "sagasuite.bus.consumer.lag" && len(g.DataPoints) == 1 {
+					return g.DataPoints[0].Value
+				}
+			}
+		}
+		return -1
+	}
+	waitFor(t, "lag 5 while the handler is held", func() bool { return lag() == 5 })
+	close(release)
+	waitFor(t, "lag 0 once all are handled", func() bool { return lag() == 0 })
 }

@@ -154,6 +154,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var stopping atomic.Bool
 
 	track := newOffsetTracker()
+	if reg, err := c.metrics.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(c.metrics.lag, track.lag(), metric.WithAttributes(attribute.String("group", c.cfg.Group)))
+		return nil
+	}, c.metrics.lag); err == nil {
+		defer reg.Unregister()
+	}
 	commitWake := make(chan struct{}, 1)
 	workers := make([]chan kafka.Message, c.cfg.Workers)
 	var wg sync.WaitGroup
@@ -359,6 +365,8 @@ func workerFor(key []byte, n int) int {
 }
 
 type consumerMetrics struct {
+	meter        metric.Meter
+	lag          metric.Int64ObservableGauge
 	handled      metric.Int64Counter
 	duration     metric.Float64Histogram
 	deadLettered metric.Int64Counter
@@ -369,7 +377,9 @@ func newConsumerMetrics() consumerMetrics {
 	handled, _ := meter.Int64Counter("sagasuite.bus.handled", metric.WithDescription("handler runs by outcome"))
 	duration, _ := meter.Float64Histogram("sagasuite.bus.handler.duration", metric.WithUnit("s"))
 	dead, _ := meter.Int64Counter("sagasuite.bus.dead_lettered", metric.WithDescription("events sent to a dead-letter topic"))
-	return consumerMetrics{handled: handled, duration: duration, deadLettered: dead}
+	lag, _ := meter.Int64ObservableGauge("sagasuite.bus.consumer.lag",
+		metric.WithDescription("records fetched or waiting that this group member has not finished"))
+	return consumerMetrics{meter: meter, lag: lag, handled: handled, duration: duration, deadLettered: dead}
 }
 
 func (m consumerMetrics) record(ctx context.Context, group, typeName string, err error, d time.Duration) {

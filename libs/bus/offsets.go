@@ -22,6 +22,9 @@ type partitionKey struct {
 type partitionTrack struct {
 	pending []trackedOffset // fetch order
 	ready   *kafka.Message  // highest finished prefix not yet committed
+	// For the lag gauge: the partition's end as of the last fetch, and the
+	// next offset not yet finished (everything before it is done).
+	highWaterMark, nextUnfinished int64
 }
 
 type trackedOffset struct {
@@ -42,11 +45,16 @@ func (t *offsetTracker) fetched(m kafka.Message) {
 		p = &partitionTrack{}
 		t.parts[k] = p
 	}
+	if len(p.pending) == 0 && p.ready == nil && p.nextUnfinished == 0 {
+		p.nextUnfinished = m.Offset
+	}
+	p.highWaterMark = m.HighWaterMark
 	if n := len(p.pending); n > 0 && m.Offset <= p.pending[n-1].msg.Offset {
 		// The group rewound this partition (rebalance): start over from what
 		// it delivers now; completions of the old copies are ignored.
 		p.pending = p.pending[:0]
 		p.ready = nil
+		p.nextUnfinished = m.Offset
 	}
 	p.pending = append(p.pending, trackedOffset{msg: m})
 }
@@ -71,6 +79,7 @@ func (t *offsetTracker) done(m kafka.Message) {
 	if n > 0 {
 		last := p.pending[n-1].msg
 		p.ready = &last
+		p.nextUnfinished = last.Offset + 1
 		p.pending = append(p.pending[:0], p.pending[n:]...)
 	}
 }
@@ -88,4 +97,19 @@ func (t *offsetTracker) committable() []kafka.Message {
 		}
 	}
 	return out
+}
+
+// lag is, over all partitions, how many records lie between the end of each
+// partition (as of its last fetch) and the first record not yet finished:
+// the consumer lag of the group member.
+func (t *offsetTracker) lag() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var total int64
+	for _, p := range t.parts {
+		if d := p.highWaterMark - p.nextUnfinished; d > 0 {
+			total += d
+		}
+	}
+	return total
 }

@@ -55,3 +55,25 @@ func TestOffsetTrackerStartsOverWhenThePartitionRewinds(t *testing.T) {
 		t.Fatalf("got %v, want p0 at 20", got)
 	}
 }
+
+func TestOffsetTrackerLagCountsWhatIsNotFinished(t *testing.T) {
+	tr := newOffsetTracker()
+	at := func(p int, off, hwm int64) kafka.Message {
+		return kafka.Message{Topic: "t", Partition: p, Offset: off, HighWaterMark: hwm}
+	}
+	tr.fetched(at(0, 10, 20)) // records 10..19 exist
+	tr.fetched(at(0, 11, 20))
+	tr.fetched(at(1, 0, 5))
+	if got := tr.lag(); got != 10+5 {
+		t.Fatalf("lag before anything finished = %d, want 15", got)
+	}
+	tr.done(at(0, 11, 20)) // out of order: 10 still runs
+	if got := tr.lag(); got != 15 {
+		t.Fatalf("lag with 10 unfinished = %d, want 15", got)
+	}
+	tr.done(at(0, 10, 20))
+	tr.done(at(1, 0, 5))
+	if got := tr.lag(); got != 8+4 {
+		t.Fatalf("lag after 10, 11 and p1/0 = %d, want 12", got)
+	}
+}
