@@ -14,6 +14,12 @@ import (
 
 const tracerName = "github.com/sagasuite/sagasuite/libs/bus"
 
+// Publisher is what publishes records: a *Producer, or a fake in tests.
+// Outbox relays depend on this rather than on the producer.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...Message) error
+}
+
 // Producer publishes records synchronously with acks from all in-sync replicas.
 // Safe for concurrent use.
 type Producer struct {

@@ -21,9 +21,7 @@ import (
 )
 
 // Publisher is what the relay publishes through (a *bus.Producer).
-type Publisher interface {
-	Publish(ctx context.Context, msgs ...bus.Message) error
-}
+type Publisher = bus.Publisher
 
 // RelayConfig tunes a Relay. Zero values take the defaults.
 type RelayConfig struct {

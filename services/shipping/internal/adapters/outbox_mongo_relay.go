@@ -16,9 +16,7 @@ import (
 )
 
 // Publisher is what the relay publishes through (a *bus.Producer, acks=all).
-type Publisher interface {
-	Publish(ctx context.Context, msgs ...bus.Message) error
-}
+type Publisher = bus.Publisher
 
 // RelayConfig tunes an OutboxRelay; zero values take the defaults.
 type RelayConfig struct {
