@@ -55,8 +55,6 @@ type Consumer struct {
 	// Topics are base topic names (events.TopicOrders …).
 	Topics  []string
 	Handler bus.Handler
-	// MaxAttempts before dead-lettering (0: the bus default).
-	MaxAttempts int
 }
 
 // Runtime is what a caller may inject into a service besides its config:
@@ -148,7 +146,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		}
 		consumer, err := bus.NewConsumer(bus.ConsumerConfig{
 			Brokers: spec.Kafka.Brokers, Group: spec.Kafka.TopicPrefix + c.Group, Topics: full,
-			MaxAttempts: c.MaxAttempts, Logger: logger,
+			ReplicationFactor: spec.Kafka.ReplicationFactor, StrictTopics: true, Logger: logger,
 		}, c.Handler)
 		if err != nil {
 			return fmt.Errorf("%s: consumer %s: %w", spec.Name, c.Group, err)
@@ -166,7 +164,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	ready := func() error {
 		for i, c := range consumers {
 			if !c.Ready() {
-				return fmt.Errorf("consumer %s not running", spec.Consumers[i].Group)
+				return fmt.Errorf("consumer %s has not joined its group", spec.Consumers[i].Group)
 			}
 		}
 		if spec.Ready != nil {
