@@ -12,6 +12,7 @@ package bus
 // reference "<dlq topic>/<partition>/<offset>". Reading the DLQ joins the
 // audit topic and hides resolved dead letters unless asked for all. The audit
 // topic keeps the whole history (no compaction): who did what, when and why.
+// Both topics keep the cluster's retention: dead letters older than it are gone.
 //
 // Redrive re-publishes the record to its source topic as it was (same key, so
 // the same partition and per-key order; same value; the original headers incl.
