@@ -1,31 +1,7 @@
 package bus
 
-// Dead-letter tooling: read a consumer group's dead-letter topic, show one
-// record, redrive it to its source topic or drop it.
-//
-// A dead letter is the original record as the consumer fetched it (key, value,
-// headers incl. type, id and traceparent) plus the dlq-* headers the consumer
-// added (reason, full source topic/partition/offset, group, attempts, time).
-// The DLQ topic itself is never rewritten: Kafka cannot delete one record. So
-// every action that changes something — a redrive or a drop — appends one JSON
-// record to the companion topic "<dlq>.audit", keyed by the dead letter's
-// reference "<dlq topic>/<partition>/<offset>". Reading the DLQ joins the
-// audit topic and hides resolved dead letters unless asked for all. The audit
-// topic keeps the whole history (no compaction): who did what, when and why.
-// Both topics keep the cluster's retention: dead letters older than it are gone.
-//
-// Redrive re-publishes the record to its source topic as it was (same key, so
-// the same partition and per-key order; same value; the original headers incl.
-// traceparent and id) without the dlq-* headers and with a marker:
-// redriven-at (RFC 3339) and redriven-from (the dead letter's reference). The
-// consumers' inboxes make a redriven copy of an event that did take effect
-// harmless. The order is publish, then audit: if the audit write fails after
-// the publish, the error says so and a second redrive publishes a duplicate,
-// which the inbox drops.
-//
-// Everything is dry-run unless DeadLetterAction.Apply is set: a dry run checks
-// what it can (the source topic exists, the dead letter is still open) and
-// returns the audit record it would write, marked Applied=false.
+// Dead-letter tooling (DeadLetterQueue): list, show, redrive and drop the
+// records a Consumer dead-lettered.
 
 import (
 	"context"
@@ -180,8 +156,36 @@ type DeadLetterAction struct {
 	Reason string
 }
 
-// DeadLetterQueue reads and resolves one dead-letter topic. Safe for
+// DeadLetterQueue reads and resolves one dead-letter topic: list its dead
+// letters, show one, redrive it to its source topic or drop it. Safe for
 // concurrent use; Close it when done.
+//
+// A dead letter is the original record as the consumer fetched it (key, value,
+// headers incl. type, id and traceparent) plus the dlq-* headers the consumer
+// added (reason, full source topic/partition/offset, group, attempts, time).
+// The DLQ topic itself is never rewritten: Kafka cannot delete one record. So
+// every action that changes something — a redrive or a drop — appends one JSON
+// record to the companion topic "<dlq>.audit", keyed by the dead letter's
+// reference "<dlq topic>/<partition>/<offset>". Reading the DLQ joins the
+// audit topic and hides resolved dead letters unless asked for all. The audit
+// topic keeps the whole history (no compaction): who did what, when and why.
+// Both topics keep the cluster's retention: dead letters older than it are gone.
+//
+// Redrive re-publishes the record to its source topic as it was (same key, so
+// the same partition and per-key order; same value; the original headers incl.
+// traceparent and id) without the dlq-* headers and with a marker:
+// redriven-at (RFC 3339) and redriven-from (the dead letter's reference). It
+// goes through a Producer (acks=all, murmur2 like the original), whose publish
+// span joins the trace of the original traceparent: with tracing on, the trace
+// id is kept and the span id becomes the redrive's; with tracing off the header
+// is the original byte for byte. The consumers' inboxes make a redriven copy
+// of an event that did take effect harmless. The order is: ensure the audit
+// topic, publish, then audit; if the audit write fails after the publish, the
+// error says so, and a second redrive publishes a duplicate the inbox drops.
+//
+// Everything is dry-run unless DeadLetterAction.Apply is set: a dry run checks
+// what it can (the source topic exists, the dead letter is still open) and
+// returns the audit record it would write, marked Applied=false.
 type DeadLetterQueue struct {
 	brokers []string
 	topic   string
