@@ -9,6 +9,11 @@ import (
 	"github.com/sagasuite/sagasuite/libs/bus"
 )
 
+// ErrHeldBehind is PublishEach's answer for a record it did not publish
+// because an earlier record of its key on its topic was refused: publishing
+// it would put it ahead of that record. Try it again with that record.
+var ErrHeldBehind = errors.New("held behind a refused record of its key")
+
 // PermanentPublishError reports whether Kafka refused a record for a reason
 // that retrying will not fix: the record is too large, its topic does not
 // exist (the producer never auto-creates topics) or is invalid, or the broker
@@ -41,10 +46,12 @@ func PermanentPublishError(err error) bool {
 // PublishEach publishes msgs as one batch and returns one error per message
 // (nil: Kafka acknowledged it). When the batch fails for a reason that a
 // single record causes, it finds which records: kafka-go's WriteErrors give
-// the outcome per partition batch; a record over the producer's size limit
+// the outcome per partition batch (a key's records share their partition's
+// outcome, so none overtakes another); a record over the producer's size limit
 // fails the whole call before anything is sent, so it is set aside and the
 // rest published again; an unknown topic fails the call at the metadata step,
-// so the records are then published topic by topic. A transient failure of
+// so the records are then published topic by topic (a key's order across
+// topics is not kept, as consumers do not rely on it). A transient failure of
 // the whole call gives every message that error (publish them again later).
 func PublishEach(ctx context.Context, pub bus.Publisher, msgs []bus.Message) []error {
 	errs := make([]error, len(msgs))
@@ -63,13 +70,26 @@ func PublishEach(ctx context.Context, pub bus.Publisher, msgs []bus.Message) []e
 	var tooLarge kafka.MessageTooLargeError
 	if errors.As(err, &tooLarge) && len(msgs) > 1 {
 		if i := indexOfRecord(msgs, tooLarge.Message); i >= 0 {
-			rest := make([]bus.Message, 0, len(msgs)-1)
-			rest = append(rest, msgs[:i]...)
-			rest = append(rest, msgs[i+1:]...)
-			restErrs := PublishEach(ctx, pub, rest)
-			copy(errs, restErrs[:i])
-			errs[i] = err
-			copy(errs[i+1:], restErrs[i:])
+			// Set aside the record and, to keep its partition's order, the
+			// later records of its key on its topic; publish the rest.
+			var rest []int
+			for j, m := range msgs {
+				switch {
+				case j == i:
+					errs[j] = err
+				case j > i && m.Topic == msgs[i].Topic && m.Key == msgs[i].Key:
+					errs[j] = ErrHeldBehind
+				default:
+					rest = append(rest, j)
+				}
+			}
+			restMsgs := make([]bus.Message, len(rest))
+			for k, j := range rest {
+				restMsgs[k] = msgs[j]
+			}
+			for k, e := range PublishEach(ctx, pub, restMsgs) {
+				errs[rest[k]] = e
+			}
 			return errs
 		}
 	}

@@ -76,8 +76,10 @@ type RelayConfig struct {
 // sagasuite.outbox.parked counter grows, the reason is logged, and the
 // relay goes on with the rows behind it. While a row waits for its next
 // attempt, later rows of the same key (order) wait with it, so a key's events
-// stay in order through a transient refusal; once it is parked, the key's
-// later rows are published. A parked event is almost always one that can
+// stay in order through a refusal that turns out transient (across topics a
+// key's order is not promised, so a later row on another topic may already
+// have gone out in the pass that found the refusal); once it is parked, the
+// key's later rows are published. A parked event is almost always one that can
 // never be delivered as it is, and holding the saga's later events for ever
 // would leave the saga stuck (its deadline cancellation could never go
 // out); consumers already take events late or out of order (a step after a
@@ -321,6 +323,8 @@ func (r *Relay) flush(ctx context.Context, checkLock func(context.Context) error
 		switch {
 		case errs[i] == nil:
 			sent = append(sent, row.id)
+		case errors.Is(errs[i], ErrHeldBehind):
+			// waits for the refused row ahead of it (selectDue holds it next pass)
 		case PermanentPublishError(errs[i]):
 			refused[row.id] = errs[i]
 		default:
