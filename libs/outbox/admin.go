@@ -107,3 +107,23 @@ func (t *StatusTracker) Get() Status {
 	}
 	return s
 }
+
+// Paths of the admin API on a service's ops port.
+const (
+	AdminListPath  = "/admin/outbox"       // GET ?state=parked|pending&limit=N → AdminList
+	AdminRetryPath = "/admin/outbox/retry" // POST ?id=ID or ?all=true → AdminRetried
+)
+
+// AdminList is the answer of GET AdminListPath.
+type AdminList struct {
+	Service string     `json:"service"`
+	State   string     `json:"state"` // which rows: parked or pending
+	Relay   Status     `json:"relay"`
+	Rows    []AdminRow `json:"rows"`
+}
+
+// AdminRetried is the answer of POST AdminRetryPath.
+type AdminRetried struct {
+	Service string `json:"service"`
+	Retried int    `json:"retried"`
+}
