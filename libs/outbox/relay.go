@@ -91,7 +91,7 @@ type Relay struct {
 	pub     Publisher
 	cfg     RelayConfig
 	wake    chan struct{}
-	metrics relayMetrics
+	metrics *Metrics
 	status  StatusTracker
 
 	// retryAt holds refused rows until their next attempt (only Run's
@@ -126,7 +126,7 @@ func NewRelay(db *sql.DB, pub Publisher, cfg RelayConfig) *Relay {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Relay{db: db, pub: pub, cfg: cfg, wake: make(chan struct{}, 1), metrics: newRelayMetrics(),
+	return &Relay{db: db, pub: pub, cfg: cfg, wake: make(chan struct{}, 1), metrics: NewMetrics(),
 		retryAt: map[uint64]time.Time{}}
 }
 
@@ -154,7 +154,7 @@ var errLockLost = errors.New("relay lock lost")
 // between republishes them (consumers' inboxes drop copies).
 func (r *Relay) Run(ctx context.Context) error {
 	defer r.status.Set(StateStopped, nil)
-	if reg, err := r.registerGauges(); err == nil {
+	if reg, err := r.metrics.RegisterGauges(r.gauges); err == nil {
 		defer func() { _ = reg.Unregister() }()
 	}
 	locking := r.cfg.LockName != "" && r.db.Stats().MaxOpenConnections != 1
@@ -340,8 +340,7 @@ func (r *Relay) flush(ctx context.Context, checkLock func(context.Context) error
 		if err := r.markSent(ctx, sent); err != nil {
 			return 0, err
 		}
-		r.metrics.published.Add(ctx, int64(len(sent)))
-		r.metrics.batchDuration.Record(ctx, time.Since(start).Seconds())
+		r.metrics.Published(ctx, len(sent), time.Since(start))
 	}
 	for _, row := range batch {
 		if reason, ok := refused[row.id]; ok {
@@ -428,7 +427,7 @@ func (r *Relay) refuse(ctx context.Context, row outboxRow, reason error) error {
 	r.retryMu.Lock()
 	delete(r.retryAt, row.id)
 	r.retryMu.Unlock()
-	r.metrics.parked.Add(ctx, 1, metric.WithAttributes(attribute.String("topic", row.msg.Topic)))
+	r.metrics.Parked(ctx, row.msg.Topic)
 	r.cfg.Logger.ErrorContext(ctx, "outbox relay: row parked, the rows behind it go on (sagactl outbox list|retry)",
 		"id", row.id, "event_id", row.msg.Headers[bus.HeaderEventID], "type", row.msg.Headers[bus.HeaderType],
 		"topic", row.msg.Topic, "key", row.msg.Key, "attempts", attempts, "reason", reason)
@@ -650,7 +649,9 @@ func (r *Relay) checkLock(ctx context.Context, conn *sql.Conn) error {
 	return nil
 }
 
-type relayMetrics struct {
+// Metrics are the relay instruments; both relays (MySQL and shipping's
+// documents) use them, so a service exposes the same series whichever it runs.
+type Metrics struct {
 	meter         metric.Meter
 	published     metric.Int64Counter
 	parked        metric.Int64Counter
@@ -660,7 +661,8 @@ type relayMetrics struct {
 	parkedRows    metric.Int64ObservableGauge
 }
 
-func newRelayMetrics() relayMetrics {
+// NewMetrics makes the instruments on the global meter provider.
+func NewMetrics() *Metrics {
 	meter := otel.Meter("github.com/sagasuite/sagasuite/libs/outbox")
 	published, _ := meter.Int64Counter("sagasuite.outbox.published", metric.WithDescription("outbox rows published"))
 	parked, _ := meter.Int64Counter("sagasuite.outbox.parked",
@@ -673,32 +675,54 @@ func newRelayMetrics() relayMetrics {
 		metric.WithDescription("age of the oldest outbox row waiting to be published (0 when none)"))
 	parkedRows, _ := meter.Int64ObservableGauge("sagasuite.outbox.parked_rows",
 		metric.WithDescription("outbox rows parked now, waiting for an operator (sagactl outbox)"))
-	return relayMetrics{meter: meter, published: published, parked: parked, batchDuration: d,
+	return &Metrics{meter: meter, published: published, parked: parked, batchDuration: d,
 		backlog: backlog, oldestAge: oldest, parkedRows: parkedRows}
 }
 
-// registerGauges reads the backlog, the oldest row's age and the parked rows
-// at scrape time, while Run runs.
-func (r *Relay) registerGauges() (metric.Registration, error) {
-	m := r.metrics
+// Published counts n rows published in a batch that took d.
+func (m *Metrics) Published(ctx context.Context, n int, d time.Duration) {
+	m.published.Add(ctx, int64(n))
+	m.batchDuration.Record(ctx, d.Seconds())
+}
+
+// Parked counts one row parked.
+func (m *Metrics) Parked(ctx context.Context, topic string) {
+	m.parked.Add(ctx, 1, metric.WithAttributes(attribute.String("topic", topic)))
+}
+
+// Gauges are what RegisterGauges' read function reports at scrape time.
+type Gauges struct {
+	Backlog         int64
+	OldestUnsentAge time.Duration
+	Parked          int64
+}
+
+// RegisterGauges reports read's values at every scrape until unregistered.
+func (m *Metrics) RegisterGauges(read func(ctx context.Context) (Gauges, error)) (metric.Registration, error) {
 	return m.meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		n, err := r.Backlog(ctx)
+		g, err := read(ctx)
 		if err != nil {
 			return err
 		}
-		o.ObserveInt64(m.backlog, n)
-		age, err := r.OldestUnsentAge(ctx)
-		if err != nil {
-			return err
-		}
-		o.ObserveFloat64(m.oldestAge, age.Seconds())
-		parked, err := r.Parked(ctx)
-		if err != nil {
-			return err
-		}
-		o.ObserveInt64(m.parkedRows, parked)
+		o.ObserveInt64(m.backlog, g.Backlog)
+		o.ObserveFloat64(m.oldestAge, g.OldestUnsentAge.Seconds())
+		o.ObserveInt64(m.parkedRows, g.Parked)
 		return nil
 	}, m.backlog, m.oldestAge, m.parkedRows)
+}
+
+// gauges reads the backlog, the oldest row's age and the parked rows.
+func (r *Relay) gauges(ctx context.Context) (Gauges, error) {
+	var g Gauges
+	var err error
+	if g.Backlog, err = r.Backlog(ctx); err != nil {
+		return g, err
+	}
+	if g.OldestUnsentAge, err = r.OldestUnsentAge(ctx); err != nil {
+		return g, err
+	}
+	g.Parked, err = r.Parked(ctx)
+	return g, err
 }
