@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -270,5 +271,39 @@ func TestTwoRelaysOnOneDatabaseNeverPublishAtTheSameTime(t *testing.T) {
 	}
 	if a, b := pubA.calls.Load(), pubB.calls.Load(); (a == 0) == (b == 0) {
 		t.Errorf("publish calls: relay A %d, relay B %d; want exactly one relay publishing", a, b)
+	}
+}
+
+// The relay's store fails under it (its table renamed away, as close to a
+// store outage as a shared server allows): Status turns failing, Run keeps
+// retrying, and once the table is back the relay is active and publishes.
+func TestRelayRidesOutAStoreFailure(t *testing.T) {
+	f := newFixture(t, 1)
+	relay := NewRelay(f.db, f.producer, RelayConfig{PollInterval: 5 * time.Millisecond, LockName: testenv.UniqueName("relay-")})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "status active", func() bool { return relay.Status().State == StateActive })
+
+	if _, err := f.db.Exec("RENAME TABLE outbox TO outbox_away"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "status failing", func() bool { return relay.Status().State == StateFailing })
+	if err := relay.Status().Err(); err == nil || !strings.Contains(err.Error(), "outbox") {
+		t.Errorf("Status().Err() = %v, want the store error", err)
+	}
+	if _, err := f.db.Exec("RENAME TABLE outbox_away TO outbox"); err != nil {
+		t.Fatal(err)
+	}
+	var deliveries atomic.Int32
+	f.consume(t, func(context.Context, *eventsv1.Envelope) error { deliveries.Add(1); return nil })
+	f.write(t, f.message(t, events.NewID(), "after-outage"))
+	waitFor(t, "the row written after the outage", func() bool { return deliveries.Load() >= 1 })
+	waitFor(t, "status active again", func() bool { return relay.Status().Err() == nil })
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned during the store failure: %v", err)
+	default:
 	}
 }
