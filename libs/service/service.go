@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/grpcserver"
 	"github.com/sagasuite/sagasuite/libs/logging"
+	"github.com/sagasuite/sagasuite/libs/outbox"
 	"github.com/sagasuite/sagasuite/libs/telemetry"
 )
 
@@ -99,6 +101,10 @@ type Spec struct {
 	// Ready reports whether the service's own dependencies (stores) answer;
 	// nil means always ready. Consumers' state is added by the runtime.
 	Ready func(ctx context.Context) error
+	// Outbox, when set, is the service's outbox relay: its admin API is
+	// served on the ops port (OutboxAdminHandler) and its status is part
+	// of readiness.
+	Outbox outbox.Admin
 }
 
 // Run runs the service until ctx ends or a part fails, then shuts it down.
@@ -167,6 +173,11 @@ func Run(ctx context.Context, spec Spec) (err error) {
 				return fmt.Errorf("consumer %s has not joined its group", spec.Consumers[i].Group)
 			}
 		}
+		if spec.Outbox != nil {
+			if err := spec.Outbox.RelayStatus().Err(); err != nil {
+				return err
+			}
+		}
 		if spec.Ready != nil {
 			checkCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
@@ -175,6 +186,9 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		return nil
 	}
 	ops := telemetry.OpsServer(spec.Common.OpsAddr, registry, ready)
+	if mux, ok := ops.Handler.(*http.ServeMux); ok && spec.Outbox != nil {
+		registerOutboxAdmin(mux, spec.Name, spec.Outbox)
+	}
 	opsListener, err := net.Listen("tcp", spec.Common.OpsAddr)
 	if err != nil {
 		server.Close()
