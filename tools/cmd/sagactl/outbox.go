@@ -183,7 +183,6 @@ func runOutboxList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return exitOK
 }
 
-
 func runOutboxRetry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sagactl outbox retry", flag.ContinueOnError)
 	fs.SetOutput(stderr)
