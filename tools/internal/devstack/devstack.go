@@ -338,7 +338,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	}
 
 	// Wait until all five are ready (consumers in their groups, stores up).
-	if err := st.awaitReady(ctx); err != nil {
+	if err := st.awaitReady(ctx, suite.Services...); err != nil {
 		return st, err
 	}
 	st.Catalog = opts.Catalog
@@ -474,10 +474,10 @@ func (s *Stack) Err() error {
 	}
 }
 
-// awaitReady polls every service's /readyz until it answers 200.
-func (s *Stack) awaitReady(ctx context.Context) error {
+// awaitReady polls the named services' /readyz until each answers 200.
+func (s *Stack) awaitReady(ctx context.Context, names ...string) error {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	for _, name := range suite.Services {
+	for _, name := range names {
 		url := "http://" + s.Ops.Of(name) + "/readyz"
 		for {
 			resp, err := client.Get(url)
@@ -610,7 +610,9 @@ func (s *Stack) StartService(ctx context.Context, name string) error {
 	if err := s.run(ctx, name, 0); err != nil {
 		return err
 	}
-	return s.awaitReady(ctx)
+	// This service only: another may be stopped on purpose (the demo
+	// restarts order while payment is down).
+	return s.awaitReady(ctx, name)
 }
 
 // ensureDatabases creates Namespace+name on the server of dsn for each name
