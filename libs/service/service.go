@@ -176,7 +176,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		}
 		return nil
 	}
-	ops := telemetry.OpsServer(spec.Common.OpsAddr, registry, ready)
+	ops := telemetry.OpsServer(spec.Common.OpsAddr, registry, ready, telemetry.WithPprof(spec.Common.PprofEnabled))
 	opsListener, err := net.Listen("tcp", spec.Common.OpsAddr)
 	if err != nil {
 		server.Close()
