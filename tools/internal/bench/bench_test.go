@@ -14,7 +14,8 @@ import (
 // stack (make infra-up): closed loops at several concurrencies and open
 // loops at several rates, all-success orders. Each sub-benchmark is one bench
 // run whatever b.N is (run with -benchtime 1x); its figures are the
-// reported metrics, and -v logs the full table.
+// reported metrics, and -v logs the full table, with CPU per process and
+// store/broker operations per completed saga.
 //
 //	go test -run '^$' -bench Sagas -benchtime 1x -timeout 30m ./tools/internal/bench/
 func BenchmarkSagas(b *testing.B) {
@@ -43,6 +44,7 @@ func BenchmarkSagas(b *testing.B) {
 			name = fmt.Sprintf("open/rate=%g", cfg.Rate)
 		}
 		b.Run(name, func(b *testing.B) {
+			cfg.Probe = stackProbe(b, s)
 			res, err := Run(ctx, s.Clients(), cfg)
 			if err != nil {
 				b.Fatal(err)
@@ -60,6 +62,9 @@ func BenchmarkSagas(b *testing.B) {
 			b.ReportMetric(float64(res.Latency.P99.Microseconds())/1000, "p99-ms")
 			b.ReportMetric(float64(res.Latency.Max.Microseconds())/1000, "max-ms")
 			b.ReportMetric(float64(res.Done), "orders")
+			if in := res.Instruments; in != nil {
+				b.ReportMetric(in.SuiteMSPerSag, "cpu-ms/saga")
+			}
 		})
 	}
 }
