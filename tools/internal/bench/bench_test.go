@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sagasuite/sagasuite/tools/internal/stack"
+	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
 // BenchmarkSagas measures the whole suite as five processes on the local real
@@ -67,4 +68,41 @@ func BenchmarkSagas(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkOverload offers the suite more than it completes, open loop, for
+// a minute, with the order service's backlog bound at 200 (about half of
+// throughput × deadline for the 15–35 sagas/s this box manages): orders past
+// the bound are refused at once (ResourceExhausted), and the accepted ones
+// should end before their 30 s deadline — TIMEOUT outcomes show if not.
+//
+//	go test -run '^$' -bench Overload -benchtime 1x -timeout 30m -v ./tools/internal/bench/
+func BenchmarkOverload(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	s := stack.New(b, stack.Options{LogLevel: "warn", Env: map[string]map[string]string{
+		suite.Order: {"ORDER_MAX_PENDING_ORDERS": "200"},
+	}})
+	if err := s.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := Run(ctx, s.Clients(), Config{Concurrency: 4, Orders: 40}); err != nil {
+		b.Fatal(err)
+	}
+	res, err := Run(ctx, s.Clients(), Config{Rate: 60, Duration: time.Minute, Probe: stackProbe(b, s)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var table strings.Builder
+	_ = res.WriteTable(&table)
+	b.Logf("\n%s", table.String())
+	if res.Unfinished > 0 {
+		b.Errorf("%d orders unfinished", res.Unfinished)
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(res.Placed), "accepted")
+	b.ReportMetric(float64(res.Errors["CreateOrder: ResourceExhausted"]), "refused")
+	b.ReportMetric(float64(res.Outcomes["TIMEOUT"]), "timeouts")
+	b.ReportMetric(res.SagasPerSec, "sagas/s")
+	b.ReportMetric(float64(res.Latency.P99.Microseconds())/1000, "p99-ms")
 }
