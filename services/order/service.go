@@ -54,9 +54,11 @@ type Config struct {
 	// MaxPendingOrders bounds the backlog: past it CreateOrder is refused
 	// (ResourceExhausted with a retry hint) instead of accepting orders that
 	// would wait past their deadline. An accepted order waits about
-	// backlog ÷ throughput, so keep it under throughput × Deadline; 500 is
-	// half of that for ~35 sagas/s and a 30 s deadline.
-	MaxPendingOrders int `env:"MAX_PENDING_ORDERS" envDefault:"500"`
+	// backlog ÷ throughput, so keep it well under throughput × Deadline: 200
+	// is about half of that for the ~15 sagas/s a busy 2-core box manages
+	// with a 30 s deadline, and still far above what 600 sagas/s at low
+	// latency keeps in flight.
+	MaxPendingOrders int `env:"MAX_PENDING_ORDERS" envDefault:"200"`
 	// PendingCountInterval is how often the backlog is counted in the store
 	// (between counts, this process adds the orders it creates).
 	PendingCountInterval time.Duration `env:"PENDING_COUNT_INTERVAL" envDefault:"500ms"`

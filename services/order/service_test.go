@@ -93,7 +93,7 @@ func start(t *testing.T, tune ...func(*order.Config)) *suite {
 		Deadline:             deadline,
 		DeadlineScanInterval: 20 * time.Millisecond,
 		WatchPollInterval:    time.Second,
-		MaxPendingOrders:     500,
+		MaxPendingOrders:     200,
 		PendingCountInterval: 500 * time.Millisecond,
 		OverloadRetryAfter:   time.Second,
 	}
@@ -770,7 +770,7 @@ func (c *collector) wait(t *testing.T, orderID string, typ eventsv1.EventType) *
 func TestConfigRejectsBadBacklogSettings(t *testing.T) {
 	base := []string{"ORDER_MYSQL_DSN=u:p@tcp(127.0.0.1:13306)/db", "ORDER_KAFKA_BROKERS=127.0.0.1:19092"}
 	cfg, err := config.LoadFrom[order.Config]("ORDER", base)
-	if err != nil || cfg.MaxPendingOrders != 500 || cfg.PendingCountInterval != 500*time.Millisecond || cfg.OverloadRetryAfter != time.Second {
+	if err != nil || cfg.MaxPendingOrders != 200 || cfg.PendingCountInterval != 500*time.Millisecond || cfg.OverloadRetryAfter != time.Second {
 		t.Fatalf("defaults: %+v, %v", cfg, err)
 	}
 	_, err = config.LoadFrom[order.Config]("ORDER", append(base, "ORDER_MAX_PENDING_ORDERS=0", "ORDER_PENDING_COUNT_INTERVAL=0s", "ORDER_OVERLOAD_RETRY_AFTER=-1s"))

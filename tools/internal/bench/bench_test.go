@@ -70,18 +70,19 @@ func BenchmarkSagas(b *testing.B) {
 	}
 }
 
-// BenchmarkOverload offers the suite more than it completes, open loop, for
-// a minute, with the order service's backlog bound at 200 (about half of
-// throughput × deadline for the 15–35 sagas/s this box manages): orders past
-// the bound are refused at once (ResourceExhausted), and the accepted ones
-// should end before their 30 s deadline — TIMEOUT outcomes show if not.
+// BenchmarkOverload offers the suite several times what it completes, open
+// loop at 60/s for a minute, with the order service's backlog bound at 100
+// (about half of throughput × deadline when this shared box manages ~7
+// sagas/s): orders past the bound are refused at once (ResourceExhausted),
+// and the accepted ones should end before their 30 s deadline — TIMEOUT
+// outcomes show if not. Nothing is asserted but that every order ends.
 //
 //	go test -run '^$' -bench Overload -benchtime 1x -timeout 30m -v ./tools/internal/bench/
 func BenchmarkOverload(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	s := stack.New(b, stack.Options{LogLevel: "warn", Env: map[string]map[string]string{
-		suite.Order: {"ORDER_MAX_PENDING_ORDERS": "200"},
+		suite.Order: {"ORDER_MAX_PENDING_ORDERS": "100"},
 	}})
 	if err := s.Start(ctx); err != nil {
 		b.Fatal(err)

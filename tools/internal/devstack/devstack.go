@@ -289,7 +289,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		suite.Order: func(ctx context.Context, rt service.Runtime) error {
 			cfg := order.Config{Common: common(suite.Order), KafkaConfig: kafka, MySQLDSN: dsns[suite.Order], MySQLMaxOpenConns: maxConns,
 				Deadline: 30 * time.Second, DeadlineScanInterval: 250 * time.Millisecond, WatchPollInterval: time.Second,
-				MaxPendingOrders: 500, PendingCountInterval: 500 * time.Millisecond, OverloadRetryAfter: time.Second}
+				MaxPendingOrders: 200, PendingCountInterval: 500 * time.Millisecond, OverloadRetryAfter: time.Second}
 			if opts.OrderDeadline > 0 {
 				cfg.Deadline = opts.OrderDeadline
 			}

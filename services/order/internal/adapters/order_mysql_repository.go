@@ -203,6 +203,19 @@ func (r *OrderMySQLRepository) CountPending(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// CustomerOf reads one column by primary key, outside any transaction.
+func (r *OrderMySQLRepository) CustomerOf(ctx context.Context, id string) (string, bool, error) {
+	var customer string
+	err := r.db.QueryRowContext(ctx, "SELECT customer_id FROM orders WHERE id = ?", id).Scan(&customer)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("customer of order %s: %w", id, err)
+	}
+	return customer, true, nil
+}
+
 // UpdatePastDeadline is the deadline sweep's batch: in one transaction it
 // locks up to limit PENDING orders whose deadline is not after now (oldest
 // deadline first, as idx_orders_status_deadline reads them), loads their

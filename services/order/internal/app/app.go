@@ -45,6 +45,9 @@ type Repository interface {
 	UpdatePastDeadline(ctx context.Context, now time.Time, limit int, change ChangeFunc) (changed []*order.Order, found int, err error)
 	// CountPending counts the orders not yet terminal.
 	CountPending(ctx context.Context) (int, error)
+	// CustomerOf is the customer of order id, found false when there is no
+	// such order: one indexed read, for the refusal path to stay cheap.
+	CustomerOf(ctx context.Context, id string) (customerID string, found bool, err error)
 }
 
 // ChangeFunc changes a locked order and returns the events to store with it.

@@ -85,13 +85,18 @@ func (h CreateOrderHandler) create(ctx context.Context, o *order.Order, causatio
 
 // existing answers a refused request: a retry of an order that exists gets
 // it back (the client must learn its first call worked), anything else the
-// refusal. Only refused requests pay for this read.
+// refusal. A refusal costs one primary-key read; only a real retry reads
+// the whole order.
 func (h CreateOrderHandler) existing(ctx context.Context, d order.Draft, refusal error) (*order.Order, error) {
 	if d.RequestID == "" {
 		return nil, refusal
 	}
+	customer, found, err := h.deps.Repo.CustomerOf(ctx, d.ID)
+	if err != nil || !found || customer != d.CustomerID {
+		return nil, refusal
+	}
 	stored, err := h.deps.Repo.Get(ctx, d.ID)
-	if err != nil || stored.CustomerID != d.CustomerID {
+	if err != nil {
 		return nil, refusal
 	}
 	return stored, nil
