@@ -146,7 +146,8 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 			"deadline scan": ports.DeadlineLoop(application.ExpireOrders, cfg.DeadlineScanInterval, rt.Logger),
 			"pending count": ports.BacklogLoop(backlog, cfg.PendingCountInterval, rt.Logger),
 		},
-		Ready: db.PingContext,
+		Ready:  db.PingContext,
+		Outbox: relay,
 	})
 }
 
