@@ -109,3 +109,45 @@ func BenchmarkOverload(b *testing.B) {
 	b.ReportMetric(res.SagasPerSec, "sagas/s")
 	b.ReportMetric(float64(res.Latency.P99.Microseconds())/1000, "p99-ms")
 }
+
+// BenchmarkIdle measures what the suite costs with no traffic: CPU ms per
+// second of each service and server over 30 s of idleness after a short
+// warm-up (partition readers long-polling, relays polling, heartbeats), and
+// the partition readers' reconnects in that time (sagasuite_bus_fetch_dials:
+// 0 expected once connected). Nothing is asserted.
+//
+//	go test -run '^$' -bench Idle -benchtime 1x -timeout 30m -v ./tools/internal/bench/
+func BenchmarkIdle(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	s := stack.New(b, stack.Options{LogLevel: "warn"})
+	if err := s.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := Run(ctx, s.Clients(), Config{Concurrency: 4, Orders: 40}); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(5 * time.Second) // let the warm-up's tail settle
+	const idle = 30
+	probe := stackProbe(b, s)
+	before := probe.snapshot(ctx)
+	time.Sleep(idle * time.Second)
+	after := probe.snapshot(ctx)
+	// "Per saga" divides by the seconds here: CPU ms and operations per second.
+	in := compare(before, after, idle)
+	var total float64
+	for _, p := range in.CPU {
+		b.Logf("%-14s %7.1f ms CPU/s (found by %s)", p.Name, p.PerSaga, p.FoundBy)
+		if p.Suite {
+			total += p.PerSaga
+		}
+	}
+	for _, op := range in.Ops {
+		if strings.Contains(op.Counter, "fetch") || strings.Contains(op.Counter, "commit") {
+			b.Logf("%-14s %s: %.2f per second", op.Source, op.Counter, op.PerSaga)
+		}
+	}
+	b.Logf("suite total %.1f ms CPU per idle second", total)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(total, "cpu-ms/s")
+}
