@@ -209,6 +209,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 				break
 			}
 			c.ready.Store(false)
+			if errors.Is(err, kafka.RebalanceInProgress) {
+				continue // routine: another member joined or left
+			}
 			if n, ok := joinErrors.allow(); ok {
 				c.cfg.Logger.WarnContext(ctx, "consumer group: cannot join yet; retrying", "group", c.cfg.Group,
 					"error", err, "errors_since_last_log", n)
