@@ -72,3 +72,16 @@ func BenchmarkUseCases(b *testing.B) {
 		})
 	})
 }
+
+// The order service's side of whole sagas, each followed by a WatchOrder
+// stream: CreateOrder, a watcher, the four saga events (stepGap apart, as
+// the other services' hops would space them) and the watcher's terminal
+// snapshot. It reports this process's CPU per saga (user + system, from
+// getrusage: MariaDB's own CPU is not in it) and the watchers' order reads.
+//
+//	go test -run '^$' -bench WatchedSagas -benchtime 300x ./services/order/
+func BenchmarkWatchedSagas(b *testing.B) {
+	for _, stepGap := range []time.Duration{0, 100 * time.Millisecond} {
+		b.Run("gap="+stepGap.String(), func(b *testing.B) { benchWatchedSagas(b, stepGap) })
+	}
+}
