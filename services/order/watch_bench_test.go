@@ -35,9 +35,9 @@ func benchWatchedSagas(b *testing.B, stepGap time.Duration) {
 	}
 	now := func() time.Time { return time.Now().UTC() }
 	repo := &readCountingRepo{Repository: adapters.NewOrderMySQLRepository(db, "order", now)}
-	changes := app.NewChanges()
-	a := app.New(app.Deps{Repo: repo, Encode: ports.Encode, Now: now, Changed: changes.Publish},
-		time.Hour, changes, time.Second, nil)
+	watchers := app.NewWatchers()
+	a := app.New(app.Deps{Repo: repo, Encode: ports.Encode, Now: now, Changed: watchers.Publish},
+		time.Hour, watchers, time.Second, nil)
 	steps := []order.EventType{"STOCK_RESERVED", "PAYMENT_PROCESSED", "INVENTORY_UPDATED", "SHIPMENT_CREATED"}
 	saga := func() {
 		o, err := a.CreateOrder.Handle(ctx, order.Draft{CustomerID: events.NewID(), Currency: "EUR", PaymentToken: "tok_visa",
