@@ -27,7 +27,7 @@ func BenchmarkUseCases(b *testing.B) {
 	}
 	now := func() time.Time { return time.Now().UTC() }
 	a := app.New(app.Deps{Repo: adapters.NewOrderMySQLRepository(db, "order", now), Encode: ports.Encode, Now: now},
-		time.Hour, app.NewChanges(), time.Second, nil)
+		time.Hour, app.NewWatchers(), time.Second, nil)
 	draft := func() order.Draft {
 		return order.Draft{CustomerID: events.NewID(), Currency: "EUR", PaymentToken: "tok_visa",
 			Lines:           []order.Line{{SKU: "BOOK-1", Quantity: 2, UnitPriceMinor: 1250}, {SKU: "PEN-2", Quantity: 1, UnitPriceMinor: 99}},
@@ -71,4 +71,17 @@ func BenchmarkUseCases(b *testing.B) {
 			}
 		})
 	})
+}
+
+// The order service's side of whole sagas, each followed by a WatchOrder
+// stream: CreateOrder, a watcher, the four saga events (stepGap apart, as
+// the other services' hops would space them) and the watcher's terminal
+// snapshot. It reports this process's CPU per saga (user + system, from
+// getrusage: MariaDB's own CPU is not in it) and the watchers' order reads.
+//
+//	go test -run '^$' -bench WatchedSagas -benchtime 300x ./services/order/
+func BenchmarkWatchedSagas(b *testing.B) {
+	for _, stepGap := range []time.Duration{0, 100 * time.Millisecond} {
+		b.Run("gap="+stepGap.String(), func(b *testing.B) { benchWatchedSagas(b, stepGap) })
+	}
 }

@@ -26,6 +26,7 @@ import (
 	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
 	"github.com/sagasuite/sagasuite/services/order/internal/adapters"
 	"github.com/sagasuite/sagasuite/services/order/internal/app"
+	"github.com/sagasuite/sagasuite/services/order/internal/domain/order"
 	"github.com/sagasuite/sagasuite/services/order/internal/ports"
 )
 
@@ -48,9 +49,13 @@ type Config struct {
 	// DeadlineScanInterval is how often PENDING orders past their deadline
 	// are looked for.
 	DeadlineScanInterval time.Duration `env:"DEADLINE_SCAN_INTERVAL" envDefault:"250ms"`
-	// WatchPollInterval is how often a WatchOrder stream re-reads its order,
-	// to see changes made by other replicas (this replica's wake it at once).
-	WatchPollInterval time.Duration `env:"WATCH_POLL_INTERVAL" envDefault:"1s"`
+	// WatchPollInterval is how often a WatchOrder stream checks the store
+	// for changes other replicas committed: one primary-key read of the
+	// order's version, the whole order only when it moved. Changes this
+	// replica commits are pushed to its streams at once, so with one replica
+	// the poll finds nothing; with several behind one address it bounds how
+	// late another replica's change reaches a stream.
+	WatchPollInterval time.Duration `env:"WATCH_POLL_INTERVAL" envDefault:"5s"`
 	// MaxPendingOrders bounds the backlog: past it CreateOrder is refused
 	// (ResourceExhausted with a retry hint) instead of accepting orders that
 	// would wait past their deadline. An accepted order waits about
@@ -109,7 +114,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	producer := cfg.KafkaConfig.NewProducer()
 	defer producer.Close()
 	relay := outbox.NewRelay(db, producer, outbox.RelayConfig{LockName: Name + "-outbox-relay", Logger: rt.Logger})
-	changes := app.NewChanges()
+	watchers := app.NewWatchers()
 	repo := adapters.NewOrderMySQLRepository(db, Name, rt.Now)
 	backlog, err := app.NewBacklog(cfg.MaxPendingOrders, cfg.OverloadRetryAfter, repo.CountPending)
 	if err != nil {
@@ -123,11 +128,11 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 		Repo:   repo,
 		Encode: ports.Encode,
 		Now:    rt.Now,
-		Changed: func(orderID string) {
+		Changed: func(o *order.Order) {
 			relay.Notify()
-			changes.Publish(orderID)
+			watchers.Publish(o)
 		},
-	}, cfg.Deadline, changes, cfg.WatchPollInterval, backlog)
+	}, cfg.Deadline, watchers, cfg.WatchPollInterval, backlog)
 	api := ports.NewGRPCServer(application, rt.Logger, refused)
 
 	return service.Run(ctx, service.Spec{

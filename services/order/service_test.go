@@ -73,6 +73,7 @@ func TestOrderService(t *testing.T) {
 }
 
 type suite struct {
+	dsn    string // the service's database
 	client orderv1.OrderServiceClient
 	clock  *clock.Manual
 	pub    *bus.Producer
@@ -108,7 +109,7 @@ func start(t *testing.T, tune ...func(*order.Config)) *suite {
 	t.Cleanup(func() { pub.Close() })
 	// What the service emits, and what its consumer dead-letters.
 	seen := collect(t, cfg.KafkaConfig, prefix+events.TopicOrders, prefix+order.Name+".dlq")
-	return &suite{client: orderv1.NewOrderServiceClient(conn), clock: clk, pub: pub, seen: seen}
+	return &suite{dsn: dsn, client: orderv1.NewOrderServiceClient(conn), clock: clk, pub: pub, seen: seen}
 }
 
 // Past ORDER_MAX_PENDING_ORDERS orders not yet terminal, CreateOrder is
@@ -770,7 +771,8 @@ func (c *collector) wait(t *testing.T, orderID string, typ eventsv1.EventType) *
 func TestConfigRejectsBadBacklogSettings(t *testing.T) {
 	base := []string{"ORDER_MYSQL_DSN=u:p@tcp(127.0.0.1:13306)/db", "ORDER_KAFKA_BROKERS=127.0.0.1:19092"}
 	cfg, err := config.LoadFrom[order.Config]("ORDER", base)
-	if err != nil || cfg.MaxPendingOrders != 200 || cfg.PendingCountInterval != 500*time.Millisecond || cfg.OverloadRetryAfter != time.Second {
+	if err != nil || cfg.MaxPendingOrders != 200 || cfg.PendingCountInterval != 500*time.Millisecond || cfg.OverloadRetryAfter != time.Second ||
+		cfg.WatchPollInterval != 5*time.Second {
 		t.Fatalf("defaults: %+v, %v", cfg, err)
 	}
 	_, err = config.LoadFrom[order.Config]("ORDER", append(base, "ORDER_MAX_PENDING_ORDERS=0", "ORDER_PENDING_COUNT_INTERVAL=0s", "ORDER_OVERLOAD_RETRY_AFTER=-1s"))

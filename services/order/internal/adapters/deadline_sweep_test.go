@@ -41,9 +41,12 @@ func TestDeadlineSweepCancelsExpiredOrdersInBatches(t *testing.T) {
 	repo, db := newRepo(t)
 	clk := clock.NewManual(t0)
 	counter := &sweepCounter{OrderMySQLRepository: repo}
-	changed := 0
-	a := app.New(app.Deps{Repo: counter, Encode: ports.Encode, Now: clk.Now, Changed: func(string) { changed++ }},
-		30*time.Second, app.NewChanges(), time.Second, nil)
+	changed := 0 // CANCELLED/TIMEOUT snapshots the sweep hands its watchers
+	a := app.New(app.Deps{Repo: counter, Encode: ports.Encode, Now: clk.Now, Changed: func(o *order.Order) {
+		if o.Status == order.StatusCancelled && o.CancelReason == order.ReasonTimeout && len(o.Steps) == 2 {
+			changed++
+		}
+	}}, 30*time.Second, app.NewWatchers(), time.Second, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
@@ -67,7 +70,6 @@ func TestDeadlineSweepCancelsExpiredOrdersInBatches(t *testing.T) {
 	young := create(expired)                       // its deadline is 20 s after the others'
 	clk.Advance(10*time.Second + time.Millisecond) // every deadline but young's has passed
 
-	changed = 0 // creations told it too
 	began := time.Now()
 	n, err := a.ExpireOrders.Handle(ctx)
 	if err != nil {
@@ -75,7 +77,7 @@ func TestDeadlineSweepCancelsExpiredOrdersInBatches(t *testing.T) {
 	}
 	t.Logf("one sweep cancelled %d expired orders in %s (batches %v)", n, time.Since(began).Round(time.Millisecond), counter.batches)
 	if n != expired || changed != expired {
-		t.Errorf("sweep cancelled %d orders (changed told %d), want %d", n, changed, expired)
+		t.Errorf("sweep cancelled %d orders (%d CANCELLED/TIMEOUT snapshots told), want %d", n, changed, expired)
 	}
 	if fmt.Sprint(counter.batches) != "[200 200 50]" {
 		t.Errorf("sweep batches locked %v orders, want [200 200 50]: one transaction per batch", counter.batches)

@@ -203,6 +203,20 @@ func (r *OrderMySQLRepository) CountPending(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// VersionOf reads one column by primary key, outside any transaction: a
+// watcher asks it every fallback interval, so it must stay this cheap.
+func (r *OrderMySQLRepository) VersionOf(ctx context.Context, id string) (int64, error) {
+	var version int64
+	err := r.db.QueryRowContext(ctx, "SELECT version FROM orders WHERE id = ?", id).Scan(&version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%w: %s", order.ErrNotFound, id)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("version of order %s: %w", id, err)
+	}
+	return version, nil
+}
+
 // CustomerOf reads one column by primary key, outside any transaction.
 func (r *OrderMySQLRepository) CustomerOf(ctx context.Context, id string) (string, bool, error) {
 	var customer string

@@ -257,6 +257,13 @@ func TestUpdateStoresTheTransitionWithItsEvents(t *testing.T) {
 	if n := count(t, db, "SELECT COUNT(*) FROM outbox WHERE event_id = ?", env.GetEventId()); n != 1 {
 		t.Errorf("%d outbox rows for ORDER_CANCELLED, want 1", n)
 	}
+	// What a watcher's fallback poll reads.
+	if v, err := repo.VersionOf(context.Background(), o.ID); err != nil || v != 2 {
+		t.Errorf("VersionOf = %d, %v; want 2", v, err)
+	}
+	if _, err := repo.VersionOf(context.Background(), testenv.IDFor("nobody")); !errors.Is(err, order.ErrNotFound) {
+		t.Errorf("VersionOf of an unknown id = %v, want ErrNotFound", err)
+	}
 }
 
 func TestUpdateWithoutChangeWritesNothing(t *testing.T) {

@@ -31,6 +31,9 @@ type Repository interface {
 	Update(ctx context.Context, id, inboxEventID string, change ChangeFunc) (o *order.Order, applied bool, err error)
 	// Get returns the order with its steps, or order.ErrNotFound.
 	Get(ctx context.Context, id string) (*order.Order, error)
+	// VersionOf is the stored version of order id (it grows with every
+	// stored change), or order.ErrNotFound: a watcher's cheap check.
+	VersionOf(ctx context.Context, id string) (int64, error)
 	// ListByCustomer returns up to limit orders of the customer, newest
 	// first, starting after the cursor (nil: from the newest).
 	ListByCustomer(ctx context.Context, customerID string, after *Cursor, limit int) ([]*order.Order, error)
@@ -65,18 +68,19 @@ type Deps struct {
 	Encode Encoder
 	// Now is the injected clock.
 	Now func() time.Time
-	// Changed is told after each committed change of an order (it wakes the
-	// outbox relay and the order's watchers).
-	Changed func(orderID string)
+	// Changed is told after each committed change of an order, with the
+	// order as committed (it wakes the outbox relay and hands the snapshot
+	// to the order's watchers). It must not block.
+	Changed func(o *order.Order)
 }
 
 // now is the clock cut to what the store keeps (microseconds), so an order
 // read back equals the one returned.
 func (d Deps) now() time.Time { return d.Now().UTC().Truncate(time.Microsecond) }
 
-func (d Deps) changed(orderID string) {
+func (d Deps) changed(o *order.Order) {
 	if d.Changed != nil {
-		d.Changed(orderID)
+		d.Changed(o)
 	}
 }
 
@@ -123,10 +127,11 @@ type Application struct {
 }
 
 // New wires the use cases. deadline is how long an order may stay PENDING;
-// watchPoll how often a watcher re-reads its order (changes made by other
-// replicas are only seen that way); backlog, when not nil, refuses new
-// orders past its bound.
-func New(d Deps, deadline time.Duration, changes *Changes, watchPoll time.Duration, backlog *Backlog) Application {
+// watchers carries the snapshots d.Changed is told of to WatchOrder streams
+// (the caller connects the two); watchFallbackPoll is how often a stream
+// checks the store for changes other replicas made; backlog, when not nil,
+// refuses new orders past its bound.
+func New(d Deps, deadline time.Duration, watchers *Watchers, watchFallbackPoll time.Duration, backlog *Backlog) Application {
 	return Application{
 		CreateOrder:     CreateOrderHandler{deps: d, deadline: deadline, backlog: backlog},
 		CancelOrder:     CancelOrderHandler{deps: d},
@@ -134,6 +139,6 @@ func New(d Deps, deadline time.Duration, changes *Changes, watchPoll time.Durati
 		ExpireOrders:    ExpireOrdersHandler{deps: d},
 		GetOrder:        GetOrderHandler{repo: d.Repo},
 		ListOrders:      ListOrdersHandler{repo: d.Repo},
-		WatchOrder:      WatchOrderHandler{repo: d.Repo, changes: changes, poll: watchPoll},
+		WatchOrder:      WatchOrderHandler{repo: d.Repo, watchers: watchers, fallbackPoll: watchFallbackPoll},
 	}
 }

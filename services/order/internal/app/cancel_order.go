@@ -30,7 +30,7 @@ func (h CancelOrderHandler) Handle(ctx context.Context, orderID, reason string) 
 		return nil, err
 	}
 	if emitted {
-		h.deps.changed(orderID)
+		h.deps.changed(o)
 	}
 	return o, nil
 }

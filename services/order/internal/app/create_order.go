@@ -67,7 +67,7 @@ func (h CreateOrderHandler) Handle(ctx context.Context, d order.Draft) (*order.O
 		}
 		return stored, nil
 	}
-	h.deps.changed(o.ID)
+	h.deps.changed(stored)
 	return stored, nil
 }
 

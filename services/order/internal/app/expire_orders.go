@@ -43,7 +43,7 @@ func (h ExpireOrdersHandler) Handle(ctx context.Context) (int, error) {
 		})
 		for _, o := range changed {
 			cancelled++
-			h.deps.changed(o.ID)
+			h.deps.changed(o)
 		}
 		if err != nil {
 			return cancelled, fmt.Errorf("expire orders: %w", err)

@@ -1,0 +1,95 @@
+package order_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sagasuite/sagasuite/libs/events"
+	"github.com/sagasuite/sagasuite/libs/testenv"
+	"github.com/sagasuite/sagasuite/services/order/internal/adapters"
+	"github.com/sagasuite/sagasuite/services/order/internal/app"
+	"github.com/sagasuite/sagasuite/services/order/internal/domain/order"
+	"github.com/sagasuite/sagasuite/services/order/internal/ports"
+)
+
+// readCountingRepo counts the full order reads (Get) the watchers make.
+type readCountingRepo struct {
+	app.Repository
+	gets atomic.Int64
+}
+
+func (r *readCountingRepo) Get(ctx context.Context, id string) (*order.Order, error) {
+	r.gets.Add(1)
+	return r.Repository.Get(ctx, id)
+}
+
+func benchWatchedSagas(b *testing.B, stepGap time.Duration) {
+	db, _ := testenv.MySQLDatabase(b)
+	ctx := context.Background()
+	if err := adapters.Migrate(ctx, db); err != nil {
+		b.Fatal(err)
+	}
+	now := func() time.Time { return time.Now().UTC() }
+	repo := &readCountingRepo{Repository: adapters.NewOrderMySQLRepository(db, "order", now)}
+	watchers := app.NewWatchers()
+	a := app.New(app.Deps{Repo: repo, Encode: ports.Encode, Now: now, Changed: watchers.Publish},
+		time.Hour, watchers, time.Second, nil)
+	steps := []order.EventType{"STOCK_RESERVED", "PAYMENT_PROCESSED", "INVENTORY_UPDATED", "SHIPMENT_CREATED"}
+	saga := func() {
+		o, err := a.CreateOrder.Handle(ctx, order.Draft{CustomerID: events.NewID(), Currency: "EUR", PaymentToken: "tok_visa",
+			Lines:           []order.Line{{SKU: "BOOK-1", Quantity: 2, UnitPriceMinor: 1250}, {SKU: "PEN-2", Quantity: 1, UnitPriceMinor: 99}},
+			ShippingAddress: order.Address{Name: "Ada", Line1: "Main St 1", City: "Berlin", CountryCode: "DE"}})
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		var watching sync.WaitGroup
+		watching.Add(1)
+		var last *order.Order
+		go func() {
+			defer watching.Done()
+			err := a.WatchOrder.Handle(ctx, o.ID, func(sent *order.Order) error { last = sent; return nil })
+			if err != nil {
+				b.Error(err)
+			}
+		}()
+		for _, typ := range steps {
+			time.Sleep(stepGap)
+			if err := a.RecordSagaEvent.Handle(ctx, app.SagaEvent{OrderID: o.ID, EventID: events.NewID(), Type: typ,
+				OccurredAt: now(), Detail: string(typ)}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+		watching.Wait()
+		if last == nil || last.Status != order.StatusCompleted {
+			b.Errorf("watcher's last snapshot %v, want COMPLETED", last)
+		}
+	}
+	saga() // warm the pool
+	repo.gets.Store(0)
+	b.SetParallelism(8) // 8 × GOMAXPROCS(2) = 16 sagas at a time
+	cpu := processCPU(b)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			saga()
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64((processCPU(b)-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/saga")
+	b.ReportMetric(float64(repo.gets.Load())/float64(b.N), "order-reads/saga")
+}
+
+// processCPU is the user + system CPU this process has used so far.
+func processCPU(b *testing.B) time.Duration {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+}
