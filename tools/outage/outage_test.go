@@ -35,8 +35,8 @@ const (
 	// the restart: a service that gives up on a store late (a relay that
 	// notices its lost lock 7–39 s after MariaDB returned) must show.
 	watchAfterRestart = 45 * time.Second
-	auditBound = 2 * time.Minute
-	testBound  = 8 * time.Minute
+	auditBound        = 2 * time.Minute
+	testBound         = 8 * time.Minute
 )
 
 // loadMix has every saga path: success plus the three failing ones.
