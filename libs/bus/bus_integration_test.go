@@ -129,7 +129,7 @@ func readPartition(t testing.TB, topic string, partition, n int) []kafka.Message
 
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -214,15 +214,22 @@ func TestRoundTripKeepsPerKeyOrderHeadersAndTrace(t *testing.T) {
 	}
 }
 
-func TestHandlerErrorGoesToDeadLetterAfterMaxAttemptsAndThePartitionMovesOn(t *testing.T) {
+// Permanent failures (a Permanent error, a panic, a record that is no
+// envelope) go to the dead-letter topic at once; a transient failure is
+// retried without limit and never dead-lettered, holding back only its own key.
+func TestPermanentFailuresAreDeadLetteredAtOnceTransientOnesRetriedUntilTheyPass(t *testing.T) {
 	topic := newTopic(t, 1)
 	producer := bus.NewProducer(testenv.Brokers())
 	defer producer.Close()
 	ctx := context.Background()
 
-	poison := envelope(t, events.NewID(), "poison")
+	rejected := envelope(t, events.NewID(), "rejected")
+	panicking := envelope(t, events.NewID(), "panicking")
+	flaky := envelope(t, events.NewID(), "flaky")
+	flakyLater := envelope(t, flaky.GetOrderId(), "flaky-later") // same key: must wait for flaky
+	msgs := []bus.Message{encodeTo(t, ctx, topic, flaky), encodeTo(t, ctx, topic, flakyLater),
+		encodeTo(t, ctx, topic, rejected), encodeTo(t, ctx, topic, panicking)}
 	var after []*eventsv1.Envelope
-	msgs := []bus.Message{encodeTo(t, ctx, topic, poison)}
 	for i := 0; i < 5; i++ {
 		env := envelope(t, events.NewID(), fmt.Sprintf("after-%d", i))
 		after = append(after, env)
@@ -234,17 +241,28 @@ func TestHandlerErrorGoesToDeadLetterAfterMaxAttemptsAndThePartitionMovesOn(t *t
 		t.Fatal(err)
 	}
 
-	cfg := consumerConfig(topic)
-	cfg.MaxAttempts = 3
-	var poisonAttempts, okCount, panics atomic.Int32
-	c, err := bus.NewConsumer(cfg, func(ctx context.Context, env *eventsv1.Envelope) error {
-		if env.GetEventId() == poison.GetEventId() {
-			if poisonAttempts.Add(1) == 2 {
-				panics.Add(1)
-				panic("handler bug") // a panic counts as a failed attempt, never a crash
+	var mu sync.Mutex
+	order := []string{}
+	var rejectedRuns, flakyRuns, okCount atomic.Int32
+	healed := make(chan struct{})
+	c, err := bus.NewConsumer(consumerConfig(topic), func(ctx context.Context, env *eventsv1.Envelope) error {
+		switch env.GetEventId() {
+		case rejected.GetEventId():
+			rejectedRuns.Add(1)
+			return bus.Permanent(errors.New("downstream says no"))
+		case panicking.GetEventId():
+			panic("handler bug") // never a crash: dead-lettered with the panic
+		case flaky.GetEventId():
+			flakyRuns.Add(1)
+			select {
+			case <-healed:
+			default:
+				return errors.New("store unavailable") // transient: retried for as long as it takes
 			}
-			return errors.New("downstream says no")
 		}
+		mu.Lock()
+		order = append(order, env.GetEventId())
+		mu.Unlock()
 		okCount.Add(1)
 		return nil
 	})
@@ -252,25 +270,139 @@ func TestHandlerErrorGoesToDeadLetterAfterMaxAttemptsAndThePartitionMovesOn(t *t
 		t.Fatal(err)
 	}
 	run(t, c)
-	waitFor(t, "events after the poison one", func() bool { return okCount.Load() == int32(len(after)) })
+	waitFor(t, "the other keys' events while flaky fails", func() bool { return okCount.Load() == int32(len(after)) })
+	waitFor(t, "flaky to be retried many times", func() bool { return flakyRuns.Load() >= 10 })
+	mu.Lock()
+	for _, id := range order {
+		if id == flakyLater.GetEventId() {
+			t.Errorf("flaky's later event ran before flaky succeeded")
+		}
+	}
+	mu.Unlock()
+	close(healed)
+	waitFor(t, "flaky and its later event", func() bool { return okCount.Load() == int32(len(after))+2 })
+	mu.Lock()
+	if n := len(order); order[n-2] != flaky.GetEventId() || order[n-1] != flakyLater.GetEventId() {
+		t.Errorf("flaky's events finished out of order: %v", order[n-2:])
+	}
+	mu.Unlock()
 
-	dead := readAll(t, cfg.Group+".dlq", 2)
+	dead := readAll(t, c.DeadLetterTopic(), 3)
 	byKey := map[string]kafka.Message{}
 	for _, m := range dead {
 		byKey[string(m.Key)] = m
 	}
-	p := byKey[poison.GetOrderId()]
-	if got := poisonAttempts.Load(); got != 3 {
-		t.Errorf("poison attempts = %d, want 3", got)
+	if _, ok := byKey[flaky.GetOrderId()]; ok {
+		t.Errorf("a transient failure was dead-lettered")
 	}
-	if header(p, bus.HeaderDLQAttempts) != "3" || !strings.Contains(header(p, bus.HeaderDLQError), "downstream says no") ||
-		header(p, bus.HeaderDLQTopic) != topic || header(p, bus.HeaderEventID) != poison.GetEventId() {
-		t.Errorf("poison DLQ record headers %v", p.Headers)
+	if got := rejectedRuns.Load(); got != 1 {
+		t.Errorf("permanent failure ran %d times, want 1", got)
+	}
+	p := byKey[rejected.GetOrderId()]
+	if header(p, bus.HeaderDLQAttempts) != "1" || !strings.Contains(header(p, bus.HeaderDLQError), "downstream says no") ||
+		header(p, bus.HeaderDLQTopic) != topic || header(p, bus.HeaderEventID) != rejected.GetEventId() {
+		t.Errorf("rejected DLQ record headers %v", p.Headers)
+	}
+	if pn := byKey[panicking.GetOrderId()]; !strings.Contains(header(pn, bus.HeaderDLQError), "handler panic") {
+		t.Errorf("panicking DLQ record headers %v", pn.Headers)
 	}
 	g := byKey["garbage"]
-	if header(g, bus.HeaderDLQAttempts) != "0" || !strings.Contains(header(g, bus.HeaderDLQError), "decode envelope") ||
-		string(g.Value) != "not protobuf" {
+	if !strings.Contains(header(g, bus.HeaderDLQError), "decode envelope") || string(g.Value) != "not protobuf" {
 		t.Errorf("malformed DLQ record: headers %v value %q", g.Headers, g.Value)
+	}
+}
+
+// A key that keeps failing never lets the committed offset pass it: a new
+// member (after a restart) gets it again, and not the events finished before it.
+func TestARetryingKeyHoldsTheCommittedOffset(t *testing.T) {
+	topic := newTopic(t, 1)
+	producer := bus.NewProducer(testenv.Brokers())
+	defer producer.Close()
+	ctx := context.Background()
+	before := envelope(t, events.NewID(), "before")
+	stuck := envelope(t, events.NewID(), "stuck")
+	behind := envelope(t, events.NewID(), "behind")
+	if err := producer.Publish(ctx, encodeTo(t, ctx, topic, before), encodeTo(t, ctx, topic, stuck), encodeTo(t, ctx, topic, behind)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := consumerConfig(topic)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	handler := func(fail bool) bus.Handler {
+		return func(ctx context.Context, env *eventsv1.Envelope) error {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[env.GetEventId()]++
+			if fail && env.GetEventId() == stuck.GetEventId() {
+				return errors.New("still down")
+			}
+			return nil
+		}
+	}
+	c1, err := bus.NewConsumer(cfg, handler(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, c1)
+	waitFor(t, "before and behind handled, stuck retried", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[before.GetEventId()] == 1 && seen[behind.GetEventId()] == 1 && seen[stuck.GetEventId()] >= 3
+	})
+	stop()
+	c2, err := bus.NewConsumer(cfg, handler(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuckRuns := func() int { mu.Lock(); defer mu.Unlock(); return seen[stuck.GetEventId()] }
+	runsBefore := stuckRuns()
+	run(t, c2)
+	waitFor(t, "stuck handled by the new member", func() bool { return stuckRuns() > runsBefore })
+	waitFor(t, "behind redelivered (it lies after the uncommitted stuck one)", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen[behind.GetEventId()] == 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if seen[before.GetEventId()] != 1 {
+		t.Errorf("an event committed before the stuck one came again (%d runs)", seen[before.GetEventId()])
+	}
+}
+
+// Ready means joined with partitions assigned, not merely started.
+func TestConsumerIsReadyOnlyOnceItHasJoined(t *testing.T) {
+	topic := newTopic(t, 2)
+	handled := make(chan struct{}, 1)
+	c, err := bus.NewConsumer(consumerConfig(topic), func(ctx context.Context, env *eventsv1.Envelope) error {
+		select {
+		case handled <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Ready() {
+		t.Fatal("ready before Run")
+	}
+	stop := run(t, c)
+	waitFor(t, "ready after joining", c.Ready)
+	producer := bus.NewProducer(testenv.Brokers())
+	defer producer.Close()
+	ctx := context.Background()
+	if err := producer.Publish(ctx, encodeTo(t, ctx, topic, envelope(t, events.NewID(), "ready"))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-handled:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no event handled by a ready consumer")
+	}
+	stop()
+	if c.Ready() {
+		t.Error("still ready after Run returned")
 	}
 }
 

@@ -4,15 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -28,6 +27,14 @@ import (
 // Handler applies one event. It must make its effect durable before it
 // returns nil (the offset is committed after that), and be idempotent by event
 // id (the inbox), since an event can arrive more than once.
+//
+// Errors have two classes. Permanent ones (wrap with Permanent; an envelope
+// that does not decode, an unknown type, an unsupported schema version, a
+// broken domain invariant) send the event to the dead-letter topic at once.
+// Every other error is transient (store, broker, gateway, timeout, deadlock):
+// the event is retried without limit, with capped exponential backoff, and
+// only its key waits. So an outage never dead-letters a valid event, and a
+// compensation is never dead-lettered for a transient cause.
 type Handler func(ctx context.Context, env *eventsv1.Envelope) error
 
 // ErrPermanent marks a handler error that retrying cannot fix: the event goes
@@ -37,24 +44,43 @@ var ErrPermanent = errors.New("permanent failure")
 // Permanent wraps err so the consumer dead-letters the event without retrying.
 func Permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
 
+// IsPermanent reports whether err is of the permanent class: marked with
+// Permanent, or an invalid event (events.ErrInvalid).
+func IsPermanent(err error) bool {
+	return errors.Is(err, ErrPermanent) || errors.Is(err, events.ErrInvalid)
+}
+
 // ConsumerConfig configures a Consumer. Brokers, Group and Topics are required.
 type ConsumerConfig struct {
 	Brokers []string
 	Group   string
 	Topics  []string
-	// DeadLetterTopic defaults to "<Group>.dlq"; it is created at start when missing.
+	// DeadLetterTopic defaults to "<Group>.dlq"; it is created at start when
+	// missing, with ReplicationFactor.
 	DeadLetterTopic string
-	// MaxAttempts is how many times a handler runs for one event before the
-	// event is dead-lettered (default 5).
-	MaxAttempts int
-	// RetryInitial and RetryMax bound the exponential backoff between attempts
-	// (defaults 50ms and 2s).
+	// ReplicationFactor of the dead-letter topic: the cluster's, like the saga
+	// topics (default 1, a single-broker cluster).
+	ReplicationFactor int
+	// StrictTopics dead-letters an event that arrives on a topic its type does
+	// not belong to (events.TopicOf, matched as a suffix so prefixes work).
+	StrictTopics bool
+	// RetryInitial and RetryMax bound the backoff between attempts at an event
+	// that failed transiently (defaults 50ms and 5s). There is no attempt limit.
 	RetryInitial, RetryMax time.Duration
-	// Workers is how many events run at once (default 8). Events with the same
-	// key always go to the same worker, so each saga's events keep their order.
+	// Workers is how many events run at once (default 32), each of a
+	// different key; a key's events run one at a time, in order.
 	Workers int
+	// MaxInFlight bounds the records fetched and not yet finished, including
+	// finished ones behind an unfinished one (default 10000).
+	MaxInFlight int
+	// MaxWait is how long a partition fetch waits at the broker for records
+	// (default 5s). Latency comes from MinBytes=1, not from this; kafka-go
+	// leaves the broker only MaxWait/4 of margin before it calls the fetch
+	// timed out and redials, so short waits churn connections on a busy box,
+	// and each idle wait costs the broker a request.
+	MaxWait time.Duration
 	// DrainTimeout bounds how long in-flight handlers may run after shutdown
-	// starts (default 10s); then their context is cancelled.
+	// or a revocation starts (default 10s); then their context is cancelled.
 	DrainTimeout time.Duration
 	// SessionTimeout is how soon the group notices a member that died
 	// (default 6s, the broker's minimum by default).
@@ -69,17 +95,23 @@ func (c *ConsumerConfig) setDefaults() error {
 	if c.DeadLetterTopic == "" {
 		c.DeadLetterTopic = c.Group + ".dlq"
 	}
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 5
+	if c.ReplicationFactor <= 0 {
+		c.ReplicationFactor = 1
 	}
 	if c.RetryInitial <= 0 {
 		c.RetryInitial = 50 * time.Millisecond
 	}
 	if c.RetryMax <= 0 {
-		c.RetryMax = 2 * time.Second
+		c.RetryMax = 5 * time.Second
 	}
 	if c.Workers <= 0 {
-		c.Workers = 8
+		c.Workers = 32
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 10000
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 5 * time.Second
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 10 * time.Second
@@ -93,13 +125,19 @@ func (c *ConsumerConfig) setDefaults() error {
 	return nil
 }
 
-// Consumer runs a Handler over every event of its topics as one consumer group.
+// Consumer runs a Handler over every event of its topics as one member of a
+// consumer group: one reader per assigned partition, the scheduler's per-key
+// queues, offsets committed per partition up to the first unfinished record.
 type Consumer struct {
 	cfg     ConsumerConfig
 	handler Handler
 	dlq     *Producer
 	metrics consumerMetrics
 	ready   atomic.Bool
+
+	commitWake chan struct{}
+	partsMu    sync.Mutex
+	parts      []*partition // of the current generation (lag gauge)
 }
 
 // NewConsumer checks cfg and returns a consumer; Run starts it.
@@ -110,212 +148,392 @@ func NewConsumer(cfg ConsumerConfig, h Handler) (*Consumer, error) {
 	if h == nil {
 		return nil, errors.New("bus: consumer needs a handler")
 	}
-	return &Consumer{cfg: cfg, handler: h, dlq: NewProducer(cfg.Brokers), metrics: newConsumerMetrics()}, nil
+	return &Consumer{
+		cfg: cfg, handler: h, dlq: NewProducer(cfg.Brokers), metrics: newConsumerMetrics(),
+		commitWake: make(chan struct{}, 1),
+	}, nil
 }
 
-// Ready reports whether the consumer is running (for readiness probes).
+// Ready reports whether the consumer can work right now: it is a member of
+// the group's current generation and reads its assigned partitions (none is
+// fine: a group can have more members than partitions). False before the
+// first join, during a rebalance, and while the broker cannot be reached.
 func (c *Consumer) Ready() bool { return c.ready.Load() }
 
 // Run consumes until ctx is cancelled, then stops fetching, lets in-flight
 // handlers finish (bounded by DrainTimeout), commits what is done and leaves
 // the group. Events fetched but not finished are not committed: the group
-// delivers them again.
+// delivers them again. Broker outages do not end Run: it rejoins when it can.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.dlq.Close()
-	if err := EnsureTopics(ctx, c.cfg.Brokers, TopicSpec{Name: c.cfg.DeadLetterTopic, Partitions: 1, ReplicationFactor: 1}); err != nil {
-		// Where the cluster forbids topic creation the topic must exist already;
-		// publishing to it will say so if it does not.
-		c.cfg.Logger.WarnContext(ctx, "dead-letter topic not ensured", "topic", c.cfg.DeadLetterTopic, "error", err)
-	}
-	reader := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     c.cfg.Brokers,
-		GroupID:     c.cfg.Group,
-		GroupTopics: c.cfg.Topics,
+	c.ensureDeadLetterTopic(ctx)
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:      c.cfg.Group,
+		Brokers: c.cfg.Brokers,
+		Topics:  c.cfg.Topics,
 		// A new group starts at the beginning: events published before the
 		// service first started are still part of sagas.
-		StartOffset:    kafka.FirstOffset,
-		MinBytes:       1,
-		MaxBytes:       10 << 20,
-		MaxWait:        250 * time.Millisecond,
-		CommitInterval: 0, // commit synchronously, after the effect
-		// The 5 s default delays every start and rebalance.
-		JoinGroupBackoff:      250 * time.Millisecond,
-		HeartbeatInterval:     time.Second,
-		SessionTimeout:        c.cfg.SessionTimeout,
-		RebalanceTimeout:      10 * time.Second,
-		ReadBackoffMin:        10 * time.Millisecond,
-		ReadBackoffMax:        250 * time.Millisecond,
-		WatchPartitionChanges: true,
+		StartOffset:            kafka.FirstOffset,
+		HeartbeatInterval:      time.Second,
+		SessionTimeout:         c.cfg.SessionTimeout,
+		RebalanceTimeout:       30 * time.Second,
+		JoinGroupBackoff:       250 * time.Millisecond, // the 5 s default delays every start and rebalance
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 5 * time.Second,
 	})
-
-	// processCtx outlives ctx by DrainTimeout so in-flight handlers can finish.
-	processCtx, cancelProcess := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelProcess()
-	var stopping atomic.Bool
-
-	track := newOffsetTracker()
+	if err != nil {
+		return fmt.Errorf("bus: consumer group %s: %w", c.cfg.Group, err)
+	}
+	sched := newScheduler(c.cfg.Workers, c.cfg.MaxInFlight, c.process,
+		cappedBackoff(c.cfg.RetryInitial, c.cfg.RetryMax), c.finished)
 	if reg, err := c.metrics.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		o.ObserveInt64(c.metrics.lag, track.lag(), metric.WithAttributes(attribute.String("group", c.cfg.Group)))
+		group := metric.WithAttributes(attribute.String("group", c.cfg.Group))
+		o.ObserveInt64(c.metrics.lag, c.lag(), group)
+		o.ObserveInt64(c.metrics.retrying, sched.retrying.Load(), group)
 		return nil
-	}, c.metrics.lag); err == nil {
+	}, c.metrics.lag, c.metrics.retrying); err == nil {
 		defer reg.Unregister()
 	}
-	commitWake := make(chan struct{}, 1)
-	workers := make([]chan kafka.Message, c.cfg.Workers)
-	var wg sync.WaitGroup
-	for i := range workers {
-		workers[i] = make(chan kafka.Message, 64)
-		wg.Add(1)
-		go func(in <-chan kafka.Message) {
-			defer wg.Done()
-			for m := range in {
-				if stopping.Load() {
-					continue // not started: leave it uncommitted for redelivery
-				}
-				if c.process(processCtx, &stopping, m) {
-					track.done(m)
-					select {
-					case commitWake <- struct{}{}:
-					default:
-					}
-				}
-			}
-		}(workers[i])
-	}
 
-	committerDone := make(chan struct{})
+	// Closing the group ends the current generation (its function drains
+	// and commits first) and leaves the group.
+	groupClosed := make(chan struct{})
 	go func() {
-		defer close(committerDone)
-		for range commitWake {
-			c.commit(processCtx, reader, track)
-		}
+		<-ctx.Done()
+		group.Close()
+		close(groupClosed)
 	}()
-
-	// Ready once the group member runs: an idle topic has nothing to fetch.
-	c.ready.Store(true)
-	var fetchErr error
+	joinErrors := newThrottle(30 * time.Second)
 	for {
-		m, err := reader.FetchMessage(ctx)
+		gen, err := group.Next(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				break
 			}
-			// Fetch errors (coordinator moves, rebalances, broker restarts)
-			// are retried by the reader; log and go on.
-			c.cfg.Logger.WarnContext(ctx, "fetch", "group", c.cfg.Group, "error", err)
+			c.ready.Store(false)
+			if n, ok := joinErrors.allow(); ok {
+				c.cfg.Logger.WarnContext(ctx, "consumer group: cannot join yet; retrying", "group", c.cfg.Group,
+					"error", err, "errors_since_last_log", n)
+			}
+			continue // the group backs off by itself (JoinGroupBackoff)
+		}
+		joinErrors.reset()
+		c.runGeneration(ctx, gen, sched)
+	}
+	<-groupClosed
+	sched.stop()
+	return nil
+}
+
+func (c *Consumer) ensureDeadLetterTopic(ctx context.Context) {
+	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	spec := TopicSpec{Name: c.cfg.DeadLetterTopic, Partitions: 1, ReplicationFactor: c.cfg.ReplicationFactor}
+	if err := EnsureTopics(ensureCtx, c.cfg.Brokers, spec); err != nil {
+		// The broker may be down right now, or topic creation forbidden: then
+		// the topic must exist; dead-lettering keeps retrying until it does.
+		c.cfg.Logger.WarnContext(ctx, "dead-letter topic not ensured", "topic", c.cfg.DeadLetterTopic, "error", err)
+	}
+}
+
+// runGeneration reads the generation's partitions until it ends (rebalance,
+// lost coordinator) or ctx ends, then drains and commits. It runs inside
+// gen.Start, so the group joins the next generation only after the drain.
+func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, sched *scheduler) {
+	finished := make(chan struct{})
+	gen.Start(func(genCtx context.Context) {
+		defer close(finished)
+		runCtx, stopFetching := context.WithCancel(ctx)
+		defer stopFetching()
+		go func() {
+			select {
+			case <-genCtx.Done():
+				stopFetching()
+			case <-runCtx.Done():
+			}
+		}()
+		handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancelHandlers()
+
+		var parts []*partition
+		var readers sync.WaitGroup
+		var stats []*kafka.Reader
+		for topic, assigned := range gen.Assignments {
+			for _, a := range assigned {
+				p := &partition{topic: topic, id: a.ID, track: newPartitionTrack(max(a.Offset, -1)), ctx: handlerCtx}
+				parts = append(parts, p)
+				r := c.partitionReader(p, a.Offset)
+				stats = append(stats, r)
+				readers.Add(1)
+				go func() {
+					defer readers.Done()
+					c.fetch(runCtx, r, p, sched)
+				}()
+			}
+		}
+		c.setPartitions(parts)
+		c.ready.Store(true)
+		c.cfg.Logger.InfoContext(ctx, "consumer group joined", "group", c.cfg.Group, "generation", gen.ID,
+			"partitions", len(parts))
+
+		readerStats := time.NewTicker(10 * time.Second)
+		for running := true; running; {
+			select {
+			case <-runCtx.Done():
+				running = false
+			case <-c.commitWake:
+				c.commit(gen, parts)
+			case <-readerStats.C:
+				c.recordReaderStats(stats)
+			}
+		}
+		readerStats.Stop()
+		c.ready.Store(false)
+
+		// Revoked or stopping: no new work; drop what waits, let what runs finish.
+		readers.Wait()
+		sched.closePartitions(parts)
+		drained := make(chan struct{})
+		go func() {
+			for _, p := range parts {
+				p.inflight.Wait()
+			}
+			close(drained)
+		}()
+		select {
+		case <-drained:
+		case <-time.After(c.cfg.DrainTimeout):
+			c.cfg.Logger.Warn("drain timeout: cancelling in-flight handlers", "group", c.cfg.Group)
+			cancelHandlers()
+			<-drained
+		}
+		// Whatever finished while draining; the group may have moved on, then
+		// those records simply come again (inboxes drop them).
+		c.commit(gen, parts)
+		c.recordReaderStats(stats)
+		for _, r := range stats {
+			_ = r.Close()
+		}
+		c.setPartitions(nil)
+	})
+	<-finished
+}
+
+func (c *Consumer) partitionReader(p *partition, offset int64) *kafka.Reader {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        c.cfg.Brokers,
+		Topic:          p.topic,
+		Partition:      p.id,
+		MinBytes:       1,
+		MaxBytes:       10 << 20,
+		MaxWait:        c.cfg.MaxWait,
+		ReadBackoffMin: 50 * time.Millisecond,
+		ReadBackoffMax: time.Second,
+	})
+	if offset < 0 {
+		offset = kafka.FirstOffset // no committed offset yet
+	}
+	if err := r.SetOffset(offset); err != nil {
+		c.cfg.Logger.Error("set partition offset", "topic", p.topic, "partition", p.id, "offset", offset, "error", err)
+	}
+	return r
+}
+
+// fetch reads one partition into the scheduler until ctx ends. The reader
+// reconnects by itself after broker restarts.
+func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, p *partition, sched *scheduler) {
+	errs := newThrottle(30 * time.Second)
+	for sched.acquire(ctx) {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			sched.release()
+			if ctx.Err() != nil {
+				return
+			}
+			if n, ok := errs.allow(); ok {
+				c.cfg.Logger.WarnContext(ctx, "fetch", "group", c.cfg.Group, "topic", p.topic, "partition", p.id,
+					"error", err, "errors_since_last_log", n)
+			}
 			select {
 			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
+				return
+			case <-time.After(250 * time.Millisecond):
 			}
 			continue
 		}
-		track.fetched(m)
-		workers[workerFor(m.Key, len(workers))] <- m
+		p.track.fetched(m.Offset, m.HighWaterMark)
+		sched.enqueue(&delivery{msg: m, part: p})
 	}
-	c.ready.Store(false)
-
-	// Drain: stop taking new work, finish what runs, bounded.
-	stopping.Store(true)
-	for _, w := range workers {
-		close(w)
-	}
-	drained := make(chan struct{})
-	go func() { wg.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(c.cfg.DrainTimeout):
-		c.cfg.Logger.Warn("drain timeout: cancelling in-flight handlers", "group", c.cfg.Group)
-		cancelProcess()
-		<-drained
-	}
-	close(commitWake)
-	<-committerDone
-	// A last commit of whatever finished after the committer's final pass.
-	finalCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	c.commit(finalCtx, reader, track)
-	cancel()
-	if err := reader.Close(); err != nil {
-		fetchErr = errors.Join(fetchErr, fmt.Errorf("close reader: %w", err))
-	}
-	return fetchErr
 }
 
-func (c *Consumer) commit(ctx context.Context, reader *kafka.Reader, track *offsetTracker) {
-	msgs := track.committable()
-	if len(msgs) == 0 {
+// finished records a finished record for the next commit.
+func (c *Consumer) finished(d *delivery) {
+	d.part.track.done(d.msg.Offset)
+	select {
+	case c.commitWake <- struct{}{}:
+	default:
+	}
+}
+
+// commit commits, in one request, every partition's finished prefix. Commits
+// coalesce: while one is in flight, finished records accumulate for the next.
+func (c *Consumer) commit(gen *kafka.Generation, parts []*partition) {
+	offsets := map[string]map[int]int64{}
+	type taken struct {
+		p      *partition
+		offset int64
+	}
+	var took []taken
+	for _, p := range parts {
+		if off, ok := p.track.committable(); ok {
+			if offsets[p.topic] == nil {
+				offsets[p.topic] = map[int]int64{}
+			}
+			offsets[p.topic][p.id] = off
+			took = append(took, taken{p, off})
+		}
+	}
+	if len(took) == 0 {
 		return
 	}
-	if err := reader.CommitMessages(ctx, msgs...); err != nil {
-		// Not fatal: the events are redelivered and the inbox drops them.
+	if err := gen.CommitOffsets(offsets); err != nil {
+		// Not fatal: the events come again and the inboxes drop them.
 		c.cfg.Logger.Warn("commit offsets", "group", c.cfg.Group, "error", err)
+		for _, t := range took {
+			t.p.track.uncommit(t.offset)
+		}
+		return
 	}
+	c.metrics.commits.Add(context.Background(), 1, metric.WithAttributes(attribute.String("group", c.cfg.Group)))
 }
 
-// process runs the handler with retries, dead-lettering on permanent failure
-// or exhausted attempts. It reports whether the message is finished (handled
-// or dead-lettered), i.e. its offset may be committed.
-func (c *Consumer) process(ctx context.Context, stopping *atomic.Bool, m kafka.Message) bool {
+func (c *Consumer) recordReaderStats(readers []*kafka.Reader) {
+	var dials, errs, timeouts int64
+	for _, r := range readers {
+		s := r.Stats() // counters since the last call
+		dials += s.Dials
+		errs += s.Errors
+		timeouts += s.Timeouts
+	}
+	ctx := context.Background()
+	group := attribute.String("group", c.cfg.Group)
+	c.metrics.readerDials.Add(ctx, dials, metric.WithAttributes(group))
+	c.metrics.readerErrors.Add(ctx, errs+timeouts, metric.WithAttributes(group))
+}
+
+func (c *Consumer) setPartitions(parts []*partition) {
+	c.partsMu.Lock()
+	c.parts = parts
+	c.partsMu.Unlock()
+}
+
+// lag is, over the partitions this member reads, how many records lie
+// between each partition's end and its first unfinished record.
+func (c *Consumer) lag() int64 {
+	c.partsMu.Lock()
+	defer c.partsMu.Unlock()
+	var total int64
+	for _, p := range c.parts {
+		total += p.track.lag()
+	}
+	return total
+}
+
+// process makes one attempt at a record: decode once, run the handler,
+// classify its error. It never blocks on a retry: the scheduler waits out
+// the backoff with the key set aside.
+func (c *Consumer) process(d *delivery) outcome {
+	ctx := d.part.ctx
+	if ctx.Err() != nil {
+		return abandoned
+	}
+	m := d.msg
 	headers := fromKafkaHeaders(m.Headers)
 	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(headers))
 	typeName := headers[HeaderType]
-	ctx, span := otel.Tracer(tracerName).Start(ctx, "process "+typeName,
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "process "+m.Topic,
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			attribute.String("messaging.system", "kafka"),
+			attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.consumer.group.name", c.cfg.Group),
 			attribute.String("messaging.destination.name", m.Topic),
 			attribute.Int("messaging.destination.partition.id", m.Partition),
 			attribute.Int64("messaging.kafka.offset", m.Offset),
+			attribute.String("messaging.kafka.message.key", string(m.Key)),
 			attribute.String("messaging.message.id", headers[HeaderEventID]),
-			attribute.String("sagasuite.order_id", string(m.Key)),
+			attribute.String("sagasuite.event_type", typeName),
+			attribute.Int("sagasuite.attempt", d.attempts+1),
 		))
 	defer span.End()
 	log := c.cfg.Logger.With("group", c.cfg.Group, "topic", m.Topic, "partition", m.Partition,
 		"offset", m.Offset, "event_type", typeName, "event_id", headers[HeaderEventID], "order_id", string(m.Key))
 
-	env, err := events.Unmarshal(m.Value)
-	if err != nil {
-		log.WarnContext(ctx, "malformed event", "error", err)
-		return c.deadLetter(ctx, stopping, m, headers, err, 0)
-	}
-	typeName = events.TypeName(env.GetType())
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval, bo.MaxInterval = c.cfg.RetryInitial, c.cfg.RetryMax
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		err := c.invoke(ctx, env)
-		c.metrics.record(ctx, c.cfg.Group, typeName, err, time.Since(start))
-		if err == nil {
-			return true
-		}
-		span.RecordError(err)
-		if errors.Is(err, ErrPermanent) || errors.Is(err, events.ErrInvalid) || attempt >= c.cfg.MaxAttempts {
+	if d.env == nil {
+		env, err := c.decode(m)
+		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
-			log.ErrorContext(ctx, "event dead-lettered", "attempts", attempt, "error", err)
-			return c.deadLetter(ctx, stopping, m, headers, err, attempt)
+			log.WarnContext(ctx, "malformed event dead-lettered", "error", err)
+			return c.deadLetter(ctx, d, headers, err)
 		}
-		log.WarnContext(ctx, "handler failed; retrying", "attempt", attempt, "error", err)
-		if !sleep(ctx, stopping, bo.NextBackOff()) {
-			return false
-		}
+		d.env = env
 	}
+	typeName = events.TypeName(d.env.GetType())
+	start := time.Now()
+	err := c.invoke(ctx, d.env)
+	c.metrics.record(ctx, c.cfg.Group, typeName, err, time.Since(start))
+	if err == nil {
+		if d.attempts > 0 {
+			log.InfoContext(ctx, "event handled after retries", "attempts", d.attempts+1)
+		}
+		return finished
+	}
+	span.RecordError(err)
+	if d.part.ctx.Err() != nil {
+		return abandoned // cancelled by the drain timeout: it comes again
+	}
+	if IsPermanent(err) {
+		span.SetStatus(codes.Error, err.Error())
+		log.ErrorContext(ctx, "event dead-lettered", "attempts", d.attempts+1, "error", err)
+		return c.deadLetter(ctx, d, headers, err)
+	}
+	c.metrics.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("group", c.cfg.Group), attribute.String("event_type", typeName)))
+	log.WarnContext(ctx, "handler failed transiently; retrying this key", "attempt", d.attempts+1, "error", err)
+	return retry
 }
 
-// invoke runs the handler, turning a panic into an error so one bad event
-// cannot take the service down.
+func (c *Consumer) decode(m kafka.Message) (*eventsv1.Envelope, error) {
+	env, err := events.Decode(m.Value)
+	if err != nil {
+		return nil, err
+	}
+	if c.cfg.StrictTopics {
+		want, _ := events.TopicOf(env.GetType()) // Decode checked the type
+		if !strings.HasSuffix(m.Topic, want) {
+			return nil, fmt.Errorf("%w: %s does not belong on topic %s", events.ErrInvalid, events.TypeName(env.GetType()), m.Topic)
+		}
+	}
+	return env, nil
+}
+
+// invoke runs the handler, turning a panic into a permanent error so one bad
+// event cannot take the service down: a panic on an input repeats on every
+// retry, so the event is dead-lettered (and can be redriven once fixed)
+// rather than holding its key for ever.
 func (c *Consumer) invoke(ctx context.Context, env *eventsv1.Envelope) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("handler panic: %v\n%s", r, debug.Stack())
+			err = Permanent(fmt.Errorf("handler panic: %v\n%s", r, debug.Stack()))
 		}
 	}()
 	return c.handler(ctx, env)
 }
 
 // deadLetter publishes the original record with the reason to the DLQ. It
-// keeps trying until it succeeds or the consumer stops, since committing the
-// offset without a DLQ copy would lose the event.
-func (c *Consumer) deadLetter(ctx context.Context, stopping *atomic.Bool, m kafka.Message, headers map[string]string, cause error, attempts int) bool {
+// keeps trying until it succeeds or the partition is given up, since
+// committing the offset without a DLQ copy would lose the event.
+func (c *Consumer) deadLetter(ctx context.Context, d *delivery, headers map[string]string, cause error) outcome {
+	m := d.msg
 	h := make(map[string]string, len(headers)+7)
 	for k, v := range headers {
 		h[k] = v
@@ -325,61 +543,78 @@ func (c *Consumer) deadLetter(ctx context.Context, stopping *atomic.Bool, m kafk
 	h[HeaderDLQPartition] = strconv.Itoa(m.Partition)
 	h[HeaderDLQOffset] = strconv.FormatInt(m.Offset, 10)
 	h[HeaderDLQGroup] = c.cfg.Group
-	h[HeaderDLQAttempts] = strconv.Itoa(attempts)
+	h[HeaderDLQAttempts] = strconv.Itoa(d.attempts + 1)
 	h[HeaderDLQAt] = time.Now().UTC().Format(time.RFC3339Nano)
 	msg := Message{Topic: c.cfg.DeadLetterTopic, Key: string(m.Key), Headers: h, Value: m.Value}
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval, bo.MaxInterval = c.cfg.RetryInitial, c.cfg.RetryMax
-	for {
+	next := cappedBackoff(c.cfg.RetryInitial, c.cfg.RetryMax)
+	for attempt := 1; ; attempt++ {
 		err := c.dlq.Publish(ctx, msg)
 		if err == nil {
 			c.metrics.deadLettered.Add(ctx, 1, metric.WithAttributes(attribute.String("group", c.cfg.Group)))
-			return true
+			return finished
 		}
 		c.cfg.Logger.ErrorContext(ctx, "publish to dead-letter topic", "topic", c.cfg.DeadLetterTopic, "error", err)
-		if !sleep(ctx, stopping, bo.NextBackOff()) {
-			return false
+		select {
+		case <-d.part.ctx.Done():
+			return abandoned
+		case <-time.After(next(attempt)):
+		}
+		if d.part.closed.Load() {
+			return abandoned
 		}
 	}
 }
 
-// sleep waits d unless the consumer is stopping; it reports whether to go on.
-func sleep(ctx context.Context, stopping *atomic.Bool, d time.Duration) bool {
-	if stopping.Load() {
-		return false
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return !stopping.Load()
-	}
+// throttle lets a repeating log line through at most once per interval and
+// counts what it held back.
+type throttle struct {
+	every      time.Duration
+	last       time.Time
+	suppressed int
 }
 
-func workerFor(key []byte, n int) int {
-	h := fnv.New32a()
-	h.Write(key)
-	return int(h.Sum32() % uint32(n))
+func newThrottle(every time.Duration) *throttle { return &throttle{every: every} }
+
+func (t *throttle) allow() (suppressed int, ok bool) {
+	if now := time.Now(); now.Sub(t.last) >= t.every {
+		n := t.suppressed
+		t.last, t.suppressed = now, 0
+		return n, true
+	}
+	t.suppressed++
+	return 0, false
 }
+
+func (t *throttle) reset() { t.last, t.suppressed = time.Time{}, 0 }
 
 type consumerMetrics struct {
 	meter        metric.Meter
 	lag          metric.Int64ObservableGauge
+	retrying     metric.Int64ObservableGauge
 	handled      metric.Int64Counter
 	duration     metric.Float64Histogram
+	retries      metric.Int64Counter
 	deadLettered metric.Int64Counter
+	commits      metric.Int64Counter
+	readerDials  metric.Int64Counter
+	readerErrors metric.Int64Counter
 }
 
 func newConsumerMetrics() consumerMetrics {
 	meter := otel.Meter(tracerName)
 	handled, _ := meter.Int64Counter("sagasuite.bus.handled", metric.WithDescription("handler runs by outcome"))
 	duration, _ := meter.Float64Histogram("sagasuite.bus.handler.duration", metric.WithUnit("s"))
+	retries, _ := meter.Int64Counter("sagasuite.bus.retries", metric.WithDescription("handler attempts that failed transiently and will be retried"))
 	dead, _ := meter.Int64Counter("sagasuite.bus.dead_lettered", metric.WithDescription("events sent to a dead-letter topic"))
+	commits, _ := meter.Int64Counter("sagasuite.bus.offset_commits", metric.WithDescription("offset commit requests that succeeded"))
+	dials, _ := meter.Int64Counter("sagasuite.bus.fetch.dials", metric.WithDescription("connections partition readers opened (reconnect churn)"))
+	readerErrors, _ := meter.Int64Counter("sagasuite.bus.fetch.errors", metric.WithDescription("partition reader errors and timeouts"))
 	lag, _ := meter.Int64ObservableGauge("sagasuite.bus.consumer.lag",
 		metric.WithDescription("records fetched or waiting that this group member has not finished"))
-	return consumerMetrics{meter: meter, lag: lag, handled: handled, duration: duration, deadLettered: dead}
+	retrying, _ := meter.Int64ObservableGauge("sagasuite.bus.retrying_keys",
+		metric.WithDescription("keys (orders) whose next event waits out a retry backoff"))
+	return consumerMetrics{meter: meter, lag: lag, retrying: retrying, handled: handled, duration: duration,
+		retries: retries, deadLettered: dead, commits: commits, readerDials: dials, readerErrors: readerErrors}
 }
 
 func (m consumerMetrics) record(ctx context.Context, group, typeName string, err error, d time.Duration) {
@@ -391,3 +626,6 @@ func (m consumerMetrics) record(ctx context.Context, group, typeName string, err
 	m.handled.Add(ctx, 1, attrs)
 	m.duration.Record(ctx, d.Seconds(), attrs)
 }
+
+// DeadLetterTopic is where this consumer's dead letters go.
+func (c *Consumer) DeadLetterTopic() string { return c.cfg.DeadLetterTopic }

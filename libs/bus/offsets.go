@@ -2,72 +2,51 @@ package bus
 
 import (
 	"sync"
-
-	"github.com/segmentio/kafka-go"
 )
 
-// offsetTracker turns out-of-order completions (workers run different keys in
-// parallel) into safe commits: per partition, only the longest finished prefix
-// of what was fetched is committed, so a crash never skips an unfinished event.
-type offsetTracker struct {
-	mu    sync.Mutex
-	parts map[partitionKey]*partitionTrack
-}
-
-type partitionKey struct {
-	topic     string
-	partition int
-}
-
+// partitionTrack turns out-of-order completions (workers run different keys
+// in parallel, a retrying key waits while later keys finish) into safe
+// commits: only the longest finished prefix of what was fetched is
+// committable, so a crash never skips an unfinished event. It keeps offsets
+// only, not records, so finished records behind a waiting one cost 16 bytes.
 type partitionTrack struct {
-	pending []trackedOffset // fetch order
-	ready   *kafka.Message  // highest finished prefix not yet committed
+	mu      sync.Mutex
+	pending []trackedOffset // fetch order, starting at the first unfinished
+	// commit is the offset to commit next (last finished prefix + 1), or -1
+	// when nothing new is committable.
+	commit int64
 	// For the lag gauge: the partition's end as of the last fetch, and the
 	// next offset not yet finished (everything before it is done).
 	highWaterMark, nextUnfinished int64
 }
 
 type trackedOffset struct {
-	msg  kafka.Message
-	done bool
+	offset int64
+	done   bool
 }
 
-func newOffsetTracker() *offsetTracker {
-	return &offsetTracker{parts: map[partitionKey]*partitionTrack{}}
+func newPartitionTrack(start int64) *partitionTrack {
+	return &partitionTrack{commit: -1, nextUnfinished: start}
 }
 
-func (t *offsetTracker) fetched(m kafka.Message) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	k := partitionKey{m.Topic, m.Partition}
-	p := t.parts[k]
-	if p == nil {
-		p = &partitionTrack{}
-		t.parts[k] = p
+func (p *partitionTrack) fetched(offset, highWaterMark int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.pending) == 0 {
+		// Everything before it is finished (offsets may skip: compaction,
+		// transaction markers).
+		p.nextUnfinished = offset
 	}
-	if len(p.pending) == 0 && p.ready == nil && p.nextUnfinished == 0 {
-		p.nextUnfinished = m.Offset
-	}
-	p.highWaterMark = m.HighWaterMark
-	if n := len(p.pending); n > 0 && m.Offset <= p.pending[n-1].msg.Offset {
-		// The group rewound this partition (rebalance): start over from what
-		// it delivers now; completions of the old copies are ignored.
-		p.pending = p.pending[:0]
-		p.ready = nil
-		p.nextUnfinished = m.Offset
-	}
-	p.pending = append(p.pending, trackedOffset{msg: m})
+	p.highWaterMark = highWaterMark
+	p.pending = append(p.pending, trackedOffset{offset: offset})
 }
 
-func (t *offsetTracker) done(m kafka.Message) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	p := t.parts[partitionKey{m.Topic, m.Partition}]
-	if p == nil {
-		return
-	}
+func (p *partitionTrack) done(offset int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// Completions come mostly in fetch order: search from the front.
 	for i := range p.pending {
-		if p.pending[i].msg.Offset == m.Offset {
+		if p.pending[i].offset == offset {
 			p.pending[i].done = true
 			break
 		}
@@ -77,39 +56,42 @@ func (t *offsetTracker) done(m kafka.Message) {
 		n++
 	}
 	if n > 0 {
-		last := p.pending[n-1].msg
-		p.ready = &last
-		p.nextUnfinished = last.Offset + 1
+		next := p.pending[n-1].offset + 1
+		p.commit = next
+		p.nextUnfinished = next
 		p.pending = append(p.pending[:0], p.pending[n:]...)
 	}
 }
 
-// committable returns, per partition, the last message of the finished prefix
-// (committing it commits everything before it) and forgets it.
-func (t *offsetTracker) committable() []kafka.Message {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out []kafka.Message
-	for _, p := range t.parts {
-		if p.ready != nil {
-			out = append(out, *p.ready)
-			p.ready = nil
-		}
+// committable returns the offset to commit (Kafka's "next offset to read")
+// and forgets it; ok is false when nothing new finished.
+func (p *partitionTrack) committable() (offset int64, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.commit < 0 {
+		return 0, false
 	}
-	return out
+	offset, p.commit = p.commit, -1
+	return offset, true
 }
 
-// lag is, over all partitions, how many records lie between the end of each
-// partition (as of its last fetch) and the first record not yet finished:
-// the consumer lag of the group member.
-func (t *offsetTracker) lag() int64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var total int64
-	for _, p := range t.parts {
-		if d := p.highWaterMark - p.nextUnfinished; d > 0 {
-			total += d
-		}
+// uncommit puts back an offset whose commit failed, unless a newer one is
+// already waiting.
+func (p *partitionTrack) uncommit(offset int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.commit < offset {
+		p.commit = offset
 	}
-	return total
+}
+
+// lag is how many records lie between the end of the partition (as of its
+// last fetch) and the first record not yet finished.
+func (p *partitionTrack) lag() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.nextUnfinished < 0 {
+		return 0
+	}
+	return max(p.highWaterMark-p.nextUnfinished, 0)
 }

@@ -166,14 +166,42 @@ func Validate(env *eventsv1.Envelope) error {
 	return nil
 }
 
-// Unmarshal decodes and validates an envelope from its wire bytes.
+// Unmarshal decodes and fully validates an envelope from its wire bytes
+// (tools, tests; consumers use Decode).
 func Unmarshal(b []byte) (*eventsv1.Envelope, error) {
+	env, err := Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := Validate(env); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+// Decode decodes an envelope and checks only what a consumer needs to route
+// it: an event id, an order id, a known type and a payload of that type. The
+// schema rules (protovalidate) are checked once, by the producer (Validate in
+// bus.EncodeEnvelope): running them again on every consumed event cost 5–10 %
+// of each consumer's CPU.
+func Decode(b []byte) (*eventsv1.Envelope, error) {
 	env := &eventsv1.Envelope{}
 	if err := proto.Unmarshal(b, env); err != nil {
 		return nil, fmt.Errorf("%w: decode envelope: %v", ErrInvalid, err)
 	}
-	if err := Validate(env); err != nil {
+	if env.GetEventId() == "" || env.GetOrderId() == "" {
+		return nil, fmt.Errorf("%w: envelope without event id or order id", ErrInvalid)
+	}
+	if _, err := TopicOf(env.GetType()); err != nil {
 		return nil, err
+	}
+	field := env.ProtoReflect().WhichOneof(payloadOneof)
+	if field == nil {
+		return nil, fmt.Errorf("%w: envelope %s has no payload", ErrInvalid, env.GetEventId())
+	}
+	if got := typeOfField(field); got != env.GetType() {
+		return nil, fmt.Errorf("%w: envelope %s declares type %s but carries %s",
+			ErrInvalid, env.GetEventId(), TypeName(env.GetType()), field.Name())
 	}
 	return env, nil
 }

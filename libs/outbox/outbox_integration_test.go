@@ -367,8 +367,8 @@ func (b blockingPublisher) Publish(ctx context.Context, _ ...bus.Message) error 
 	}
 }
 
-// The backlog gauge reports committed rows not yet published while the relay
-// runs, and falls to zero once they are out.
+// The backlog and oldest-unsent-age gauges report committed rows not yet
+// published while the relay runs, and fall to zero once they are out.
 func TestBacklogGaugeReportsUnsentRows(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	otel.SetMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)))
@@ -394,7 +394,23 @@ func TestBacklogGaugeReportsUnsentRows(t *testing.T) {
 		}
 		return -1
 	}
+	oldestAge := func() float64 {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if g, ok := m.Data.(metricdata.Gauge[float64]); ok && m.Name == "sagasuite.outbox.oldest_unsent_age" && len(g.DataPoints) == 1 {
+					return g.DataPoints[0].Value
+				}
+			}
+		}
+		return -1
+	}
 	waitFor(t, "backlog gauge 3 while the publisher is stuck", func() bool { return backlog() == 3 })
+	waitFor(t, "oldest unsent age above zero while stuck", func() bool { return oldestAge() > 0 })
 	close(pub.release)
 	waitFor(t, "backlog gauge 0 once published", func() bool { return backlog() == 0 })
+	waitFor(t, "oldest unsent age 0 once published", func() bool { return oldestAge() == 0 })
 }

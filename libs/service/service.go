@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/grpcserver"
 	"github.com/sagasuite/sagasuite/libs/logging"
+	"github.com/sagasuite/sagasuite/libs/outbox"
 	"github.com/sagasuite/sagasuite/libs/telemetry"
 )
 
@@ -55,8 +57,6 @@ type Consumer struct {
 	// Topics are base topic names (events.TopicOrders …).
 	Topics  []string
 	Handler bus.Handler
-	// MaxAttempts before dead-lettering (0: the bus default).
-	MaxAttempts int
 }
 
 // Runtime is what a caller may inject into a service besides its config:
@@ -101,6 +101,10 @@ type Spec struct {
 	// Ready reports whether the service's own dependencies (stores) answer;
 	// nil means always ready. Consumers' state is added by the runtime.
 	Ready func(ctx context.Context) error
+	// Outbox, when set, is the service's outbox relay: its admin API is
+	// served on the ops port (OutboxAdminHandler) and its status is part
+	// of readiness.
+	Outbox outbox.Admin
 }
 
 // Run runs the service until ctx ends or a part fails, then shuts it down.
@@ -148,7 +152,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		}
 		consumer, err := bus.NewConsumer(bus.ConsumerConfig{
 			Brokers: spec.Kafka.Brokers, Group: spec.Kafka.TopicPrefix + c.Group, Topics: full,
-			MaxAttempts: c.MaxAttempts, Logger: logger,
+			ReplicationFactor: spec.Kafka.ReplicationFactor, StrictTopics: true, Logger: logger,
 		}, c.Handler)
 		if err != nil {
 			return fmt.Errorf("%s: consumer %s: %w", spec.Name, c.Group, err)
@@ -166,7 +170,12 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	ready := func() error {
 		for i, c := range consumers {
 			if !c.Ready() {
-				return fmt.Errorf("consumer %s not running", spec.Consumers[i].Group)
+				return fmt.Errorf("consumer %s has not joined its group", spec.Consumers[i].Group)
+			}
+		}
+		if spec.Outbox != nil {
+			if err := spec.Outbox.RelayStatus().Err(); err != nil {
+				return err
 			}
 		}
 		if spec.Ready != nil {
@@ -177,6 +186,9 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		return nil
 	}
 	ops := telemetry.OpsServer(spec.Common.OpsAddr, registry, ready)
+	if mux, ok := ops.Handler.(*http.ServeMux); ok && spec.Outbox != nil {
+		registerOutboxAdmin(mux, spec.Name, spec.Outbox)
+	}
 	opsListener, err := net.Listen("tcp", spec.Common.OpsAddr)
 	if err != nil {
 		server.Close()

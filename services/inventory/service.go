@@ -69,6 +69,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 		Background: map[string]func(context.Context) error{
 			"outbox-relay": relay.Run,
 		},
-		Ready: db.PingContext,
+		Ready:  db.PingContext,
+		Outbox: relay,
 	})
 }

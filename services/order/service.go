@@ -116,6 +116,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 			"outbox relay":  relay.Run,
 			"deadline scan": ports.DeadlineLoop(application.ExpireOrders, cfg.DeadlineScanInterval, rt.Logger),
 		},
-		Ready: db.PingContext,
+		Ready:  db.PingContext,
+		Outbox: relay,
 	})
 }

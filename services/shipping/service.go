@@ -90,6 +90,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 		Background: map[string]func(context.Context) error{
 			"outbox-relay": relay.Run,
 		},
-		Ready: repo.Ping,
+		Ready:  repo.Ping,
+		Outbox: relay,
 	})
 }

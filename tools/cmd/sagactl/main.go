@@ -1,6 +1,6 @@
-// Command sagactl operates a running sagasuite: today `sagactl audit` checks
-// that finished sagas add up; dev, demo, bench, record and replay join it as
-// further subcommands.
+// Command sagactl operates a running sagasuite: `sagactl audit` checks that
+// finished sagas add up, `sagactl dlq` reads and redrives dead letters; dev,
+// demo and bench run and load a suite; record and replay join them later.
 //
 // Exit status: 0 success, 1 the command found problems (e.g. audit
 // violations), 2 bad usage or the command could not run.
@@ -36,6 +36,8 @@ var commands = []command{
 	{name: "audit", summary: "check that the sagas of some customers add up (orders, stock, money, shipments, saga log)", run: runAudit},
 	{name: "demo", summary: "place orders that take every saga path, show their timelines, audit, end with a JSON line", run: runDemo},
 	{name: "bench", summary: "load generator: place orders at a rate or concurrency, report sagas/s and latency", run: runBench},
+	{name: "dlq", summary: "dead letters of a consumer group: list, show, redrive (dry run unless --apply), drop", run: runDLQ},
+	{name: "outbox", summary: "list a service's parked outbox rows, or un-park them so they are published (list|retry)", run: runOutbox},
 	{name: "dev", summary: "run all five services in this process on in-process Kafka, MySQL and MongoDB (make run)", run: runDev},
 }
 

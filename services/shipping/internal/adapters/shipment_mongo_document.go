@@ -67,6 +67,10 @@ type outboxItem struct {
 	Headers map[string]string `bson:"headers"`
 	Value   []byte            `bson:"value"`
 	AddedAt time.Time         `bson:"added_at"`
+	// Attempts counts Kafka's permanent refusals (the relay parks the entry
+	// at its MaxAttempts); LastError is the latest refusal.
+	Attempts  int    `bson:"attempts,omitempty"`
+	LastError string `bson:"last_error,omitempty"`
 }
 
 func (o outboxItem) message() bus.Message {

@@ -64,6 +64,7 @@ type ShipmentMongoRepository struct {
 	db      *mongo.Database
 	buckets map[string]*mongo.Collection // by name
 	pending *mongo.Collection
+	parked  *mongo.Collection // entries Kafka refused too often (ParkedCollection)
 	locks   *orderLocks
 	now     func() time.Time
 	// wake tells the relay that outbox entries were written.
@@ -77,6 +78,7 @@ func NewShipmentMongoRepository(db *mongo.Database, now func() time.Time) *Shipm
 		db:      db,
 		buckets: make(map[string]*mongo.Collection, Buckets),
 		pending: db.Collection(PendingCollection),
+		parked:  db.Collection(ParkedCollection),
 		locks:   newOrderLocks(),
 		now:     now,
 		wake:    make(chan struct{}, 1),
