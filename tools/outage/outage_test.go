@@ -133,6 +133,9 @@ func run(t *testing.T, sc scenario) {
 	fig := figures{outage: sc.kill, instanceUp: time.Since(began), firstCompleted: -1, allReady: -1}
 
 	s := stack.New(t, stack.Options{BinDir: binDir, Servers: sc.servers(inst)})
+	// Runs before the stack's cleanup deletes the logs (cleanups run last
+	// registered first), so a failure can be read afterwards.
+	t.Cleanup(func() { keepLogs(t, s, inst, sc.instance) })
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -398,20 +401,63 @@ func (f figures) log(t *testing.T) {
 		durations(f.notReady), durations(f.exits), f.deadLetters, f.auditResult)
 }
 
+// reportPath is $SAGASUITE_OUTAGE_REPORT, default $SAGASUITE_HOME/reports/outage.log.
+func reportPath() (string, error) {
+	if path := os.Getenv("SAGASUITE_OUTAGE_REPORT"); path != "" {
+		return path, nil
+	}
+	home := os.Getenv("SAGASUITE_HOME")
+	if home == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no home directory (%w); set SAGASUITE_OUTAGE_REPORT", err)
+		}
+		home = filepath.Join(h, ".cache", "sagasuite")
+	}
+	return filepath.Join(home, "reports", "outage.log"), nil
+}
+
+// keepLogs copies the services' logs and the private servers' logs of a
+// failed test next to the report file (both are deleted at the test's end).
+func keepLogs(t *testing.T, s *stack.Stack, inst *privinfra.Instance, comps []string) {
+	if !t.Failed() {
+		return
+	}
+	report, err := reportPath()
+	if err != nil {
+		t.Logf("logs not kept: %v", err)
+		return
+	}
+	dir := filepath.Join(filepath.Dir(report), "outage-logs", t.Name()+"-"+time.Now().UTC().Format("20060102T150405Z"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("logs not kept: %v", err)
+		return
+	}
+	copies := map[string]string{}
+	for _, name := range suite.Services {
+		copies[s.LogPath(name)] = filepath.Join(dir, name+".log")
+	}
+	for _, c := range comps {
+		copies[inst.LogPath(c)] = filepath.Join(dir, "server-"+c+".log")
+	}
+	for from, to := range copies {
+		b, err := os.ReadFile(from)
+		if err == nil {
+			err = os.WriteFile(to, b, 0o644)
+		}
+		if err != nil {
+			t.Logf("keep log %s: %v", from, err)
+		}
+	}
+	t.Logf("logs of this failed run kept in %s", dir)
+}
+
 // report appends the figures as one line to the report file.
 func (f figures) report(t *testing.T) {
-	path := os.Getenv("SAGASUITE_OUTAGE_REPORT")
-	if path == "" {
-		home := os.Getenv("SAGASUITE_HOME")
-		if home == "" {
-			h, err := os.UserHomeDir()
-			if err != nil {
-				t.Logf("report: no home directory (%v); set SAGASUITE_OUTAGE_REPORT", err)
-				return
-			}
-			home = filepath.Join(h, ".cache", "sagasuite")
-		}
-		path = filepath.Join(home, "reports", "outage.log")
+	path, err := reportPath()
+	if err != nil {
+		t.Logf("report: %v", err)
+		return
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Errorf("report: %v", err)
