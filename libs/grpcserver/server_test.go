@@ -147,7 +147,7 @@ func (r *running) waitServed(t *testing.T, limit time.Duration) error {
 }
 
 func callCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound for a hang
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -95,22 +95,37 @@ func mysqlErrNo(err error) uint16 {
 
 // InTx runs fn in a transaction and commits it; fn's error rolls it back.
 // Deadlocks and lock-wait timeouts (which InnoDB resolves by aborting one
-// side) rerun fn from the start, a bounded number of times, so fn must do all
-// its reads inside tx.
+// side) rerun fn from the start, so fn must do all its reads inside tx. The
+// reruns wait a capped exponential backoff with jitter (so the aborted
+// sides do not collide again in step), at most txAttempts runs in all
+// (a few seconds); ctx's end stops the waiting at once and returns the last
+// deadlock joined with ctx's error. A caller that must not give up (the bus
+// consumer) retries what is still retryable after that.
 func InTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
-	const attempts = 5
+	wait := newTxBackoff()
 	var err error
-	for i := 0; i < attempts; i++ {
-		if err = inTxOnce(ctx, db, fn); err == nil || !isRetryable(err) {
+	for attempt := 1; ; attempt++ {
+		if err = inTxOnce(ctx, db, fn); err == nil || !isRetryable(err) || attempt == txAttempts {
 			return err
 		}
+		timer := time.NewTimer(wait.NextBackOff())
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return errors.Join(err, ctx.Err())
-		case <-time.After(time.Duration(i+1) * 5 * time.Millisecond):
+		case <-timer.C:
 		}
 	}
-	return err
+}
+
+// txAttempts bounds InTx's runs of fn: with newTxBackoff's waits that is
+// about 2.6 s (at most ~4 s) of retrying before the deadlock is returned.
+const txAttempts = 12
+
+// newTxBackoff: 5 ms doubling to a 500 ms cap, each wait jittered ±50 %.
+func newTxBackoff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, RandomizationFactor: 0.5,
+		Multiplier: 2, MaxInterval: 500 * time.Millisecond}
 }
 
 func inTxOnce(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {

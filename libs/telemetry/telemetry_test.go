@@ -32,7 +32,7 @@ func setup(t *testing.T, opts telemetry.Options) {
 		t.Fatalf("Setup: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound for a hang
 		defer cancel()
 		if err := shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
@@ -159,7 +159,7 @@ func TestSetupExportsOverOTLP(t *testing.T) {
 	_, span := otel.Tracer("test").Start(context.Background(), "ChargePayment")
 	span.End()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a bound for a hang
 	defer cancel()
 	if err := shutdown(ctx); err != nil { // flushes the batch
 		t.Fatalf("shutdown: %v", err)

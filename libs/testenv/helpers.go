@@ -32,9 +32,9 @@ func UniqueName(prefix string) string {
 // reachable (run `make infra-up`).
 func MySQLDatabase(t testing.TB) (*sql.DB, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound for a hang, not a speed target
 	defer cancel()
-	admin, err := sqlstore.Open(ctx, MySQLAdminDSN(), sqlstore.Options{MaxOpenConns: 2, PingTimeout: 10 * time.Second})
+	admin, err := sqlstore.Open(ctx, MySQLAdminDSN(), sqlstore.Options{MaxOpenConns: 2, PingTimeout: time.Minute})
 	if err != nil {
 		t.Fatalf("MariaDB for tests (SAGASUITE_MYSQL_ADMIN_DSN; run `make infra-up`): %v", err)
 	}

@@ -29,7 +29,7 @@ import (
 	"github.com/sagasuite/sagasuite/services/inventory"
 )
 
-const wait = 30 * time.Second
+const wait = 2 * time.Minute
 
 var now = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 

@@ -28,7 +28,7 @@ import (
 )
 
 // wait bounds every wait of this test; nothing asserts on timing.
-const wait = 30 * time.Second
+const wait = 2 * time.Minute
 
 var (
 	processedType = eventsv1.EventType_EVENT_TYPE_PAYMENT_PROCESSED

@@ -22,7 +22,7 @@ import (
 // Every gRPC method of every service refuses bad input with InvalidArgument
 // naming the field, and nothing is written.
 func TestBadInputIsRefusedNamingTheFieldAndWritesNothing(t *testing.T) {
-	w := newWorld(t, 3*time.Minute, nil)
+	w := newWorld(t, 10*time.Minute, nil)
 	c := w.s.Clients()
 	sku := w.product(3)
 	cust := w.customer()

@@ -21,6 +21,15 @@ import (
 
 const unitPrice = 1250 // minor units, EUR
 
+// Bounds of the waits for the suite: they catch a saga that never ends, not
+// a slow one, so they hold on a machine busy with other work. Orders have
+// the stack's generous deadline (stack.TestOrderDeadline) unless a test is
+// about the deadline.
+const (
+	sagaWait  = 3 * time.Minute // one order to reach a state or step
+	auditWait = 3 * time.Minute // compensations to settle into a clean audit
+)
+
 // world is one running suite plus what a scenario placed in it, so the
 // audit can be scoped to exactly that.
 type world struct {
@@ -136,7 +145,7 @@ func (w *world) terminal(orderID string, bound time.Duration) *orderv1.Order {
 // expect waits for a terminal order and checks its status and cancel reason.
 func (w *world) expect(orderID string, want orderv1.OrderStatus, reason eventsv1.CancelReason) *orderv1.Order {
 	w.t.Helper()
-	o := w.terminal(orderID, 60*time.Second)
+	o := w.terminal(orderID, sagaWait)
 	if o.GetStatus() != want || o.GetCancelReason() != reason {
 		w.t.Fatalf("order %s ended %s (%s: %s), want %s (%s); steps:\n%s",
 			orderID, o.GetStatus(), o.GetCancelReason(), o.GetCancelDetail(), want, reason, steps(o))
@@ -147,9 +156,10 @@ func (w *world) expect(orderID string, want orderv1.OrderStatus, reason eventsv1
 // waitStep waits until the order's history holds an event of type typ.
 func (w *world) waitStep(orderID string, typ eventsv1.EventType) {
 	w.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	ctx, cancel := context.WithTimeout(w.ctx, sagaWait)
+	defer cancel()
 	for {
-		resp, err := w.s.Clients().Order.GetOrder(w.ctx, &orderv1.GetOrderRequest{OrderId: orderID})
+		resp, err := w.s.Clients().Order.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: orderID})
 		if err == nil {
 			for _, st := range resp.GetOrder().GetSteps() {
 				if st.GetEventType() == typ {
@@ -157,10 +167,11 @@ func (w *world) waitStep(orderID string, typ eventsv1.EventType) {
 				}
 			}
 		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("order %s: no %s step within 60s (last error %v); steps:\n%s", orderID, typ, err, steps(resp.GetOrder()))
+		select {
+		case <-ctx.Done():
+			w.t.Fatalf("order %s: no %s step within %s (last error %v); steps:\n%s", orderID, typ, sagaWait, err, steps(resp.GetOrder()))
+		case <-time.After(100 * time.Millisecond):
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -178,7 +189,7 @@ func (w *world) stock(sku string) *inventoryv1.Stock {
 // retrying while compensations catch up, and fails on violations.
 func (w *world) audit() audit.Report {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(w.ctx, 60*time.Second)
+	ctx, cancel := context.WithTimeout(w.ctx, auditWait)
 	defer cancel()
 	rep, err := audit.Await(ctx, w.s.Clients(), audit.Scope{CustomerIDs: w.customers, SKUs: w.skus}, 200*time.Millisecond)
 	if err != nil {

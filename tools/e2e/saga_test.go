@@ -46,7 +46,7 @@ func (w *world) shipments(customer string) []*shippingv1.Shipment {
 }
 
 func TestOutOfStockCancelsAndChargesNothing(t *testing.T) {
-	w := newWorld(t, 3*time.Minute, nil)
+	w := newWorld(t, 15*time.Minute, nil)
 	sku := w.product(1)
 	cust := w.customer()
 	short := w.place(orderSpec{customer: cust, sku: sku, qty: 2})
@@ -64,7 +64,7 @@ func TestOutOfStockCancelsAndChargesNothing(t *testing.T) {
 }
 
 func TestPaymentDeclinedReleasesTheReservation(t *testing.T) {
-	w := newWorld(t, 3*time.Minute, nil)
+	w := newWorld(t, 15*time.Minute, nil)
 	sku := w.product(5)
 	id := w.place(orderSpec{customer: w.customer(), sku: sku, qty: 3, token: "tok_decline"})
 	w.expect(id, cancelled, eventsv1.CancelReason_CANCEL_REASON_PAYMENT_FAILED)
@@ -79,7 +79,7 @@ func TestPaymentDeclinedReleasesTheReservation(t *testing.T) {
 }
 
 func TestShipmentFailedRefundsOnceAndRestoresStock(t *testing.T) {
-	w := newWorld(t, 3*time.Minute, nil)
+	w := newWorld(t, 15*time.Minute, nil)
 	sku := w.product(5)
 	cust := w.customer()
 	id := w.place(orderSpec{customer: cust, sku: sku, qty: 2, address: address("AQ", "9999")})
@@ -101,7 +101,7 @@ func TestShipmentFailedRefundsOnceAndRestoresStock(t *testing.T) {
 // deducted and its payment captured; the customer cancels; when shipping
 // comes back it must not ship, and everything done is undone.
 func TestCustomerCancelBeforeShipmentCompensatesEveryStep(t *testing.T) {
-	w := newWorld(t, 3*time.Minute, nil)
+	w := newWorld(t, 15*time.Minute, nil)
 	if err := w.s.Stop(suite.Shipping); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestCustomerCancelBeforeShipmentCompensatesEveryStep(t *testing.T) {
 // Payment is down past the order's deadline: the order is cancelled with
 // TIMEOUT, and when payment comes back its late work is compensated.
 func TestDeadlineCancelsAndLateWorkIsCompensated(t *testing.T) {
-	w := newWorld(t, 3*time.Minute, map[string]map[string]string{
+	w := newWorld(t, 15*time.Minute, map[string]map[string]string{
 		suite.Order: {"ORDER_DEADLINE": "3s", "ORDER_DEADLINE_SCAN_INTERVAL": "100ms"},
 	})
 	if err := w.s.Stop(suite.Payment); err != nil {
@@ -175,9 +175,14 @@ func TestDeadlineCancelsAndLateWorkIsCompensated(t *testing.T) {
 
 // Many orders race for the last units: exactly as many succeed as there are
 // units, and stock never goes negative.
-func TestOversellRaceSellsExactlyTheStock(t *testing.T) {
-	w := newWorld(t, 4*time.Minute, nil)
-	const units, orders = 5, 30
+// A flash sale: 200 concurrent orders for one SKU with 10 units. Exactly 10
+// complete and the rest are cancelled OUT_OF_STOCK; none is stuck behind the
+// hot stock row (the consumer isolates keys, so the hot SKU's queue of
+// reservations does not hold other events back). The time until all 200 are
+// terminal is logged as a figure, not asserted.
+func TestFlashSaleSellsExactlyTheStock(t *testing.T) {
+	w := newWorld(t, 15*time.Minute, nil)
+	const units, orders = 10, 200
 	sku := w.product(units)
 	reqs := make([]*orderv1.CreateOrderRequest, orders)
 	for i := range reqs {
@@ -186,6 +191,7 @@ func TestOversellRaceSellsExactlyTheStock(t *testing.T) {
 	ids := make([]string, orders)
 	var wg sync.WaitGroup
 	errs := make(chan error, orders)
+	start := time.Now()
 	for i := range reqs {
 		wg.Add(1)
 		go func(i int) {
@@ -205,13 +211,14 @@ func TestOversellRaceSellsExactlyTheStock(t *testing.T) {
 	}
 	won := 0
 	for _, id := range ids {
-		switch o := w.terminal(id, 90*time.Second); {
+		switch o := w.terminal(id, sagaWait); {
 		case o.GetStatus() == completed:
 			won++
 		case o.GetCancelReason() != eventsv1.CancelReason_CANCEL_REASON_OUT_OF_STOCK:
 			t.Errorf("order %s cancelled for %s, want only OUT_OF_STOCK losers", id, o.GetCancelReason())
 		}
 	}
+	t.Logf("flash sale: %d orders for %d units all terminal within %v of the first CreateOrder", orders, units, time.Since(start).Round(time.Millisecond))
 	if won != units {
 		t.Errorf("%d orders completed, want exactly %d", won, units)
 	}
@@ -225,9 +232,9 @@ func TestOversellRaceSellsExactlyTheStock(t *testing.T) {
 // orders of every kind and started again: every order still ends, nothing is
 // charged, shipped or sold twice, and stock and money add up.
 func TestKillNineEachServiceMidLoad(t *testing.T) {
-	w := newWorld(t, 8*time.Minute, map[string]map[string]string{
-		suite.Order: {"ORDER_DEADLINE": "60s"},
-	})
+	// The stack's generous deadline: a saga that a kill lost must show as
+	// an order that never ends, not hide behind a TIMEOUT.
+	w := newWorld(t, 20*time.Minute, nil)
 	skus := []string{w.product(500), w.product(500), w.product(3)}
 	kinds := []orderSpec{
 		{qty: 1}, {qty: 2}, {qty: 1, token: "tok_decline"}, {qty: 1, address: address("KP", "1000")}, {qty: 2},
@@ -287,7 +294,7 @@ func TestKillNineEachServiceMidLoad(t *testing.T) {
 	statuses := map[orderv1.OrderStatus]int{}
 	reasons := map[eventsv1.CancelReason]int{}
 	for _, id := range ids {
-		o := w.terminal(id, 3*time.Minute)
+		o := w.terminal(id, sagaWait)
 		statuses[o.GetStatus()]++
 		if o.GetStatus() == cancelled {
 			reasons[o.GetCancelReason()]++

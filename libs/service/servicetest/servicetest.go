@@ -17,7 +17,7 @@ import (
 )
 
 // Wait bounds each step: listening, ready, and stopping again.
-const Wait = 60 * time.Second
+const Wait = 2 * time.Minute
 
 // Common is the config.Common of a service under test: gRPC and ops on
 // 127.0.0.1:0, quiet text logs, a short shutdown.

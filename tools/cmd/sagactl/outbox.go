@@ -183,14 +183,6 @@ func runOutboxList(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return exitOK
 }
 
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		return s[:n-1] + "…"
-	}
-	return s
-}
-
 func runOutboxRetry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sagactl outbox retry", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -23,11 +23,13 @@ func stackArgs(s *stack.Stack, cmd string, extra ...string) []string {
 
 // sagactl demo and sagactl bench against the suite as five processes on the
 // local real stack: the demo's last stdout line is the summary and its exit
-// status follows it; the bench's JSON adds up.
+// status follows it — 1 when a scenario ends other than expected, even with
+// every order terminal and the invariants holding; the bench's JSON adds up.
 func TestDemoAndBenchOnTheRealStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // a cold build of the five services on 2 cores is part of it
 	defer cancel()
-	s := stack.New(t, stack.Options{})
+	// A deadline no busy machine reaches: no order may time out here.
+	s := stack.New(t, stack.Options{Env: map[string]map[string]string{suite.Order: {"ORDER_DEADLINE": "10m"}}})
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -61,5 +63,26 @@ func TestDemoAndBenchOnTheRealStack(t *testing.T) {
 	if code != exitOK || res.Placed != 12 || res.Done != 12 || res.Completed != 6 || res.Cancelled != 6 ||
 		res.Outcomes["OUT_OF_STOCK"] != 6 || len(res.Errors) != 0 || stderr != "" {
 		t.Fatalf("exit %d, result %+v, stderr %q", code, res, stderr)
+	}
+
+	// A gateway that declines every charge: the success orders end
+	// PAYMENT_FAILED, every order still ends and the books still balance,
+	// but the demo did not go as it should, and says so with exit 1.
+	s.Env(suite.Payment, "PAYMENT_GATEWAY_FAILURE_RATE", "1")
+	if err := s.Restart(ctx, suite.Payment); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr = sagactl(t, stackArgs(s, "demo")...)
+	lines = strings.Split(strings.TrimRight(out, "\n"), "\n")
+	sum = demo.Summary{}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatalf("exit %d; last stdout line is not the summary: %v\nstdout:\n%s\nstderr:\n%s", code, err, out, stderr)
+	}
+	// At least the two success orders and the shipment-failed one are
+	// declined instead; the out-of-stock ones and the declined one end as
+	// expected.
+	if code != exitProblems || sum.OK() || sum.Unexpected < 3 || sum.Pending != 0 || sum.Invariants != "ok" ||
+		!strings.Contains(out, "NO, wanted COMPLETED") || !strings.Contains(stderr, "UNEXPECTED, wanted COMPLETED") {
+		t.Fatalf("exit %d, summary %+v; want exit 1, ≥ 3 unexpected, none pending, invariants ok\nstdout:\n%s\nstderr:\n%s", code, sum, out, stderr)
 	}
 }

@@ -88,16 +88,28 @@ func Run(ctx context.Context, c Clients, scope Scope) (Report, error) {
 }
 
 // Await runs the audit every interval until it finds no violation or ctx
-// ends, and returns the last report (with the violations still open when ctx
-// ended). An error means the last attempt could not read the services.
+// ends, and returns the last complete report (with the violations still
+// open when ctx ended). An attempt that ctx's end cuts short does not count:
+// how many attempts fit in ctx depends on how fast the machine is, so the
+// report that was read in full stands. An error means no attempt read the
+// services in full (the error of the last one).
 func Await(ctx context.Context, c Clients, scope Scope, interval time.Duration) (Report, error) {
+	var last *Report
 	for {
 		rep, err := Run(ctx, c, scope)
-		if err == nil && rep.OK() {
+		switch {
+		case err == nil && rep.OK():
 			return rep, nil
+		case err == nil:
+			last = &rep
+		case ctx.Err() != nil && last != nil:
+			return *last, nil
 		}
 		select {
 		case <-ctx.Done():
+			if err != nil && last != nil {
+				return *last, nil
+			}
 			return rep, err
 		case <-time.After(interval):
 		}

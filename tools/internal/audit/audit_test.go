@@ -4,8 +4,11 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/sagasuite/sagasuite/tools/internal/audit"
 	"github.com/sagasuite/sagasuite/tools/internal/audit/audittest"
@@ -41,7 +44,7 @@ func dial(t *testing.T, addr string) audit.Clients {
 
 func run(t *testing.T, w *audittest.World, sc audit.Scope) audit.Report {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound for a hang only
 	defer cancel()
 	rep, err := audit.Run(ctx, clients(t, w), sc)
 	if err != nil {
@@ -251,9 +254,27 @@ func TestUnreachableServiceIsAnError(t *testing.T) {
 	}
 }
 
+// runCounter passes calls through to the order service and counts the
+// audit attempts Await starts (an attempt begins with the first page of
+// ListOrders); at the second it calls onSecond first.
+type runCounter struct {
+	orderv1.OrderServiceClient
+	runs     atomic.Int32
+	onSecond func()
+}
+
+func (c *runCounter) ListOrders(ctx context.Context, in *orderv1.ListOrdersRequest, opts ...grpc.CallOption) (*orderv1.ListOrdersResponse, error) {
+	if in.GetPageToken() == "" && c.runs.Add(1) == 2 {
+		c.onSecond()
+	}
+	return c.OrderServiceClient.ListOrders(ctx, in, opts...)
+}
+
+// Await's results depend on what it read, never on how many attempts fit
+// in its context: no test here has a deadline that a slow machine can reach.
 func TestAwait(t *testing.T) {
 	t.Run("returns at once when clean", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound for a hang only
 		defer cancel()
 		rep, err := audit.Await(ctx, clients(t, audittest.Consistent()), scope, time.Hour)
 		if err != nil || !rep.OK() {
@@ -263,11 +284,24 @@ func TestAwait(t *testing.T) {
 	t.Run("returns the open violations when its context ends", func(t *testing.T) {
 		w := audittest.Consistent()
 		w.Order(audittest.OrderDeclined).Status = orderv1.OrderStatus_ORDER_STATUS_PENDING
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		// The context ends as the second attempt starts, so that attempt
+		// is cut short: the first, complete report is the answer.
+		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		rep, err := audit.Await(ctx, clients(t, w), scope, 50*time.Millisecond)
-		if err != nil || len(rep.Violations) != 1 {
-			t.Fatalf("Await = %v, %v; want the pending order's violation", rep.Violations, err)
+		c := clients(t, w)
+		counter := &runCounter{OrderServiceClient: c.Order, onSecond: cancel}
+		c.Order = counter
+		rep, err := audit.Await(ctx, c, scope, time.Millisecond)
+		if err != nil || len(rep.Violations) != 1 || rep.Pending != 1 || counter.runs.Load() != 2 {
+			t.Fatalf("Await = %v, %v after %d attempts; want the pending order's violation after 2", rep.Violations, err, counter.runs.Load())
+		}
+	})
+	t.Run("an error when no attempt completed", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := audit.Await(ctx, clients(t, audittest.Consistent()), scope, time.Millisecond)
+		if err == nil || !strings.Contains(err.Error(), "list orders of customer") {
+			t.Fatalf("Await on an ended context = %v, want the listing's error", err)
 		}
 	})
 }

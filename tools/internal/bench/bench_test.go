@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sagasuite/sagasuite/tools/internal/stack"
+	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
 // BenchmarkSagas measures the whole suite as five processes on the local real
@@ -20,7 +21,9 @@ import (
 func BenchmarkSagas(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	s := stack.New(b, stack.Options{LogLevel: "warn"})
+	// The service's production deadline, so past capacity orders time out
+	// as they would in production (the open-loop figures count them).
+	s := stack.New(b, stack.Options{LogLevel: "warn", Env: map[string]map[string]string{suite.Order: {"ORDER_DEADLINE": "30s"}}})
 	if err := s.Start(ctx); err != nil {
 		b.Fatal(err)
 	}

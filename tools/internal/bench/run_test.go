@@ -137,7 +137,9 @@ func TestClosedLoopNeverExceedsItsConcurrency(t *testing.T) {
 // start + i/rate, every order is placed, and a slow order does not hold
 // back the next (more in flight than any closed loop of 1 would allow).
 func TestOpenLoopKeepsTheTimetable(t *testing.T) {
-	f := &fakeStack{hold: 100 * time.Millisecond}
+	// Each order is held a second, far longer than the 195 ms timetable, so
+	// orders overlap even when a busy machine delays the placing.
+	f := &fakeStack{hold: time.Second}
 	c := serveFake(t, f)
 	began := time.Now()
 	res, err := Run(context.Background(), c, Config{Rate: 200, Orders: 40})

@@ -12,6 +12,9 @@ import (
 	"github.com/sagasuite/sagasuite/tools/internal/audit"
 	"github.com/sagasuite/sagasuite/tools/internal/stack"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
+
+	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
+	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
 )
 
 // stackControl stops and starts services of an e2e stack.
@@ -21,16 +24,21 @@ func (c stackControl) Stop(_ context.Context, name string) error { return c.s.St
 func (c stackControl) Start(ctx context.Context, name string) error {
 	return c.s.StartService(ctx, name)
 }
+func (c stackControl) SetOrderDeadline(ctx context.Context, d time.Duration) error {
+	c.s.Env(suite.Order, "ORDER_DEADLINE", d.String())
+	return c.s.Restart(ctx, suite.Order)
+}
 
 // The whole demo on the suite as five processes on the local real stack,
-// with a short order deadline and the power to stop services: every path is
-// taken and ends as it should, the audit is clean, and the summary line
-// says so.
+// with a generous order deadline and the power to stop services (and to give
+// the deadline path's order alone a short deadline): every path is taken and
+// ends as it should however busy the machine is, the audit is clean, and the
+// summary line says so.
 func TestDemoTakesEveryPathOnTheRealStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // a cold build of the five services on 2 cores is part of it
 	defer cancel()
 	s := stack.New(t, stack.Options{Env: map[string]map[string]string{
-		suite.Order: {"ORDER_DEADLINE": "3s", "ORDER_DEADLINE_SCAN_INTERVAL": "100ms"},
+		suite.Order: {"ORDER_DEADLINE": "10m", "ORDER_DEADLINE_SCAN_INTERVAL": "100ms"},
 	}})
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -70,7 +78,7 @@ func TestDemoTakesEveryPathOnTheRealStack(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
 		t.Fatalf("last line is not the summary: %v\n%s", err, lines[len(lines)-1])
 	}
-	want := Summary{Orders: 8, Completed: 2, Cancelled: 6, Pending: 0, Invariants: "ok", Violations: []string{}}
+	want := Summary{Orders: 8, Completed: 2, Cancelled: 6, Pending: 0, Unexpected: 0, Invariants: "ok", Violations: []string{}}
 	if got, _ := json.Marshal(sum); string(got) != mustJSON(t, want) {
 		t.Errorf("summary %s, want %s", got, mustJSON(t, want))
 	}
@@ -89,7 +97,10 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 func TestSummaryVerdict(t *testing.T) {
-	ended := &Placed{ID: "a"}
+	ended := &Placed{ID: "a", Expect: []string{"COMPLETED"}, Order: &orderv1.Order{Status: orderv1.OrderStatus_ORDER_STATUS_COMPLETED}}
+	// Expected COMPLETED, ended PAYMENT_FAILED.
+	declined := &Placed{ID: "b", Expect: []string{"COMPLETED"}, Order: &orderv1.Order{Status: orderv1.OrderStatus_ORDER_STATUS_CANCELLED,
+		CancelReason: eventsv1.CancelReason_CANCEL_REASON_PAYMENT_FAILED}}
 	cases := []struct {
 		name     string
 		rep      audit.Report
@@ -103,6 +114,8 @@ func TestSummaryVerdict(t *testing.T) {
 		{"violation", audit.Report{Orders: 1, Cancelled: 1, Violations: []string{"SKU X: 1 reserved"}}, nil, []*Placed{ended}, false, "violated"},
 		{"an order missing from the listing", audit.Report{}, nil, []*Placed{ended}, false, "violated"},
 		{"audit could not read", audit.Report{}, errors.New("unavailable"), []*Placed{ended}, false, "violated"},
+		{"an order ended unexpectedly", audit.Report{Orders: 2, Completed: 1, Cancelled: 1}, nil, []*Placed{ended, declined}, false, "ok"},
+		{"an order not placed", audit.Report{Orders: 1, Completed: 1}, nil, []*Placed{ended, {Scenario: "x", Expect: []string{"COMPLETED"}}}, false, "ok"},
 	}
 	for _, tc := range cases {
 		s := summarize(tc.rep, tc.auditErr, tc.orders)
@@ -114,7 +127,7 @@ func TestSummaryVerdict(t *testing.T) {
 	if err := (Summary{Orders: 2, Completed: 2, Invariants: "ok"}).WriteJSONLine(&b); err != nil {
 		t.Fatal(err)
 	}
-	if b.String() != `{"orders":2,"completed":2,"cancelled":0,"pending":0,"invariants":"ok","violations":[]}`+"\n" {
+	if b.String() != `{"orders":2,"completed":2,"cancelled":0,"pending":0,"unexpected":0,"invariants":"ok","violations":[]}`+"\n" {
 		t.Errorf("JSON line %q", b.String())
 	}
 }

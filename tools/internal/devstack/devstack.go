@@ -125,15 +125,18 @@ type Stack struct {
 	runs      map[string]func(context.Context, service.Runtime) error
 	newRT     func(name string) service.Runtime
 	listen    chan listening
-	mu        sync.Mutex       // guards procs
+	mu        sync.Mutex       // guards procs and orderDeadline
 	procs     map[string]*proc // the running (or stopped) services
-	svcNames  []string         // the services started, in order
-	failed    chan struct{}
-	failOnce  sync.Once
-	failErr   error
-	stops     []func() error // servers and telemetry, stopped in reverse order
-	stopOnce  sync.Once
-	stopErr   error
+	// orderDeadline is the order service's deadline at its next (re)start
+	// (0: the service's default); SetOrderDeadline changes it.
+	orderDeadline time.Duration
+	svcNames      []string // the services started, in order
+	failed        chan struct{}
+	failOnce      sync.Once
+	failErr       error
+	stops         []func() error // servers and telemetry, stopped in reverse order
+	stopOnce      sync.Once
+	stopErr       error
 }
 
 // proc is one service's run: its own context, and its result once ended.
@@ -173,7 +176,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	ctx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
 	defer cancel()
 
-	st = &Stack{failed: make(chan struct{})}
+	st = &Stack{failed: make(chan struct{}), orderDeadline: opts.OrderDeadline}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, st.Stop())
@@ -289,9 +292,11 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		suite.Order: func(ctx context.Context, rt service.Runtime) error {
 			cfg := order.Config{Common: common(suite.Order), KafkaConfig: kafka, MySQLDSN: dsns[suite.Order], MySQLMaxOpenConns: maxConns,
 				Deadline: 30 * time.Second, DeadlineScanInterval: 250 * time.Millisecond, WatchPollInterval: time.Second}
-			if opts.OrderDeadline > 0 {
-				cfg.Deadline = opts.OrderDeadline
+			st.mu.Lock()
+			if st.orderDeadline > 0 {
+				cfg.Deadline = st.orderDeadline
 			}
+			st.mu.Unlock()
 			return order.Run(ctx, cfg, rt)
 		},
 		suite.Inventory: func(ctx context.Context, rt service.Runtime) error {
@@ -333,7 +338,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	}
 
 	// Wait until all five are ready (consumers in their groups, stores up).
-	if err := st.awaitReady(ctx); err != nil {
+	if err := st.awaitReady(ctx, suite.Services...); err != nil {
 		return st, err
 	}
 	st.Catalog = opts.Catalog
@@ -469,10 +474,10 @@ func (s *Stack) Err() error {
 	}
 }
 
-// awaitReady polls every service's /readyz until it answers 200.
-func (s *Stack) awaitReady(ctx context.Context) error {
+// awaitReady polls the named services' /readyz until each answers 200.
+func (s *Stack) awaitReady(ctx context.Context, names ...string) error {
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	for _, name := range suite.Services {
+	for _, name := range names {
 		url := "http://" + s.Ops.Of(name) + "/readyz"
 		for {
 			resp, err := client.Get(url)
@@ -605,7 +610,9 @@ func (s *Stack) StartService(ctx context.Context, name string) error {
 	if err := s.run(ctx, name, 0); err != nil {
 		return err
 	}
-	return s.awaitReady(ctx)
+	// This service only: another may be stopped on purpose (the demo
+	// restarts order while payment is down).
+	return s.awaitReady(ctx, name)
 }
 
 // ensureDatabases creates Namespace+name on the server of dsn for each name
@@ -712,3 +719,25 @@ func (c Control) Stop(ctx context.Context, name string) error { return c.s.StopS
 
 // Start starts it again; see StartService.
 func (c Control) Start(ctx context.Context, name string) error { return c.s.StartService(ctx, name) }
+
+// SetOrderDeadline restarts the order service with deadline d for the
+// orders it creates from then on; see Stack.SetOrderDeadline.
+func (c Control) SetOrderDeadline(ctx context.Context, d time.Duration) error {
+	return c.s.SetOrderDeadline(ctx, d)
+}
+
+// SetOrderDeadline restarts the order service (same addresses) so that the
+// orders it creates from now on get deadline d; orders created before keep
+// theirs. It returns once the service is ready again.
+func (s *Stack) SetOrderDeadline(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("devstack: order deadline must be positive, got %s", d)
+	}
+	if err := s.StopService(ctx, suite.Order); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.orderDeadline = d
+	s.mu.Unlock()
+	return s.StartService(ctx, suite.Order)
+}

@@ -45,7 +45,8 @@ type Options struct {
 	// Env overrides per service (name → variable → value), applied over
 	// what the stack sets; Stack.Env changes them later.
 	Env map[string]map[string]string
-	// ReadyTimeout bounds the wait for a started service's /readyz (60 s).
+	// ReadyTimeout bounds the wait for a started service's /readyz (3 min:
+	// a bound for a hung start, not a speed requirement).
 	ReadyTimeout time.Duration
 	// StopTimeout bounds the wait after SIGTERM before SIGKILL (20 s).
 	StopTimeout time.Duration
@@ -127,7 +128,7 @@ func New(t testing.TB, opts Options) *Stack {
 		}
 	}
 	if opts.ReadyTimeout <= 0 {
-		opts.ReadyTimeout = 60 * time.Second
+		opts.ReadyTimeout = 3 * time.Minute
 	}
 	if opts.StopTimeout <= 0 {
 		opts.StopTimeout = 20 * time.Second
@@ -256,6 +257,12 @@ func (s *Stack) setEnv(name, key, value string) {
 	s.env[name][key] = value
 }
 
+// TestOrderDeadline is the order deadline a stack gives its orders unless
+// ORDER_DEADLINE is overridden: minutes, so no saga times out because the
+// machine is busy. A test about the deadline sets a short one (and stalls
+// the saga it times out).
+const TestOrderDeadline = "10m"
+
 // environ is the named service's whole environment: a few basics of the
 // test's own, the stack's settings, then the overrides.
 func (s *Stack) environ(name string) []string {
@@ -272,6 +279,9 @@ func (s *Stack) environ(name string) []string {
 	switch name {
 	case suite.Order, suite.Inventory, suite.Payment:
 		vars[p+"MYSQL_DSN"] = s.mysql[name].dsn
+		if name == suite.Order {
+			vars[p+"DEADLINE"] = TestOrderDeadline
+		}
 	case suite.Shipping:
 		vars[p+"MONGO_URI"] = s.opts.Servers.MongoURI
 		vars[p+"MONGO_DATABASE"] = s.mongoDB

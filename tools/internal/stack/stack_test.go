@@ -61,7 +61,7 @@ func TestPortsStayBelowTheEphemeralRange(t *testing.T) {
 }
 
 func TestBuildReportsTheCompileError(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a bound for a hang
 	defer cancel()
 	err := build(ctx, t.TempDir(), map[string]string{"broken": modulePrefix + "tools/internal/stack/testdata/broken"})
 	if err == nil {
@@ -89,7 +89,7 @@ func fakeBinaries(t *testing.T) string {
 		if fakeErr != nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a bound for a hang
 		defer cancel()
 		if fakeErr = build(ctx, fakeDir, map[string]string{"fakesvc": modulePrefix + "tools/internal/stack/testdata/fakesvc"}); fakeErr != nil {
 			return
@@ -166,7 +166,7 @@ func lastEnv(t *testing.T, s *Stack, name string) map[string]string {
 }
 
 func TestProcessControl(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a bound for a hang
 	defer cancel()
 	s := New(t, Options{BinDir: fakeBinaries(t), Env: map[string]map[string]string{suite.Order: {"ORDER_DEADLINE": "30s"}}})
 	started := time.Now()
@@ -232,18 +232,22 @@ func TestProcessControl(t *testing.T) {
 }
 
 func TestStartFailuresNameTheServiceAndShowItsLog(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a bound for a hang
 	defer cancel()
+	// never-ready must run out of ReadyTimeout, after at least one 503 (5 s
+	// leave a busy machine time to start the fake); exit-at-start ends by
+	// the exit, so its bound only catches a hang.
 	cases := []struct {
-		mode string
-		want []string
+		mode  string
+		ready time.Duration
+		want  []string
 	}{
-		{"never-ready", []string{"stack: order not ready within 1s at http://", "503 not ready: fake never gets ready", `"msg":"fake service env"`}},
-		{"exit-at-start", []string{"stack: order exited before it was ready (exit status 3)", "fake: exiting at start as asked"}},
+		{"never-ready", 5 * time.Second, []string{"stack: order not ready within 5s at http://", "503 not ready: fake never gets ready", `"msg":"fake service env"`}},
+		{"exit-at-start", 3 * time.Minute, []string{"stack: order exited before it was ready (exit status 3)", "fake: exiting at start as asked"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.mode, func(t *testing.T) {
-			s := New(t, Options{BinDir: fakeBinaries(t), Services: []string{suite.Order}, ReadyTimeout: time.Second})
+			s := New(t, Options{BinDir: fakeBinaries(t), Services: []string{suite.Order}, ReadyTimeout: tc.ready})
 			s.Env(suite.Order, "ORDER_FAKE_MODE", tc.mode)
 			err := s.Start(ctx)
 			if err == nil {
@@ -264,9 +268,11 @@ func TestStartFailuresNameTheServiceAndShowItsLog(t *testing.T) {
 }
 
 func TestStopKillsAServiceThatIgnoresSIGTERM(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a bound for a hang
 	defer cancel()
-	s := New(t, Options{BinDir: fakeBinaries(t), Services: []string{suite.Shipping}, StopTimeout: 500 * time.Millisecond})
+	// The fake ignores SIGTERM, so it is killed when StopTimeout ends
+	// whatever it is; 5 s give it time to log that it ignored the signal.
+	s := New(t, Options{BinDir: fakeBinaries(t), Services: []string{suite.Shipping}, StopTimeout: 5 * time.Second})
 	s.Env(suite.Shipping, "SHIPPING_FAKE_MODE", "ignore-term")
 	if err := s.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -281,7 +287,7 @@ func TestStopKillsAServiceThatIgnoresSIGTERM(t *testing.T) {
 }
 
 func TestCleanupReportsACrashedService(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a bound for a hang
 	defer cancel()
 	rec := &recorder{TB: t}
 	s := New(rec, Options{BinDir: fakeBinaries(t), Services: []string{suite.Payment, suite.Shipping}})
@@ -311,7 +317,7 @@ func TestCleanupReportsACrashedService(t *testing.T) {
 // GET_LOCK), and that the cleanup drops the databases, users, Mongo
 // database, keyspace, topics and consumer groups the services would create.
 func TestProvisionAndCleanup(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a bound for a hang
 	defer cancel()
 	rec := &recorder{TB: t}
 	s := New(rec, Options{BinDir: fakeBinaries(t)})
@@ -404,14 +410,14 @@ func TestProvisionAndCleanup(t *testing.T) {
 		t.Errorf("mongo database %s left (%v)", s.MongoDatabase(), err)
 	}
 	// Kafka deletes topics and groups asynchronously: wait, bounded.
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		topics, groups := kafkaLeftovers(ctx, t, s.TopicPrefix())
 		if len(topics) == 0 && len(groups) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("20s after cleanup Kafka still has topics %v and groups %v", topics, groups)
+			t.Fatalf("2 min after cleanup Kafka still has topics %v and groups %v", topics, groups)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -444,7 +450,7 @@ func joinGroup(ctx context.Context, t *testing.T, topic, group string) {
 		StartOffset: kafka.FirstOffset, JoinGroupBackoff: 250 * time.Millisecond, MaxWait: 100 * time.Millisecond,
 	})
 	defer r.Close()
-	readCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	readCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if _, err := r.ReadMessage(readCtx); err != nil { // commits the offset (GroupID set)
 		t.Fatalf("group %s read %s: %v", group, topic, err)

@@ -56,6 +56,10 @@ func (c CassandraConfig) cluster(keyspace string) *gocql.ClusterConfig {
 	}
 	cluster.Timeout = timeout
 	cluster.ConnectTimeout = timeout
+	// Outages are normal: gocql checks DOWN hosts only every 60 s by default,
+	// so a restarted Cassandra would wait up to a minute for the service.
+	cluster.ReconnectInterval = 2 * time.Second
+	cluster.ReconnectionPolicy = &gocql.ExponentialReconnectionPolicy{MaxRetries: 1000, InitialInterval: 100 * time.Millisecond, MaxInterval: 5 * time.Second}
 	if c.Username != "" {
 		cluster.Authenticator = gocql.PasswordAuthenticator{Username: c.Username, Password: c.Password}
 	}

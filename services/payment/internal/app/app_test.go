@@ -298,11 +298,34 @@ func TestStockReservedAfterCancelChargesNothing(t *testing.T) {
 	}
 }
 
+// handleAsConsumer runs a handler the way the bus consumer does in
+// production: an invalid event (what the consumer dead-letters at once) is
+// returned, any other error (a deadlock that outlasted InTx's own retries, a
+// lost connection) is retried with capped backoff until ctx ends.
+func handleAsConsumer(ctx context.Context, handle func(context.Context) error) error {
+	wait := 10 * time.Millisecond
+	for {
+		err := handle(ctx)
+		if err == nil || errors.Is(err, payment.ErrInvalid) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
 // STOCK_RESERVED and ORDER_CANCELLED racing: whichever wins, the money adds
-// up — either nothing was charged, or the charge was refunded.
+// up — either nothing was charged, or the charge was refunded. Both handlers
+// run as the consumer runs them, retried on transient errors (the deadlocks
+// this race provokes among them).
 func TestChargeRacingCancelNeverKeepsMoney(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a bound for a hang only
+	defer cancel()
 	const orders = 10
 	var wg sync.WaitGroup
 	errs := make(chan error, orders*2)
@@ -310,9 +333,14 @@ func TestChargeRacingCancelNeverKeepsMoney(t *testing.T) {
 	for i := range orders {
 		o := newOrder(t, fmt.Sprint(i))
 		all = append(all, o)
-		wg.Add(2)
-		go func() { defer wg.Done(); errs <- f.app.ChargePayment.Handle(ctx, o.reserved("tok_visa", 999)) }()
-		go func() { defer wg.Done(); errs <- f.app.CancelPayment.Handle(ctx, o.cancelled()) }()
+		wg.Go(func() {
+			errs <- handleAsConsumer(ctx, func(ctx context.Context) error {
+				return f.app.ChargePayment.Handle(ctx, o.reserved("tok_visa", 999))
+			})
+		})
+		wg.Go(func() {
+			errs <- handleAsConsumer(ctx, func(ctx context.Context) error { return f.app.CancelPayment.Handle(ctx, o.cancelled()) })
+		})
 	}
 	wg.Wait()
 	close(errs)
