@@ -29,6 +29,8 @@
 # INFRA_FERRETDB_PORT, INFRA_CASSANDRA_CQL_PORT, INFRA_CASSANDRA_STORAGE_PORT,
 # INFRA_CASSANDRA_SSL_STORAGE_PORT, INFRA_CASSANDRA_JMX_PORT (each below 32768;
 # unset: the defaults above, so a private instance must set the ones it starts).
+# INFRA_CASSANDRA_COMMITLOG_SYNC=group makes Cassandra sync its commitlog before it
+# acknowledges a write (default periodic: a kill -9 loses the last 10 s of writes).
 set -euo pipefail
 # Name any command that fails unexpectedly (expected failures go through die).
 set -E
@@ -737,11 +739,26 @@ ready_ferretdb() {
 # ---------------------------------------------------------------------------
 # Cassandra (jars from Maven Central)
 
+# The commitlog settings of cassandra.yaml. periodic (the default) acknowledges writes
+# before they are synced, and a kill -9 loses up to the period's worth of them (replay
+# stops at the last sync marker); INFRA_CASSANDRA_COMMITLOG_SYNC=group syncs every 10 ms
+# before acknowledging, so a crash loses nothing acknowledged (outage tests use it).
+cassandra_commitlog_sync() {
+	case ${INFRA_CASSANDRA_COMMITLOG_SYNC:-periodic} in
+	periodic) printf 'commitlog_sync: periodic\ncommitlog_sync_period: 10000ms' ;;
+	group) printf 'commitlog_sync: group\ncommitlog_sync_group_window: 10ms' ;;
+	*) return 1 ;;
+	esac
+}
+
 start_cassandra() {
 	local d jars
 	d=$(dir_of cassandra)
 	jars=$JARS/cassandra-$CASSANDRA_VERSION
 	mkdir -p "$d/conf" "$d/data" "$d/logs" "$d/triggers"
+	local commitlog
+	commitlog=$(cassandra_commitlog_sync) ||
+		die "cassandra: INFRA_CASSANDRA_COMMITLOG_SYNC=${INFRA_CASSANDRA_COMMITLOG_SYNC:-}: want periodic or group"
 	cat >"$d/conf/cassandra.yaml" <<EOF
 # written by deploy/local/infra.sh: one local node for tests
 cluster_name: sagasuite-local
@@ -765,8 +782,7 @@ commitlog_directory: $d/data/commitlog
 saved_caches_directory: $d/data/saved_caches
 hints_directory: $d/data/hints
 cdc_raw_directory: $d/data/cdc_raw
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
+$commitlog
 # tests create and drop many keyspaces: no snapshot per DROP
 auto_snapshot: false
 EOF
@@ -1025,7 +1041,7 @@ EOF
 }
 
 usage() {
-	sed -n '2,31s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,33s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 }
 

@@ -162,6 +162,15 @@ func (i *Instance) MongoURI() string { return "mongodb://" + i.addr("INFRA_FERRE
 // CassandraHosts is the private Cassandra's CQL address.
 func (i *Instance) CassandraHosts() string { return i.addr("INFRA_CASSANDRA_CQL_PORT") }
 
+// Set adds an infra.sh setting (e.g. INFRA_CASSANDRA_COMMITLOG_SYNC=group)
+// for the commands that follow; set it before the Up that starts the server.
+func (i *Instance) Set(key, value string) {
+	if !strings.HasPrefix(key, "INFRA_") || strings.HasPrefix(key, "INFRA_INSTANCE") || strings.HasSuffix(key, "_PORT") {
+		i.t.Fatalf("privinfra: Set(%q): want an INFRA_ setting other than the instance name and ports, which New picks", key)
+	}
+	i.env = append(i.env, key+"="+value)
+}
+
 // Up starts the components that are not running (on the data they left)
 // and returns when each is ready, as `infra.sh up` decides it.
 func (i *Instance) Up(ctx context.Context, comps ...string) error {
