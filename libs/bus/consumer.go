@@ -74,10 +74,8 @@ type ConsumerConfig struct {
 	// finished ones behind an unfinished one (default 10000).
 	MaxInFlight int
 	// MaxWait is how long a partition fetch waits at the broker for records
-	// (default 5s). Latency comes from MinBytes=1, not from this; kafka-go
-	// leaves the broker only MaxWait/4 of margin before it calls the fetch
-	// timed out and redials, so short waits churn connections on a busy box,
-	// and each idle wait costs the broker a request.
+	// (default 5s); latency comes from MinBytes=1, not from this, and each
+	// idle wait costs the broker one request. See fetch.go on the margin.
 	MaxWait time.Duration
 	// DrainTimeout bounds how long in-flight handlers may run after shutdown
 	// or a revocation starts (default 10s); then their context is cancelled.
@@ -211,6 +209,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 				break
 			}
 			c.ready.Store(false)
+			if errors.Is(err, kafka.RebalanceInProgress) {
+				continue // routine: another member joined or left
+			}
 			if n, ok := joinErrors.allow(); ok {
 				c.cfg.Logger.WarnContext(ctx, "consumer group: cannot join yet; retrying", "group", c.cfg.Group,
 					"error", err, "errors_since_last_log", n)
@@ -257,17 +258,14 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, sch
 
 		var parts []*partition
 		var readers sync.WaitGroup
-		var stats []*kafka.Reader
 		for topic, assigned := range gen.Assignments {
 			for _, a := range assigned {
 				p := &partition{topic: topic, id: a.ID, track: newPartitionTrack(max(a.Offset, -1)), ctx: handlerCtx}
 				parts = append(parts, p)
-				r := c.partitionReader(p, a.Offset)
-				stats = append(stats, r)
 				readers.Add(1)
 				go func() {
 					defer readers.Done()
-					c.fetch(runCtx, r, p, sched)
+					c.fetch(runCtx, p, a.Offset, sched)
 				}()
 			}
 		}
@@ -276,18 +274,14 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, sch
 		c.cfg.Logger.InfoContext(ctx, "consumer group joined", "group", c.cfg.Group, "generation", gen.ID,
 			"partitions", len(parts))
 
-		readerStats := time.NewTicker(10 * time.Second)
 		for running := true; running; {
 			select {
 			case <-runCtx.Done():
 				running = false
 			case <-c.commitWake:
 				c.commit(gen, parts)
-			case <-readerStats.C:
-				c.recordReaderStats(stats)
 			}
 		}
-		readerStats.Stop()
 		c.ready.Store(false)
 
 		// Revoked or stopping: no new work; drop what waits, let what runs finish.
@@ -310,60 +304,9 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, sch
 		// Whatever finished while draining; the group may have moved on, then
 		// those records simply come again (inboxes drop them).
 		c.commit(gen, parts)
-		c.recordReaderStats(stats)
-		for _, r := range stats {
-			_ = r.Close()
-		}
 		c.setPartitions(nil)
 	})
 	<-finished
-}
-
-func (c *Consumer) partitionReader(p *partition, offset int64) *kafka.Reader {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        c.cfg.Brokers,
-		Topic:          p.topic,
-		Partition:      p.id,
-		MinBytes:       1,
-		MaxBytes:       10 << 20,
-		MaxWait:        c.cfg.MaxWait,
-		ReadBackoffMin: 50 * time.Millisecond,
-		ReadBackoffMax: time.Second,
-	})
-	if offset < 0 {
-		offset = kafka.FirstOffset // no committed offset yet
-	}
-	if err := r.SetOffset(offset); err != nil {
-		c.cfg.Logger.Error("set partition offset", "topic", p.topic, "partition", p.id, "offset", offset, "error", err)
-	}
-	return r
-}
-
-// fetch reads one partition into the scheduler until ctx ends. The reader
-// reconnects by itself after broker restarts.
-func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, p *partition, sched *scheduler) {
-	errs := newThrottle(30 * time.Second)
-	for sched.acquire(ctx) {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			sched.release()
-			if ctx.Err() != nil {
-				return
-			}
-			if n, ok := errs.allow(); ok {
-				c.cfg.Logger.WarnContext(ctx, "fetch", "group", c.cfg.Group, "topic", p.topic, "partition", p.id,
-					"error", err, "errors_since_last_log", n)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(250 * time.Millisecond):
-			}
-			continue
-		}
-		p.track.fetched(m.Offset, m.HighWaterMark)
-		sched.enqueue(&delivery{msg: m, part: p})
-	}
 }
 
 // finished records a finished record for the next commit.
@@ -405,20 +348,6 @@ func (c *Consumer) commit(gen *kafka.Generation, parts []*partition) {
 		return
 	}
 	c.metrics.commits.Add(context.Background(), 1, metric.WithAttributes(attribute.String("group", c.cfg.Group)))
-}
-
-func (c *Consumer) recordReaderStats(readers []*kafka.Reader) {
-	var dials, errs, timeouts int64
-	for _, r := range readers {
-		s := r.Stats() // counters since the last call
-		dials += s.Dials
-		errs += s.Errors
-		timeouts += s.Timeouts
-	}
-	ctx := context.Background()
-	group := attribute.String("group", c.cfg.Group)
-	c.metrics.readerDials.Add(ctx, dials, metric.WithAttributes(group))
-	c.metrics.readerErrors.Add(ctx, errs+timeouts, metric.WithAttributes(group))
 }
 
 func (c *Consumer) setPartitions(parts []*partition) {
@@ -466,14 +395,18 @@ func (c *Consumer) process(d *delivery) outcome {
 			attribute.Int("sagasuite.attempt", d.attempts+1),
 		))
 	defer span.End()
-	log := c.cfg.Logger.With("group", c.cfg.Group, "topic", m.Topic, "partition", m.Partition,
-		"offset", m.Offset, "event_type", typeName, "event_id", headers[HeaderEventID], "order_id", string(m.Key))
+	// Built only when something is logged: With on every event cost
+	// allocations on the hot path.
+	log := func() *slog.Logger {
+		return c.cfg.Logger.With("group", c.cfg.Group, "topic", m.Topic, "partition", m.Partition,
+			"offset", m.Offset, "event_type", typeName, "event_id", headers[HeaderEventID], "order_id", string(m.Key))
+	}
 
 	if d.env == nil {
 		env, err := c.decode(m)
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
-			log.WarnContext(ctx, "malformed event dead-lettered", "error", err)
+			log().WarnContext(ctx, "malformed event dead-lettered", "error", err)
 			return c.deadLetter(ctx, d, headers, err)
 		}
 		d.env = env
@@ -484,7 +417,7 @@ func (c *Consumer) process(d *delivery) outcome {
 	c.metrics.record(ctx, c.cfg.Group, typeName, err, time.Since(start))
 	if err == nil {
 		if d.attempts > 0 {
-			log.InfoContext(ctx, "event handled after retries", "attempts", d.attempts+1)
+			log().InfoContext(ctx, "event handled after retries", "attempts", d.attempts+1)
 		}
 		return finished
 	}
@@ -494,11 +427,11 @@ func (c *Consumer) process(d *delivery) outcome {
 	}
 	if IsPermanent(err) {
 		span.SetStatus(codes.Error, err.Error())
-		log.ErrorContext(ctx, "event dead-lettered", "attempts", d.attempts+1, "error", err)
+		log().ErrorContext(ctx, "event dead-lettered", "attempts", d.attempts+1, "error", err)
 		return c.deadLetter(ctx, d, headers, err)
 	}
 	c.metrics.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("group", c.cfg.Group), attribute.String("event_type", typeName)))
-	log.WarnContext(ctx, "handler failed transiently; retrying this key", "attempt", d.attempts+1, "error", err)
+	log().WarnContext(ctx, "handler failed transiently; retrying this key", "attempt", d.attempts+1, "error", err)
 	return retry
 }
 
@@ -607,8 +540,8 @@ func newConsumerMetrics() consumerMetrics {
 	retries, _ := meter.Int64Counter("sagasuite.bus.retries", metric.WithDescription("handler attempts that failed transiently and will be retried"))
 	dead, _ := meter.Int64Counter("sagasuite.bus.dead_lettered", metric.WithDescription("events sent to a dead-letter topic"))
 	commits, _ := meter.Int64Counter("sagasuite.bus.offset_commits", metric.WithDescription("offset commit requests that succeeded"))
-	dials, _ := meter.Int64Counter("sagasuite.bus.fetch.dials", metric.WithDescription("connections partition readers opened (reconnect churn)"))
-	readerErrors, _ := meter.Int64Counter("sagasuite.bus.fetch.errors", metric.WithDescription("partition reader errors and timeouts"))
+	dials, _ := meter.Int64Counter("sagasuite.bus.fetch.dials", metric.WithDescription("connections partition fetchers opened: one per assignment, more is reconnect churn"))
+	readerErrors, _ := meter.Int64Counter("sagasuite.bus.fetch.errors", metric.WithDescription("partition fetches that failed (the connection is then redialled)"))
 	lag, _ := meter.Int64ObservableGauge("sagasuite.bus.consumer.lag",
 		metric.WithDescription("records fetched or waiting that this group member has not finished"))
 	retrying, _ := meter.Int64ObservableGauge("sagasuite.bus.retrying_keys",

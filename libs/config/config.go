@@ -56,6 +56,10 @@ type Common struct {
 	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
 	// ShutdownTimeout bounds the graceful part of a shutdown.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
+	// PprofEnabled serves net/http/pprof under /debug/pprof/ on the ops
+	// port. Off by default: profiles reveal internals and cost CPU while
+	// they run, so an operator turns them on where they are wanted.
+	PprofEnabled bool `env:"PPROF_ENABLED" envDefault:"false"`
 }
 
 // common lets Load find an embedded Common in any config struct: the

@@ -62,12 +62,13 @@ func TestLoad(t *testing.T) {
 				"ORDER_SHUTDOWN_TIMEOUT":      "3s",
 				"ORDER_DEADLINE":              "90s",
 				"ORDER_MAX_RETRIES":           "7",
+				"ORDER_PPROF_ENABLED":         "true",
 			},
 			check: func(t *testing.T, cfg orderConfig) {
 				c := cfg.Common
 				if c.ServiceName != "order-api" || c.GRPCAddr != "127.0.0.1:7000" || c.OpsAddr != "127.0.0.1:7001" ||
 					c.LogLevel != config.LevelDebug || c.LogFormat != config.FormatText ||
-					c.OTLPEndpoint != "http://collector:4317" || c.ShutdownTimeout != 3*time.Second {
+					c.OTLPEndpoint != "http://collector:4317" || c.ShutdownTimeout != 3*time.Second || !c.PprofEnabled {
 					t.Errorf("Common = %+v", c)
 				}
 				if c.LogLevel.Level() != slog.LevelDebug {

@@ -185,7 +185,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		}
 		return nil
 	}
-	ops := telemetry.OpsServer(spec.Common.OpsAddr, registry, ready)
+	ops := telemetry.OpsServer(spec.Common.OpsAddr, registry, ready, telemetry.WithPprof(spec.Common.PprofEnabled))
 	if mux, ok := ops.Handler.(*http.ServeMux); ok && spec.Outbox != nil {
 		registerOutboxAdmin(mux, spec.Name, spec.Outbox)
 	}

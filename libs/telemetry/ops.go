@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,9 +19,24 @@ import (
 //	/healthz  liveness: 200 while the process can answer at all
 //	/readyz   readiness: 200 when ready returns nil, else 503 with its error
 //
-// A nil ready means always ready. The caller runs it (see Serve).
-func OpsServer(addr string, gatherer prometheus.Gatherer, ready func() error) *http.Server {
+// A nil ready means always ready. The caller runs it (see Serve). Options
+// add more (WithPprof).
+func OpsServer(addr string, gatherer prometheus.Gatherer, ready func() error, opts ...OpsOption) *http.Server {
+	var o opsOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	mux := http.NewServeMux()
+	if o.pprof {
+		// Registered on this mux only: importing net/http/pprof also fills
+		// http.DefaultServeMux, which no server here serves.
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index) // the named profiles: heap, goroutine, allocs, block, mutex …
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok")
@@ -39,6 +55,18 @@ func OpsServer(addr string, gatherer prometheus.Gatherer, ready func() error) *h
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second, // probes and scrapes are tiny; slow clients are not
 	}
+}
+
+// OpsOption adds to the ops server.
+type OpsOption func(*opsOptions)
+
+type opsOptions struct{ pprof bool }
+
+// WithPprof serves net/http/pprof under /debug/pprof/ when enabled
+// (config.Common.PprofEnabled); CPU profiles and traces run as long as
+// their ?seconds= asks, so the server sets no write timeout.
+func WithPprof(enabled bool) OpsOption {
+	return func(o *opsOptions) { o.pprof = enabled }
 }
 
 func writeText(w http.ResponseWriter, status int, body string) {

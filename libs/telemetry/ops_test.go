@@ -16,7 +16,7 @@ import (
 )
 
 // startOps runs OpsServer on a free local port until the test ends.
-func startOps(t *testing.T, reg *prometheus.Registry, ready func() error) string {
+func startOps(t *testing.T, reg *prometheus.Registry, ready func() error, opts ...OpsOption) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -24,7 +24,9 @@ func startOps(t *testing.T, reg *prometheus.Registry, ready func() error) string
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeListener(ctx, OpsServer(ln.Addr().String(), reg, ready), ln, time.Second) }()
+	go func() {
+		done <- ServeListener(ctx, OpsServer(ln.Addr().String(), reg, ready, opts...), ln, time.Second)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -112,6 +114,36 @@ func TestOpsServerExposesMetrics(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// pprof is served only when switched on: a default ops server answers 404
+// under /debug/pprof/, an enabled one gives the index, a named profile, the
+// command line and a (one-second) CPU profile.
+func TestOpsServerPprofOnlyWhenEnabled(t *testing.T) {
+	paths := []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline", "/debug/pprof/heap"}
+	for _, base := range []string{startOps(t, prometheus.NewRegistry(), nil), startOps(t, prometheus.NewRegistry(), nil, WithPprof(false))} {
+		for _, p := range paths {
+			if code, _ := get(t, base+p); code != http.StatusNotFound {
+				t.Errorf("pprof off: GET %s = %d, want 404", p, code)
+			}
+		}
+	}
+
+	base := startOps(t, prometheus.NewRegistry(), nil, WithPprof(true))
+	for _, p := range paths {
+		if code, body := get(t, base+p); code != http.StatusOK || body == "" {
+			t.Errorf("pprof on: GET %s = %d (%d bytes), want 200 with a body", p, code, len(body))
+		}
+	}
+	if _, body := get(t, base+"/debug/pprof/goroutine?debug=1"); !strings.Contains(body, "goroutine profile:") {
+		t.Errorf("goroutine profile is not one:\n%.300s", body)
+	}
+	if code, body := get(t, base+"/debug/pprof/profile?seconds=1"); code != http.StatusOK || len(body) == 0 {
+		t.Errorf("CPU profile = %d (%d bytes), want 200 with a profile", code, len(body))
+	}
+	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz with pprof on = %d", code)
 	}
 }
 

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/clock"
+	"github.com/sagasuite/sagasuite/libs/config"
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/service"
 	"github.com/sagasuite/sagasuite/libs/service/servicetest"
@@ -77,7 +79,9 @@ type suite struct {
 	seen   *collector
 }
 
-func start(t *testing.T) *suite {
+// start runs the service on a fresh database and topic prefix; tune
+// changes its config first.
+func start(t *testing.T, tune ...func(*order.Config)) *suite {
 	t.Helper()
 	_, dsn := testenv.MySQLDatabase(t)
 	prefix := testenv.UniqueName("ordertest-") + "."
@@ -89,6 +93,12 @@ func start(t *testing.T) *suite {
 		Deadline:             deadline,
 		DeadlineScanInterval: 20 * time.Millisecond,
 		WatchPollInterval:    time.Second,
+		MaxPendingOrders:     200,
+		PendingCountInterval: 500 * time.Millisecond,
+		OverloadRetryAfter:   time.Second,
+	}
+	for _, f := range tune {
+		f(&cfg)
 	}
 	clk := clock.NewManual(time.Now())
 	rt := service.Runtime{Clock: clk, SharedTelemetry: true, Registry: prometheus.NewRegistry()}
@@ -99,6 +109,70 @@ func start(t *testing.T) *suite {
 	// What the service emits, and what its consumer dead-letters.
 	seen := collect(t, cfg.KafkaConfig, prefix+events.TopicOrders, prefix+order.Name+".dlq")
 	return &suite{client: orderv1.NewOrderServiceClient(conn), clock: clk, pub: pub, seen: seen}
+}
+
+// Past ORDER_MAX_PENDING_ORDERS orders not yet terminal, CreateOrder is
+// refused with ResourceExhausted and a RetryInfo hint, writing nothing; a
+// retry of an order accepted before still gets it back; once an order ends
+// (and the backlog is counted again) new orders are accepted again.
+func TestOrderServiceRefusesOrdersPastItsBacklog(t *testing.T) {
+	s := start(t, func(c *order.Config) {
+		c.MaxPendingOrders = 3
+		c.PendingCountInterval = 20 * time.Millisecond
+		c.OverloadRetryAfter = 2 * time.Second
+	})
+	ctx := context.Background()
+	customer := testenv.IDFor("customer overload")
+	firstRequest := events.NewID()
+	first := s.create(t, customer, firstRequest)
+	second := s.create(t, customer, "")
+	s.create(t, customer, "")
+
+	_, err := s.client.CreateOrder(ctx, createRequest(testenv.IDFor("customer refused"), events.NewID()))
+	st := status.Convert(err)
+	if st.Code() != codes.ResourceExhausted {
+		t.Fatalf("4th CreateOrder: %v, want ResourceExhausted", err)
+	}
+	var hint *errdetails.RetryInfo
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			hint = ri
+		}
+	}
+	if hint == nil || hint.GetRetryDelay().AsDuration() != 2*time.Second {
+		t.Errorf("refusal details %v, want a RetryInfo of 2s", st.Details())
+	}
+	list, err := s.client.ListOrders(ctx, &orderv1.ListOrdersRequest{CustomerId: testenv.IDFor("customer refused"), PageSize: 10})
+	if err != nil || len(list.GetOrders()) != 0 {
+		t.Errorf("the refused customer has orders %v (%v), want none", list.GetOrders(), err)
+	}
+
+	// The client whose first call worked but who did not hear back retries.
+	again, err := s.client.CreateOrder(ctx, createRequest(customer, firstRequest))
+	if err != nil || again.GetOrder().GetOrderId() != first.GetOrderId() {
+		t.Errorf("retry of an accepted order while overloaded = %v, %v; want order %s", again.GetOrder(), err, first.GetOrderId())
+	}
+
+	// An order ends; after the next count there is room again.
+	s.publish(t, second, &eventsv1.OutOfStock{Sku: "BOOK-1", Requested: 2, Available: 0,
+		Reason: eventsv1.OutOfStockReason_OUT_OF_STOCK_REASON_INSUFFICIENT_STOCK})
+	s.seen.wait(t, second.GetOrderId(), eventsv1.EventType_EVENT_TYPE_ORDER_CANCELLED)
+	var accepted *orderv1.Order
+	waitUntil(t, "CreateOrder accepted again after an order ended", func() bool {
+		resp, err := s.client.CreateOrder(ctx, createRequest(customer, events.NewID()))
+		if err != nil && status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("CreateOrder: %v", err)
+		}
+		accepted = resp.GetOrder()
+		return err == nil
+	})
+	if accepted.GetStatus() != orderv1.OrderStatus_ORDER_STATUS_PENDING {
+		t.Errorf("accepted order %v", accepted)
+	}
+	// And the bound holds again: three pending.
+	if _, err := s.client.CreateOrder(ctx, createRequest(customer, events.NewID())); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("CreateOrder at the bound again: %v, want ResourceExhausted", err)
+	}
 }
 
 // --- the subtests ---
@@ -689,5 +763,24 @@ func (c *collector) wait(t *testing.T, orderID string, typ eventsv1.EventType) *
 		case <-timeout:
 			t.Fatalf("no %s for order %s within %s", events.TypeName(typ), orderID, wait)
 		}
+	}
+}
+
+// The backlog's settings are checked at start-up, each bad one named.
+func TestConfigRejectsBadBacklogSettings(t *testing.T) {
+	base := []string{"ORDER_MYSQL_DSN=u:p@tcp(127.0.0.1:13306)/db", "ORDER_KAFKA_BROKERS=127.0.0.1:19092"}
+	cfg, err := config.LoadFrom[order.Config]("ORDER", base)
+	if err != nil || cfg.MaxPendingOrders != 200 || cfg.PendingCountInterval != 500*time.Millisecond || cfg.OverloadRetryAfter != time.Second {
+		t.Fatalf("defaults: %+v, %v", cfg, err)
+	}
+	_, err = config.LoadFrom[order.Config]("ORDER", append(base, "ORDER_MAX_PENDING_ORDERS=0", "ORDER_PENDING_COUNT_INTERVAL=0s", "ORDER_OVERLOAD_RETRY_AFTER=-1s"))
+	for _, want := range []string{"ORDER_MAX_PENDING_ORDERS", "ORDER_PENDING_COUNT_INTERVAL", "ORDER_OVERLOAD_RETRY_AFTER"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad %s: %v, want an error naming it", want, err)
+		}
+	}
+	if _, err := config.LoadFrom[order.Config]("ORDER", append(base, "ORDER_MAX_PENDING_ORDERS=many")); err == nil ||
+		!strings.Contains(err.Error(), "ORDER_MAX_PENDING_ORDERS") {
+		t.Errorf("non-numeric bound: %v", err)
 	}
 }

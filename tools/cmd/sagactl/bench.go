@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sagasuite/sagasuite/tools/internal/bench"
+	"github.com/sagasuite/sagasuite/tools/internal/devstack"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
@@ -25,12 +26,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	customers := fs.Int("customers", 16, "customers to spread the orders over")
 	timeout := fs.Duration("timeout", 2*time.Minute, "bound on one order from CreateOrder to its end; later it counts as unfinished")
 	poll := fs.Duration("poll", 0, "follow orders by polling GetOrder at this `interval` instead of WatchOrder")
+	ops := devstack.DefaultOps
+	for _, name := range suite.Services {
+		fs.Func(name+"-ops", fmt.Sprintf("%s ops HTTP `address`, whose /metrics counters are compared (default %s)", name, devstack.DefaultOps.Of(name)), addrSetter(&ops, name))
+	}
+	servers := fs.String("servers", bench.DefaultServers, "local servers to charge CPU to, `name=host:port,…` (kafka, mariadb, postgres, ferretdb, cassandra; found by the port they listen on, else by command line; none: no servers)")
+	statusDSN := fs.String("mysql-status-dsn", testenvDefaultMySQLDSN, "read MariaDB's SHOW GLOBAL STATUS counters through this go-sql-driver `DSN` before and after (empty: skip)")
+	noInstruments := fs.Bool("no-instruments", false, "measure latency only: no CPU per process (/proc), no counters")
 	asJSON := fs.Bool("json", false, "print the result as JSON instead of a table")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sagactl bench [--rate N | --concurrency N] [--duration 30s | --orders N] [--mix success=90,declined=10] [--json] [--order ADDR ...]")
 		fmt.Fprintln(stderr, "\nPlaces orders against a running suite and follows each from CreateOrder to COMPLETED or CANCELLED;")
 		fmt.Fprintln(stderr, "reports sagas/s, latency percentiles, outcomes and errors. Seeds its own SKUs and customers.")
+		fmt.Fprintln(stderr, "Also reports, per completed saga, the CPU of every local process it finds (the services by their")
+		fmt.Fprintln(stderr, "gRPC ports, the servers of --servers; from /proc) and the counters of MariaDB and the services' /metrics.")
 		fmt.Fprintln(stderr, "Exit status 1 when an order failed to be placed, did not end, or ended otherwise than its kind.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
@@ -45,6 +55,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	cfg := bench.Config{Rate: *rate, Concurrency: *concurrency, Orders: *orders, Duration: *duration, Mix: mix,
 		SKUs: *skus, Customers: *customers, Timeout: *timeout, Poll: *poll}
+	if !*noInstruments {
+		targets, err := bench.ParseServers(*servers)
+		if err != nil {
+			fmt.Fprintf(stderr, "sagactl bench: %v\n", err)
+			return exitError
+		}
+		cfg.Probe = bench.SuiteProbe(*addrs, ops, targets, *statusDSN)
+	}
 	if !*quiet {
 		cfg.Progress = stderr
 	}
@@ -76,3 +94,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	return exitOK
 }
+
+// testenvDefaultMySQLDSN is the local real stack's admin account
+// (libs/testenv), written out so sagactl does not link the test helpers.
+const testenvDefaultMySQLDSN = "sagasuite:sagasuite@tcp(127.0.0.1:13306)/"

@@ -64,6 +64,9 @@ type Config struct {
 	// Observe, when set, is called once for every placed order when it has
 	// ended or its wait gave up, from that order's goroutine.
 	Observe func(OrderEnd)
+	// Probe, if set, measures CPU per process and operation counters over
+	// the run (Result.Instruments).
+	Probe *Probe
 }
 
 // OrderEnd is one placed order's fate, for Config.Observe.
@@ -163,6 +166,8 @@ type Result struct {
 	// Errors by call and gRPC code ("CreateOrder: Unavailable"); a failed
 	// CreateOrder is not placed, a failed wait is unfinished.
 	Errors map[string]int `json:"errors"`
+	// Instruments: CPU and operations per completed saga (Config.Probe).
+	Instruments *Instruments `json:"instruments,omitempty"`
 	// What the run seeded, e.g. to audit it afterwards.
 	CustomerIDs []string `json:"-"`
 	SKUs        []string `json:"-"`
@@ -262,6 +267,10 @@ func Run(ctx context.Context, c suite.Clients, cfg Config) (Result, error) {
 	if err := r.seed(ctx); err != nil {
 		return Result{}, err
 	}
+	var before probeSnapshot
+	if cfg.Probe != nil {
+		before = cfg.Probe.snapshot(ctx) // after seeding: its work is not the sagas'
+	}
 	stopProgress := r.startProgress()
 	r.start = time.Now()
 	lim := limits{orders: cfg.Orders, duration: cfg.Duration}
@@ -306,7 +315,11 @@ func Run(ctx context.Context, c suite.Clients, cfg Config) (Result, error) {
 	r.mu.Unlock()
 	wg.Wait()
 	stopProgress()
-	return r.result(), nil
+	res := r.result()
+	if cfg.Probe != nil {
+		res.Instruments = compare(before, cfg.Probe.snapshot(context.WithoutCancel(ctx)), res.Completed())
+	}
+	return res, nil
 }
 
 type runner struct {

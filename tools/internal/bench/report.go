@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -70,13 +71,73 @@ func (r Result) WriteTable(w io.Writer) error {
 	fmt.Fprintln(w)
 	if len(r.Errors) == 0 {
 		fmt.Fprintln(w, "errors: none")
-		return nil
+	} else {
+		fmt.Fprintln(tw, "ERROR\tCOUNT\t")
+		for _, k := range slices.Sorted(maps.Keys(r.Errors)) {
+			fmt.Fprintf(tw, "%s\t%d\t\n", k, r.Errors[k])
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintln(tw, "ERROR\tCOUNT\t")
-	for _, k := range slices.Sorted(maps.Keys(r.Errors)) {
-		fmt.Fprintf(tw, "%s\t%d\t\n", k, r.Errors[k])
+	if r.Instruments != nil {
+		fmt.Fprintln(w)
+		return r.Instruments.WriteTable(w)
 	}
-	return tw.Flush()
+	return nil
+}
+
+// WriteTable prints CPU and operations per completed saga.
+func (in *Instruments) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "CPU per completed saga (%d completed; /proc utime+stime, child processes included)\n", in.Per)
+	fmt.Fprintln(tw, "PROCESS\tCPU ms\tms/saga\tFOUND BY\tPIDS\t")
+	row := func(p ProcCPU) {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.2f\t%s\t%s\t\n", p.Name, p.CPUMS, p.PerSaga, p.FoundBy, pidList(p.PIDs))
+	}
+	for _, p := range in.CPU {
+		if p.Suite {
+			row(p)
+		}
+	}
+	fmt.Fprintf(tw, "suite total\t%.0f\t%.2f\t\t\t\n", in.SuiteCPUMS, in.SuiteMSPerSag)
+	for _, p := range in.CPU {
+		if !p.Suite {
+			row(p)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(in.Ops) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "operations per completed saga (MariaDB: server-wide SHOW GLOBAL STATUS; services: their /metrics)")
+		fmt.Fprintln(tw, "SOURCE\tCOUNTER\tDELTA\tper saga\t")
+		for _, o := range in.Ops {
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.2f\t\n", o.Source, o.Counter, o.Delta, o.PerSaga)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	for _, n := range in.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+	return nil
+}
+
+// pidList shows a few pids and how many more.
+func pidList(pids []int) string {
+	const shown = 4
+	parts := make([]string, 0, shown+1)
+	for i, p := range pids {
+		if i == shown {
+			parts = append(parts, fmt.Sprintf("+%d", len(pids)-shown))
+			break
+		}
+		parts = append(parts, fmt.Sprint(p))
+	}
+	return strings.Join(parts, " ")
 }
 
 // round keeps three significant figures or so: 1.234s, 85.2ms, 950µs.

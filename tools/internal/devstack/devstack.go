@@ -291,7 +291,8 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	runs := map[string]func(context.Context, service.Runtime) error{
 		suite.Order: func(ctx context.Context, rt service.Runtime) error {
 			cfg := order.Config{Common: common(suite.Order), KafkaConfig: kafka, MySQLDSN: dsns[suite.Order], MySQLMaxOpenConns: maxConns,
-				Deadline: 30 * time.Second, DeadlineScanInterval: 250 * time.Millisecond, WatchPollInterval: time.Second}
+				Deadline: 30 * time.Second, DeadlineScanInterval: 250 * time.Millisecond, WatchPollInterval: time.Second,
+				MaxPendingOrders: 200, PendingCountInterval: 500 * time.Millisecond, OverloadRetryAfter: time.Second}
 			st.mu.Lock()
 			if st.orderDeadline > 0 {
 				cfg.Deadline = st.orderDeadline

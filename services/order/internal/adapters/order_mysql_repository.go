@@ -192,6 +192,102 @@ func (r *OrderMySQLRepository) PendingPastDeadline(ctx context.Context, now time
 	return ids, nil
 }
 
+// CountPending counts the PENDING orders: a range of idx_orders_status_deadline
+// (index only), so its cost grows with the backlog it measures, which the
+// admission bound keeps small.
+func (r *OrderMySQLRepository) CountPending(ctx context.Context) (int, error) {
+	var n int
+	if err := r.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM orders WHERE status = ?", order.StatusPending).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count pending orders: %w", err)
+	}
+	return n, nil
+}
+
+// CustomerOf reads one column by primary key, outside any transaction.
+func (r *OrderMySQLRepository) CustomerOf(ctx context.Context, id string) (string, bool, error) {
+	var customer string
+	err := r.db.QueryRowContext(ctx, "SELECT customer_id FROM orders WHERE id = ?", id).Scan(&customer)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("customer of order %s: %w", id, err)
+	}
+	return customer, true, nil
+}
+
+// UpdatePastDeadline is the deadline sweep's batch: in one transaction it
+// locks up to limit PENDING orders whose deadline is not after now (oldest
+// deadline first, as idx_orders_status_deadline reads them), loads their
+// lines and steps in two queries, runs change on each, and writes every
+// changed order, all new steps in one insert and all events in one outbox
+// insert — one commit for the batch instead of one per order. An order whose
+// change fails is left as it was and its error returned with the others;
+// the rest are committed. found is how many orders the batch locked.
+func (r *OrderMySQLRepository) UpdatePastDeadline(ctx context.Context, now time.Time, limit int, change app.ChangeFunc) (changed []*order.Order, found int, err error) {
+	var changeErrs []error
+	err = sqlstore.InTx(ctx, r.db, func(tx *sql.Tx) error {
+		changed, found, changeErrs = nil, 0, nil // InTx may rerun this after a deadlock
+		var orders []*order.Order
+		err := eachRow(ctx, tx, "SELECT "+orderColumns+" FROM orders WHERE status = ? AND deadline <= ? ORDER BY deadline, id LIMIT ? FOR UPDATE",
+			[]any{order.StatusPending, now.UTC(), limit}, func(rows *sql.Rows) error {
+				o, err := scanOrder(rows)
+				if err != nil {
+					return err
+				}
+				orders = append(orders, o)
+				return nil
+			})
+		if err != nil {
+			return fmt.Errorf("lock expired orders: %w", err)
+		}
+		found = len(orders)
+		if err := loadDetails(ctx, tx, orders); err != nil {
+			return err
+		}
+		var (
+			steps  []orderStep
+			events []*eventsv1.Envelope
+			stmt   *sql.Stmt
+		)
+		for _, o := range orders {
+			status, nSteps := o.Status, len(o.Steps)
+			envs, err := change(o)
+			if err != nil {
+				changeErrs = append(changeErrs, fmt.Errorf("order %s: %w", o.ID, err))
+				continue
+			}
+			if o.Status == status && len(o.Steps) == nSteps && len(envs) == 0 {
+				continue
+			}
+			if stmt == nil {
+				if stmt, err = tx.PrepareContext(ctx, `UPDATE orders SET status = ?, cancel_reason = ?, cancel_detail = ?,
+					updated_at = ?, version = ? WHERE id = ?`); err != nil {
+					return fmt.Errorf("prepare order update: %w", err)
+				}
+				defer stmt.Close()
+			}
+			o.Version++
+			if _, err := stmt.ExecContext(ctx, o.Status, nullString(string(o.CancelReason)), o.CancelDetail, o.UpdatedAt, o.Version, o.ID); err != nil {
+				return fmt.Errorf("update order %s: %w", o.ID, err)
+			}
+			for _, st := range o.Steps[nSteps:] {
+				steps = append(steps, orderStep{orderID: o.ID, step: st, recordedAt: o.UpdatedAt})
+			}
+			events = append(events, envs...)
+			changed = append(changed, o)
+		}
+		if err := insertOrderSteps(ctx, tx, steps); err != nil {
+			return err
+		}
+		return outbox.AddEnvelopes(ctx, tx, now, events...)
+	})
+	if err != nil {
+		return nil, found, err
+	}
+	return changed, found, errors.Join(changeErrs...)
+}
+
 // readTx runs fn in a read-only transaction: one consistent snapshot.
 func readTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -329,6 +425,25 @@ func insertLines(ctx context.Context, tx *sql.Tx, o *order.Order) error {
 }
 
 func insertSteps(ctx context.Context, tx *sql.Tx, orderID string, steps []order.Step, recordedAt time.Time) error {
+	rows := make([]orderStep, len(steps))
+	for i, s := range steps {
+		rows[i] = orderStep{orderID: orderID, step: s, recordedAt: recordedAt}
+	}
+	if err := insertOrderSteps(ctx, tx, rows); err != nil {
+		return fmt.Errorf("order %s: %w", orderID, err)
+	}
+	return nil
+}
+
+// orderStep is one row of order_steps.
+type orderStep struct {
+	orderID    string
+	step       order.Step
+	recordedAt time.Time
+}
+
+// insertOrderSteps writes steps of any orders in one statement.
+func insertOrderSteps(ctx context.Context, tx *sql.Tx, steps []orderStep) error {
 	if len(steps) == 0 {
 		return nil
 	}
@@ -336,10 +451,10 @@ func insertSteps(ctx context.Context, tx *sql.Tx, orderID string, steps []order.
 		strings.Repeat(", (?, ?, ?, ?, ?, ?)", len(steps)-1)
 	args := make([]any, 0, 6*len(steps))
 	for _, s := range steps {
-		args = append(args, orderID, s.EventType, s.EventID, s.OccurredAt.UTC(), s.Detail, recordedAt.UTC())
+		args = append(args, s.orderID, s.step.EventType, s.step.EventID, s.step.OccurredAt.UTC(), s.step.Detail, s.recordedAt.UTC())
 	}
 	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("insert steps of order %s: %w", orderID, err)
+		return fmt.Errorf("insert steps: %w", err)
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ const consumer = "order"
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
 // newRepo gives each test a fresh, migrated database on the real MariaDB.
-func newRepo(t *testing.T) (*adapters.OrderMySQLRepository, *sql.DB) {
+func newRepo(t testing.TB) (*adapters.OrderMySQLRepository, *sql.DB) {
 	t.Helper()
 	db, _ := testenv.MySQLDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -37,6 +37,17 @@ type Repository interface {
 	// PendingPastDeadline returns ids of PENDING orders whose deadline is not
 	// after now, oldest deadline first.
 	PendingPastDeadline(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// UpdatePastDeadline locks up to limit PENDING orders whose deadline is
+	// not after now (oldest first), runs change on each and stores the
+	// changed ones with their events, all in one transaction. found is how
+	// many it locked; an order whose change failed stays as it was and its
+	// error is returned beside the committed rest.
+	UpdatePastDeadline(ctx context.Context, now time.Time, limit int, change ChangeFunc) (changed []*order.Order, found int, err error)
+	// CountPending counts the orders not yet terminal.
+	CountPending(ctx context.Context) (int, error)
+	// CustomerOf is the customer of order id, found false when there is no
+	// such order: one indexed read, for the refusal path to stay cheap.
+	CustomerOf(ctx context.Context, id string) (customerID string, found bool, err error)
 }
 
 // ChangeFunc changes a locked order and returns the events to store with it.
@@ -113,10 +124,11 @@ type Application struct {
 
 // New wires the use cases. deadline is how long an order may stay PENDING;
 // watchPoll how often a watcher re-reads its order (changes made by other
-// replicas are only seen that way).
-func New(d Deps, deadline time.Duration, changes *Changes, watchPoll time.Duration) Application {
+// replicas are only seen that way); backlog, when not nil, refuses new
+// orders past its bound.
+func New(d Deps, deadline time.Duration, changes *Changes, watchPoll time.Duration, backlog *Backlog) Application {
 	return Application{
-		CreateOrder:     CreateOrderHandler{deps: d, deadline: deadline},
+		CreateOrder:     CreateOrderHandler{deps: d, deadline: deadline, backlog: backlog},
 		CancelOrder:     CancelOrderHandler{deps: d},
 		RecordSagaEvent: RecordSagaEventHandler{deps: d},
 		ExpireOrders:    ExpireOrdersHandler{deps: d},

@@ -25,11 +25,14 @@ func OrderIDForRequest(requestID string) string {
 type CreateOrderHandler struct {
 	deps     Deps
 	deadline time.Duration
+	backlog  *Backlog // nil: no bound
 }
 
 // Handle creates the order drafted in d (d.ID is ignored). With a request id
 // the order id derives from it and ORDER_CREATED is caused by it, so a retry
 // returns the first order and writes nothing; without one both are fresh.
+// Past the backlog's bound it returns *OverloadedError — except for a retry
+// of an order created before, which gets that order back.
 func (h CreateOrderHandler) Handle(ctx context.Context, d order.Draft) (*order.Order, error) {
 	causationID := d.RequestID
 	if d.RequestID == "" {
@@ -46,13 +49,17 @@ func (h CreateOrderHandler) Handle(ctx context.Context, d order.Draft) (*order.O
 	if err != nil {
 		return nil, err
 	}
-	envs, err := h.deps.emit(o, []order.EventType{order.EventOrderCreated}, causationID, now)
+	if h.backlog != nil {
+		if err := h.backlog.admit(); err != nil {
+			return h.existing(ctx, d, err)
+		}
+	}
+	stored, created, err := h.create(ctx, o, causationID, now)
+	if h.backlog != nil {
+		h.backlog.done(created)
+	}
 	if err != nil {
 		return nil, err
-	}
-	stored, created, err := h.deps.Repo.Create(ctx, o, envs)
-	if err != nil {
-		return nil, fmt.Errorf("create order %s: %w", o.ID, err)
 	}
 	if !created {
 		if stored.CustomerID != d.CustomerID {
@@ -61,5 +68,36 @@ func (h CreateOrderHandler) Handle(ctx context.Context, d order.Draft) (*order.O
 		return stored, nil
 	}
 	h.deps.changed(o.ID)
+	return stored, nil
+}
+
+func (h CreateOrderHandler) create(ctx context.Context, o *order.Order, causationID string, now time.Time) (*order.Order, bool, error) {
+	envs, err := h.deps.emit(o, []order.EventType{order.EventOrderCreated}, causationID, now)
+	if err != nil {
+		return nil, false, err
+	}
+	stored, created, err := h.deps.Repo.Create(ctx, o, envs)
+	if err != nil {
+		return nil, false, fmt.Errorf("create order %s: %w", o.ID, err)
+	}
+	return stored, created, nil
+}
+
+// existing answers a refused request: a retry of an order that exists gets
+// it back (the client must learn its first call worked), anything else the
+// refusal. A refusal costs one primary-key read; only a real retry reads
+// the whole order.
+func (h CreateOrderHandler) existing(ctx context.Context, d order.Draft, refusal error) (*order.Order, error) {
+	if d.RequestID == "" {
+		return nil, refusal
+	}
+	customer, found, err := h.deps.Repo.CustomerOf(ctx, d.ID)
+	if err != nil || !found || customer != d.CustomerID {
+		return nil, refusal
+	}
+	stored, err := h.deps.Repo.Get(ctx, d.ID)
+	if err != nil {
+		return nil, refusal
+	}
 	return stored, nil
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -11,8 +10,10 @@ import (
 	"github.com/sagasuite/sagasuite/services/order/internal/domain/order"
 )
 
-// expireBatch bounds one scan's query; a full batch makes the scan go on.
-const expireBatch = 100
+// expireBatch is how many expired orders one sweep transaction cancels: big
+// enough that a backlog of thousands is cleared in a few dozen commits, small
+// enough that the rows stay locked for milliseconds only.
+const expireBatch = 200
 
 // timeoutNamespace scopes the causation ids of timeout cancellations (UUIDv5).
 var timeoutNamespace = uuid.MustParse("c6a4f0d2-8e5b-4b7a-a1f3-5d9e2c7b0e48")
@@ -28,36 +29,29 @@ func TimeoutCausationID(orderID string) string {
 type ExpireOrdersHandler struct{ deps Deps }
 
 // Handle cancels every PENDING order past its deadline at the clock's now
-// (TIMEOUT + ORDER_CANCELLED), each in its own transaction with the row
-// locked and the status checked again, since a terminal outcome may win the
-// race. It returns how many orders it cancelled.
+// (TIMEOUT + ORDER_CANCELLED) in batches of expireBatch, each batch one
+// transaction with its rows locked and each status checked again, since a
+// terminal outcome may win the race. It returns how many orders it
+// cancelled. A full batch makes it go on at once, so a backlog of expired
+// orders is cleared in one sweep, not one batch per tick.
 func (h ExpireOrdersHandler) Handle(ctx context.Context) (int, error) {
 	cancelled := 0
 	for {
 		now := h.deps.now()
-		ids, err := h.deps.Repo.PendingPastDeadline(ctx, now, expireBatch)
+		changed, found, err := h.deps.Repo.UpdatePastDeadline(ctx, now, expireBatch, func(o *order.Order) ([]*eventsv1.Envelope, error) {
+			return h.deps.emit(o, o.Expire(now), TimeoutCausationID(o.ID), now)
+		})
+		for _, o := range changed {
+			cancelled++
+			h.deps.changed(o.ID)
+		}
 		if err != nil {
-			return cancelled, fmt.Errorf("find expired orders: %w", err)
+			return cancelled, fmt.Errorf("expire orders: %w", err)
 		}
-		var errs []error
-		for _, id := range ids {
-			var emitted bool
-			_, _, err := h.deps.Repo.Update(ctx, id, "", func(o *order.Order) ([]*eventsv1.Envelope, error) {
-				types := o.Expire(now)
-				emitted = len(types) > 0
-				return h.deps.emit(o, types, TimeoutCausationID(o.ID), now)
-			})
-			if err != nil {
-				errs = append(errs, fmt.Errorf("expire order %s: %w", id, err))
-				continue
-			}
-			if emitted {
-				cancelled++
-				h.deps.changed(id)
-			}
-		}
-		if len(errs) > 0 || len(ids) < expireBatch {
-			return cancelled, errors.Join(errs...)
+		// Go on only while batches are full and move: orders whose change
+		// fails stay at the head and must not spin the loop.
+		if found < expireBatch || len(changed) == 0 {
+			return cancelled, nil
 		}
 	}
 }

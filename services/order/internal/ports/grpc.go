@@ -7,8 +7,10 @@ import (
 
 	"github.com/sagasuite/sagasuite/libs/grpcserver"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	commonv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/common/v1"
@@ -25,12 +27,15 @@ type GRPCServer struct {
 	orderv1.UnimplementedOrderServiceServer
 	app    app.Application
 	logger *slog.Logger
+	// refused is told of each CreateOrder refused for overload (a metric).
+	refused func(ctx context.Context)
 }
 
 // NewGRPCServer returns the API; logger receives internal errors, which
-// clients only see as codes.Internal.
-func NewGRPCServer(a app.Application, logger *slog.Logger) *GRPCServer {
-	return &GRPCServer{app: a, logger: logger}
+// clients only see as codes.Internal; refused (may be nil) is told of each
+// order refused for overload.
+func NewGRPCServer(a app.Application, logger *slog.Logger, refused func(ctx context.Context)) *GRPCServer {
+	return &GRPCServer{app: a, logger: logger, refused: refused}
 }
 
 // CreateOrder places an order (PENDING + ORDER_CREATED); a retry with the
@@ -100,8 +105,16 @@ func (s *GRPCServer) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.O
 
 // status maps use-case errors to gRPC codes — the one place that does.
 func (s *GRPCServer) status(ctx context.Context, err error) error {
-	var invalid *order.InvalidError
+	var (
+		invalid    *order.InvalidError
+		overloaded *app.OverloadedError
+	)
 	switch {
+	case errors.As(err, &overloaded):
+		if s.refused != nil {
+			s.refused(ctx)
+		}
+		return overloadStatus(overloaded)
 	case errors.As(err, &invalid):
 		return grpcserver.InvalidArgument(invalid.Field, invalid.Reason)
 	case errors.Is(err, order.ErrNotFound):
@@ -120,6 +133,17 @@ func (s *GRPCServer) status(ctx context.Context, err error) error {
 	}
 	s.logger.ErrorContext(ctx, "order API", "error", err)
 	return status.Error(codes.Internal, "internal error")
+}
+
+// overloadStatus is ResourceExhausted with a google.rpc.RetryInfo detail, the
+// standard retry hint clients and gateways understand. The backlog's figures
+// stay in the server's metrics, not in what customers see.
+func overloadStatus(e *app.OverloadedError) error {
+	st := status.New(codes.ResourceExhausted, "the order service is at capacity; retry later")
+	if withHint, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)}); err == nil {
+		st = withHint
+	}
+	return st.Err()
 }
 
 func toProto(o *order.Order) *orderv1.Order {

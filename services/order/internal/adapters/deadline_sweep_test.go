@@ -1,0 +1,110 @@
+package adapters_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sagasuite/sagasuite/libs/clock"
+	"github.com/sagasuite/sagasuite/libs/testenv"
+	"github.com/sagasuite/sagasuite/services/order/internal/adapters"
+	"github.com/sagasuite/sagasuite/services/order/internal/app"
+	"github.com/sagasuite/sagasuite/services/order/internal/domain/order"
+	"github.com/sagasuite/sagasuite/services/order/internal/ports"
+)
+
+// sweepCounter is the real repository, counting the deadline sweep's
+// batches (each one transaction) and the orders each locked.
+type sweepCounter struct {
+	*adapters.OrderMySQLRepository
+	mu      sync.Mutex
+	batches []int
+}
+
+func (c *sweepCounter) UpdatePastDeadline(ctx context.Context, now time.Time, limit int, change app.ChangeFunc) ([]*order.Order, int, error) {
+	changed, found, err := c.OrderMySQLRepository.UpdatePastDeadline(ctx, now, limit, change)
+	c.mu.Lock()
+	c.batches = append(c.batches, found)
+	c.mu.Unlock()
+	return changed, found, err
+}
+
+// A backlog of expired orders — more than two batches — is cancelled by one
+// sweep in a few transactions, driven by the injected clock: every expired
+// order ends CANCELLED (TIMEOUT) with its ORDER_CANCELLED in the outbox and
+// step history; an order whose deadline has not passed stays PENDING; a
+// second sweep finds nothing.
+func TestDeadlineSweepCancelsExpiredOrdersInBatches(t *testing.T) {
+	const expired = 450 // the batch is 200: batches of 200, 200, 50
+	repo, db := newRepo(t)
+	clk := clock.NewManual(t0)
+	counter := &sweepCounter{OrderMySQLRepository: repo}
+	changed := 0
+	a := app.New(app.Deps{Repo: counter, Encode: ports.Encode, Now: clk.Now, Changed: func(string) { changed++ }},
+		30*time.Second, app.NewChanges(), time.Second, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	create := func(i int) *order.Order {
+		o, err := a.CreateOrder.Handle(ctx, order.Draft{
+			CustomerID: testenv.IDFor(fmt.Sprintf("sweep customer %d", i%7)), RequestID: testenv.IDFor(fmt.Sprintf("sweep request %d", i)),
+			Lines:    []order.Line{{SKU: "BOOK-1", Quantity: 1, UnitPriceMinor: 1250}},
+			Currency: "EUR", PaymentToken: "tok_visa",
+			ShippingAddress: order.Address{Name: "Ada", Line1: "Main St 1", City: "Berlin", PostalCode: "10115", CountryCode: "DE"},
+		})
+		if err != nil {
+			t.Fatalf("create order %d: %v", i, err)
+		}
+		return o
+	}
+	for i := range expired {
+		create(i)
+		clk.Advance(time.Millisecond) // distinct deadlines, so the batches' order is the deadlines'
+	}
+	clk.Advance(20 * time.Second)
+	young := create(expired)                       // its deadline is 20 s after the others'
+	clk.Advance(10*time.Second + time.Millisecond) // every deadline but young's has passed
+
+	changed = 0 // creations told it too
+	began := time.Now()
+	n, err := a.ExpireOrders.Handle(ctx)
+	if err != nil {
+		t.Fatalf("sweep: %v", err)
+	}
+	t.Logf("one sweep cancelled %d expired orders in %s (batches %v)", n, time.Since(began).Round(time.Millisecond), counter.batches)
+	if n != expired || changed != expired {
+		t.Errorf("sweep cancelled %d orders (changed told %d), want %d", n, changed, expired)
+	}
+	if fmt.Sprint(counter.batches) != "[200 200 50]" {
+		t.Errorf("sweep batches locked %v orders, want [200 200 50]: one transaction per batch", counter.batches)
+	}
+	if got := count(t, db, "SELECT COUNT(*) FROM orders WHERE status = 'CANCELLED' AND cancel_reason = 'TIMEOUT'"); got != expired {
+		t.Errorf("%d orders CANCELLED/TIMEOUT, want %d", got, expired)
+	}
+	if got := count(t, db, "SELECT COUNT(*) FROM orders WHERE status = 'PENDING'"); got != 1 {
+		t.Errorf("%d orders PENDING, want 1 (the young one)", got)
+	}
+	// Every cancellation has its step, and that step's event is in the outbox.
+	if got := count(t, db, `SELECT COUNT(*) FROM order_steps s JOIN outbox o ON o.event_id = s.event_id
+		WHERE s.event_type = 'ORDER_CANCELLED'`); got != expired {
+		t.Errorf("%d ORDER_CANCELLED steps with their outbox row, want %d", got, expired)
+	}
+	if got := count(t, db, "SELECT COUNT(*) FROM outbox"); got != 2*expired+1 {
+		t.Errorf("%d outbox rows, want %d (ORDER_CREATED of all, ORDER_CANCELLED of the expired)", got, 2*expired+1)
+	}
+	y, err := repo.Get(ctx, young.ID)
+	if err != nil || y.Status != order.StatusPending {
+		t.Errorf("young order = %v, %v; want PENDING", y, err)
+	}
+
+	counter.batches = nil
+	if n, err := a.ExpireOrders.Handle(ctx); n != 0 || err != nil || fmt.Sprint(counter.batches) != "[0]" {
+		t.Errorf("second sweep cancelled %d (%v), batches %v; want 0 in one empty batch", n, err, counter.batches)
+	}
+	clk.Advance(20 * time.Second)
+	if n, err := a.ExpireOrders.Handle(ctx); n != 1 || err != nil {
+		t.Errorf("sweep after the young order's deadline cancelled %d (%v), want 1", n, err)
+	}
+}
