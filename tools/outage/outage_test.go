@@ -28,7 +28,9 @@ const (
 	downFor      = 10 * time.Second
 	afterRestart = 5 * time.Second
 	// orderBound bounds one order from CreateOrder to terminal (bench's
-	// per-order timeout): the order deadline (30 s) plus recovery, with room.
+	// per-order timeout): generous recovery. The stack's order deadline
+	// (stack.TestOrderDeadline) is longer, so an order stuck on a lost
+	// event shows as unfinished instead of being cancelled for TIMEOUT.
 	orderBound = 3 * time.Minute
 	readyBound = 2 * time.Minute
 	// watchAfterRestart is the least time the processes are watched after
