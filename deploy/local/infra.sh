@@ -17,6 +17,20 @@
 #
 # `up --record FILE` appends the name of every component this call starts to FILE
 # (with-infra.sh uses it to stop only what it started).
+#
+#   infra.sh kill    component...     SIGKILL the server (its whole process group), no
+#                                     clean shutdown; `up` restarts it on the same data
+#
+# Private instances (e.g. outage tests that kill servers while the shared stack keeps
+# running): INFRA_INSTANCE=NAME keeps data, logs and pid files under
+# instances/NAME/<component>/ instead of infra/, and every command (up, down, kill,
+# status, env) acts on that instance only. Ports come from INFRA_KAFKA_PORT,
+# INFRA_KAFKA_CONTROLLER_PORT, INFRA_MARIADB_PORT, INFRA_POSTGRES_PORT,
+# INFRA_FERRETDB_PORT, INFRA_CASSANDRA_CQL_PORT, INFRA_CASSANDRA_STORAGE_PORT,
+# INFRA_CASSANDRA_SSL_STORAGE_PORT, INFRA_CASSANDRA_JMX_PORT (each below 32768;
+# unset: the defaults above, so a private instance must set the ones it starts).
+# INFRA_CASSANDRA_COMMITLOG_SYNC=group makes Cassandra sync its commitlog before it
+# acknowledges a write (default periodic: a kill -9 loses the last 10 s of writes).
 set -euo pipefail
 # Name any command that fails unexpectedly (expected failures go through die).
 set -E
@@ -33,7 +47,17 @@ REPO=$(cd "$HERE/../.." && pwd)
 
 SAGASUITE_HOME=${SAGASUITE_HOME:-$HOME/.cache/sagasuite}
 JARS=$SAGASUITE_HOME/jars
-INFRA=$SAGASUITE_HOME/infra
+# Installs (apt, Maven, the launcher) are shared by every instance and locked here.
+SHARED_INFRA=$SAGASUITE_HOME/infra
+INFRA_INSTANCE=${INFRA_INSTANCE:-}
+if [ -z "$INFRA_INSTANCE" ]; then
+	INFRA=$SHARED_INFRA
+elif [[ "$INFRA_INSTANCE" =~ ^[a-z0-9][a-z0-9_-]{0,62}$ ]]; then
+	INFRA=$SAGASUITE_HOME/instances/$INFRA_INSTANCE
+else
+	printf 'infra.sh: INFRA_INSTANCE=%q: want 1-63 characters of a-z, 0-9, _ and -, starting with a letter or digit\n' "$INFRA_INSTANCE" >&2
+	exit 2
+fi
 BIN=$SAGASUITE_HOME/bin
 
 KAFKA_VERSION=4.1.1
@@ -42,15 +66,26 @@ CASSANDRA_VERSION=5.0.9
 DEPENDENCY_PLUGIN_VERSION=3.8.1
 
 HOST=127.0.0.1
-KAFKA_PORT=19092
-KAFKA_CONTROLLER_PORT=19093
-MARIADB_PORT=13306
-POSTGRES_PORT=15432
-FERRETDB_PORT=17017
-CASSANDRA_CQL_PORT=19042
-CASSANDRA_STORAGE_PORT=17000
-CASSANDRA_SSL_STORAGE_PORT=17001
-CASSANDRA_JMX_PORT=17199
+
+# port_setting VAR DEFAULT: VAR from $INFRA_VAR when set (a port in 1..32767), else DEFAULT.
+port_setting() {
+	local var=$1 def=$2 env=INFRA_$1 v
+	v=${!env:-$def}
+	if ! [[ "$v" =~ ^[0-9]{1,5}$ ]] || [ "$v" -lt 1 ] || [ "$v" -gt 32767 ]; then
+		printf 'infra.sh: %s=%q: want a port number from 1 to 32767 (32768 and up is the ephemeral range)\n' "$env" "$v" >&2
+		exit 2
+	fi
+	printf -v "$var" '%s' "$v"
+}
+port_setting KAFKA_PORT 19092
+port_setting KAFKA_CONTROLLER_PORT 19093
+port_setting MARIADB_PORT 13306
+port_setting POSTGRES_PORT 15432
+port_setting FERRETDB_PORT 17017
+port_setting CASSANDRA_CQL_PORT 19042
+port_setting CASSANDRA_STORAGE_PORT 17000
+port_setting CASSANDRA_SSL_STORAGE_PORT 17001
+port_setting CASSANDRA_JMX_PORT 17199
 
 DB_USER=sagasuite
 DB_PASSWORD=sagasuite
@@ -109,7 +144,8 @@ alive() {
 # file naming a recycled pid is not mistaken for our server).
 marker_of() {
 	case $1 in
-	ferretdb) echo "$FERRETDB_BIN" ;;
+	# Every FerretDB runs the same binary: its listen address tells instances apart.
+	ferretdb) echo "$FERRETDB_BIN -listen $HOST:$FERRETDB_PORT" ;;
 	*) dir_of "$1" ;;
 	esac
 }
@@ -259,7 +295,7 @@ base_tools() {
 	if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 }
 
-# lock: one infra.sh up/down/install at a time per SAGASUITE_HOME (released on exit).
+# lock: one infra.sh up/down/install/kill at a time per instance (released on exit).
 lock() {
 	mkdir -p "$INFRA"
 	exec 9>"$INFRA/.lock"
@@ -267,6 +303,19 @@ lock() {
 		log "waiting for another infra.sh (lock $INFRA/.lock)" >&2
 		flock -w 300 9 || die "another infra.sh has held $INFRA/.lock for 300s"
 	fi
+}
+
+# install_shared COMPONENTS...: install_components for a private instance, under the
+# default instance's lock (fd 8), since apt, Maven and the launcher are shared.
+install_shared() {
+	mkdir -p "$SHARED_INFRA"
+	exec 8>"$SHARED_INFRA/.lock"
+	if ! flock -n 8; then
+		log "waiting for another infra.sh to finish installing (lock $SHARED_INFRA/.lock)" >&2
+		flock -w 300 8 || die "another infra.sh has held $SHARED_INFRA/.lock for 300s"
+	fi
+	install_components "$@"
+	exec 8>&-
 }
 
 have_mariadb() { command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; }
@@ -642,6 +691,14 @@ start_postgres() {
 		rm -f "$pw"
 		log "initialised $d/data (superuser $DB_USER)"
 	fi
+	# After a kill -9 the postmaster.pid stays; PostgreSQL takes a pid that is now a
+	# zombie for a live postmaster and refuses to start.
+	local stale
+	stale=$(head -n1 "$d/data/postmaster.pid" 2>/dev/null || true)
+	if [[ "$stale" =~ ^[0-9]+$ ]] && ! alive "$stale"; then
+		rm -f "$d/data/postmaster.pid"
+		log "removed $d/data/postmaster.pid (pid $stale is gone)"
+	fi
 	local drop=()
 	if [ "$(id -u)" -eq 0 ]; then drop=(setpriv --reuid="$u" --regid="$(id -g "$u")" --init-groups); fi
 	spawn postgres "${drop[@]}" "$bin/postgres" -D "$d/data" \
@@ -682,11 +739,26 @@ ready_ferretdb() {
 # ---------------------------------------------------------------------------
 # Cassandra (jars from Maven Central)
 
+# The commitlog settings of cassandra.yaml. periodic (the default) acknowledges writes
+# before they are synced, and a kill -9 loses up to the period's worth of them (replay
+# stops at the last sync marker); INFRA_CASSANDRA_COMMITLOG_SYNC=group syncs every 10 ms
+# before acknowledging, so a crash loses nothing acknowledged (outage tests use it).
+cassandra_commitlog_sync() {
+	case ${INFRA_CASSANDRA_COMMITLOG_SYNC:-periodic} in
+	periodic) printf 'commitlog_sync: periodic\ncommitlog_sync_period: 10000ms' ;;
+	group) printf 'commitlog_sync: group\ncommitlog_sync_group_window: 10ms' ;;
+	*) return 1 ;;
+	esac
+}
+
 start_cassandra() {
 	local d jars
 	d=$(dir_of cassandra)
 	jars=$JARS/cassandra-$CASSANDRA_VERSION
 	mkdir -p "$d/conf" "$d/data" "$d/logs" "$d/triggers"
+	local commitlog
+	commitlog=$(cassandra_commitlog_sync) ||
+		die "cassandra: INFRA_CASSANDRA_COMMITLOG_SYNC=${INFRA_CASSANDRA_COMMITLOG_SYNC:-}: want periodic or group"
 	cat >"$d/conf/cassandra.yaml" <<EOF
 # written by deploy/local/infra.sh: one local node for tests
 cluster_name: sagasuite-local
@@ -710,8 +782,7 @@ commitlog_directory: $d/data/commitlog
 saved_caches_directory: $d/data/saved_caches
 hints_directory: $d/data/hints
 cdc_raw_directory: $d/data/cdc_raw
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
+$commitlog
 # tests create and drop many keyspaces: no snapshot per DROP
 auto_snapshot: false
 EOF
@@ -804,8 +875,12 @@ cmd_install() {
 	lock
 	local t0
 	t0=$(now)
-	install_components "${COMPONENTS[@]}"
+	install_for_instance "${COMPONENTS[@]}"
 	log "install: done in $(elapsed "$t0")"
+}
+
+install_for_instance() {
+	if [ -n "$INFRA_INSTANCE" ]; then install_shared "$@"; else install_components "$@"; fi
 }
 
 up_postgres_then_ferretdb() {
@@ -824,7 +899,7 @@ cmd_up() {
 	lock
 	local t0
 	t0=$(now)
-	install_components "${COMPONENTS[@]}"
+	install_for_instance "${COMPONENTS[@]}"
 	for c in "${COMPONENTS[@]}"; do mkdir -p "$(dir_of "$c")"; done
 
 	# Independent servers start in parallel (Cassandra is the slow one); FerretDB after
@@ -897,6 +972,54 @@ cmd_status() {
 	done
 }
 
+# kill_component COMPONENT: SIGKILL the server's process group (spawn made the server a
+# session leader, so PostgreSQL's backends go with its postmaster, as in a crash of the
+# machine), wait until every process of it is gone, remove the pid file.
+kill_component() {
+	local c=$1 pid pgid deadline t0
+	pid=$(live_pid "$c")
+	if [ -z "$pid" ]; then
+		log "not running"
+		return 0
+	fi
+	t0=$(now)
+	pgid=$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ' || true)
+	if [ "$pgid" = "$pid" ]; then
+		kill -s KILL -- "-$pgid" 2>/dev/null || true
+	else
+		kill -s KILL "$pid" 2>/dev/null || true
+	fi
+	deadline=$(($(date +%s) + 10))
+	while alive "$pid" || { [ "$pgid" = "$pid" ] && group_alive "$pgid"; }; do
+		[ "$(date +%s)" -lt "$deadline" ] || die "$c: pid $pid (or its process group) still running 10s after SIGKILL"
+		sleep 0.05
+	done
+	# A zombie still counts as running for a server's own pid-file check (PostgreSQL's
+	# kill(pid, 0)): give init a moment to reap it.
+	deadline=$(($(date +%s) + 5))
+	while [ -e "/proc/$pid" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.05; done
+	rm -f "$(pidfile_of "$c")"
+	log "killed (pid $pid, SIGKILL, $(elapsed "$t0"))"
+}
+
+# group_alive PGID: some process of the group is alive (zombies waiting for their reaper
+# do not count).
+group_alive() {
+	local p
+	for p in $(pgrep -g "$1" 2>/dev/null); do
+		if alive "$p"; then return 0; fi
+	done
+	return 1
+}
+
+cmd_kill() {
+	[ $# -gt 0 ] || die "kill: name the components to kill (known: ${ALL[*]})"
+	parse_components "$@"
+	lock
+	local c
+	for c in "${COMPONENTS[@]}"; do prefixed "$c" kill_component "$c"; done
+}
+
 # The names of the given components that are running (pid alive and port listening).
 cmd_running() {
 	parse_components "$@"
@@ -918,7 +1041,7 @@ EOF
 }
 
 usage() {
-	sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,33s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 }
 
@@ -936,6 +1059,7 @@ main() {
 	install) cmd_install "$@" ;;
 	up) cmd_up "$@" ;;
 	down) cmd_down "$@" ;;
+	kill) cmd_kill "$@" ;;
 	status) cmd_status "$@" ;;
 	running) cmd_running "$@" ;;
 	env) cmd_env ;;

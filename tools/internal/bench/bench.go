@@ -58,9 +58,37 @@ type Config struct {
 	// ProgressEvery (500 ms).
 	Progress      io.Writer
 	ProgressEvery time.Duration
+	// Stop, once closed, ends placing as reaching Orders or Duration does;
+	// in-flight sagas are still awaited (nil: never).
+	Stop <-chan struct{}
+	// Observe, when set, is called once for every placed order when it has
+	// ended or its wait gave up, from that order's goroutine.
+	Observe func(OrderEnd)
 	// Probe, if set, measures CPU per process and operation counters over
 	// the run (Result.Instruments).
 	Probe *Probe
+}
+
+// OrderEnd is one placed order's fate, for Config.Observe.
+type OrderEnd struct {
+	OrderID string
+	Kind    Kind
+	// Placed is when CreateOrder returned, Ended when the terminal state
+	// was seen (or the wait gave up).
+	Placed, Ended time.Time
+	// Outcome as Outcome names it; "" when the order did not end (Err says why).
+	Outcome string
+	Err     error
+}
+
+// stopped reports whether stop is closed (a nil stop never is).
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }
 
 const (
@@ -252,12 +280,14 @@ func Run(ctx context.Context, c suite.Clients, cfg Config) (Result, error) {
 	open:
 		for i := 0; ; i++ {
 			due := sched.at(i)
-			if !lim.more(i, r.start, due) {
+			if !lim.more(i, r.start, due) || stopped(cfg.Stop) {
 				break
 			}
 			if wait := time.Until(due); wait > 0 {
 				select {
 				case <-ctx.Done():
+					break open
+				case <-cfg.Stop:
 					break open
 				case <-time.After(wait):
 				}
@@ -270,7 +300,7 @@ func Run(ctx context.Context, c suite.Clients, cfg Config) (Result, error) {
 		var next atomic.Int64
 		for range cfg.Concurrency {
 			wg.Go(func() {
-				for ctx.Err() == nil {
+				for ctx.Err() == nil && !stopped(cfg.Stop) {
 					i := int(next.Add(1) - 1)
 					if !lim.more(i, r.start, time.Now()) {
 						return
@@ -391,16 +421,25 @@ func (r *runner) order(ctx context.Context, i int) {
 		r.fail("CreateOrder", err)
 		return
 	}
+	placed := time.Now()
 	r.mu.Lock()
 	r.placed++
-	r.lastPlaced = time.Now()
+	r.lastPlaced = placed
 	r.mu.Unlock()
 
 	o := resp.GetOrder()
+	id := o.GetOrderId()
 	if !Terminal(o) {
-		o, err = AwaitTerminal(ctx, r.c.Order, o.GetOrderId(), r.cfg.Poll)
+		o, err = AwaitTerminal(ctx, r.c.Order, id, r.cfg.Poll)
 	}
 	ended := time.Now()
+	if r.cfg.Observe != nil {
+		end := OrderEnd{OrderID: id, Kind: k, Placed: placed, Ended: ended, Err: err}
+		if err == nil {
+			end.Outcome = Outcome(o)
+		}
+		r.cfg.Observe(end)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {

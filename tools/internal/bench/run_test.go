@@ -175,3 +175,54 @@ func TestCreateOrderErrorsAreCountedNotPlaced(t *testing.T) {
 		t.Errorf("placed %d, done %d, errors %v; want 16, 16, 4 Unavailable", res.Placed, res.Done, res.Errors)
 	}
 }
+
+// Closing Stop ends placing (no time or count limit given otherwise), the
+// orders already placed are still awaited, and Observe sees each placed
+// order once, with its kind and outcome.
+func TestStopEndsPlacingAndObserveSeesEveryOrder(t *testing.T) {
+	f := &fakeStack{hold: 20 * time.Millisecond}
+	c := serveFake(t, f)
+	stop := make(chan struct{})
+	var (
+		mu   sync.Mutex
+		ends = map[string]OrderEnd{}
+		dups int
+	)
+	observe := func(e OrderEnd) {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, seen := ends[e.OrderID]; seen {
+			dups++
+		}
+		ends[e.OrderID] = e
+	}
+	done := make(chan Result, 1)
+	go func() {
+		res, err := Run(context.Background(), c, Config{Rate: 100, Duration: time.Hour,
+			Mix: Mix{50, 50, 0, 0}, Stop: stop, Observe: observe})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	for f.calls.Load() < 10 { // wait for an outcome, not a time
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	var res Result
+	select {
+	case res = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return within a minute of Stop being closed")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if res.Placed < 10 || res.Done != res.Placed || len(ends) != res.Placed || dups != 0 {
+		t.Fatalf("placed %d, done %d, observed %d (%d twice); want ≥ 10, all done, each observed once", res.Placed, res.Done, len(ends), dups)
+	}
+	for id, e := range ends {
+		if e.Err != nil || e.Outcome != e.Kind.Expected() || e.Ended.Before(e.Placed) || e.Placed.IsZero() {
+			t.Errorf("order %s: %+v", id, e)
+		}
+	}
+}

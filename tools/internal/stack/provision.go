@@ -17,7 +17,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/sagasuite/sagasuite/libs/sqlstore"
-	"github.com/sagasuite/sagasuite/libs/testenv"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
@@ -41,7 +40,7 @@ func (s *Stack) Provision(ctx context.Context) error {
 		}
 	}
 	if len(names) > 0 {
-		admin, err := openAdmin(ctx)
+		admin, err := openAdmin(ctx, s.opts.Servers.MySQLAdminDSN)
 		if err != nil {
 			return err
 		}
@@ -65,10 +64,10 @@ func (s *Stack) Provision(ctx context.Context) error {
 	return nil
 }
 
-func openAdmin(ctx context.Context) (*sql.DB, error) {
-	admin, err := sqlstore.Open(ctx, testenv.MySQLAdminDSN(), sqlstore.Options{MaxOpenConns: 2, PingTimeout: 10 * time.Second})
+func openAdmin(ctx context.Context, dsn string) (*sql.DB, error) {
+	admin, err := sqlstore.Open(ctx, dsn, sqlstore.Options{MaxOpenConns: 2, PingTimeout: 10 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("stack: MariaDB admin (SAGASUITE_MYSQL_ADMIN_DSN; run `make infra-up`): %w", err)
+		return nil, fmt.Errorf("stack: MariaDB admin (SAGASUITE_MYSQL_ADMIN_DSN or Options.Servers; run `make infra-up`): %w", err)
 	}
 	return admin, nil
 }
@@ -86,17 +85,17 @@ func (s *Stack) deprovision(ctx context.Context) error {
 		errs = append(errs, s.dropMySQL(ctx))
 	}
 	if slices.Contains(s.opts.Services, suite.Shipping) {
-		errs = append(errs, dropMongoDatabase(ctx, s.mongoDB))
+		errs = append(errs, dropMongoDatabase(ctx, s.opts.Servers.MongoURI, s.mongoDB))
 	}
 	if slices.Contains(s.opts.Services, suite.Notification) {
-		errs = append(errs, dropKeyspace(ctx, s.keyspace))
+		errs = append(errs, dropKeyspace(ctx, s.opts.Servers.CassandraHosts, s.keyspace))
 	}
-	errs = append(errs, dropKafka(ctx, s.topicPrefix))
+	errs = append(errs, dropKafka(ctx, strings.Split(s.opts.Servers.KafkaBrokers, ","), s.topicPrefix))
 	return errors.Join(errs...)
 }
 
 func (s *Stack) dropMySQL(ctx context.Context) error {
-	admin, err := openAdmin(ctx)
+	admin, err := openAdmin(ctx, s.opts.Servers.MySQLAdminDSN)
 	if err != nil {
 		return err
 	}
@@ -116,11 +115,11 @@ func (s *Stack) dropMySQL(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func dropMongoDatabase(ctx context.Context, name string) error {
-	client, err := mongo.Connect(options.Client().ApplyURI(testenv.MongoURI()).
+func dropMongoDatabase(ctx context.Context, uri, name string) error {
+	client, err := mongo.Connect(options.Client().ApplyURI(uri).
 		SetServerSelectionTimeout(10 * time.Second).SetTimeout(30 * time.Second))
 	if err != nil {
-		return fmt.Errorf("mongo %s: %w", testenv.MongoURI(), err)
+		return fmt.Errorf("mongo %s: %w", uri, err)
 	}
 	defer client.Disconnect(context.WithoutCancel(ctx)) //nolint:errcheck // nothing left to do with it
 	if err := client.Database(name).Drop(ctx); err != nil {
@@ -129,22 +128,21 @@ func dropMongoDatabase(ctx context.Context, name string) error {
 	return nil
 }
 
-func cassandraSession() (*gocql.Session, error) {
-	hosts := strings.Split(testenv.CassandraHosts(), ",")
-	cluster := gocql.NewCluster(hosts...)
+func cassandraSession(hosts string) (*gocql.Session, error) {
+	cluster := gocql.NewCluster(strings.Split(hosts, ",")...)
 	cluster.Consistency = gocql.One
 	cluster.ConnectTimeout = 10 * time.Second
 	cluster.Timeout = 30 * time.Second // schema changes wait for agreement
 	cluster.DisableInitialHostLookup = true
 	session, err := cluster.CreateSession()
 	if err != nil {
-		return nil, fmt.Errorf("cassandra %s (SAGASUITE_CASSANDRA_HOSTS; run `make infra-up`): %w", testenv.CassandraHosts(), err)
+		return nil, fmt.Errorf("cassandra %s (SAGASUITE_CASSANDRA_HOSTS or Options.Servers; run `make infra-up`): %w", hosts, err)
 	}
 	return session, nil
 }
 
-func dropKeyspace(ctx context.Context, keyspace string) error {
-	session, err := cassandraSession()
+func dropKeyspace(ctx context.Context, hosts, keyspace string) error {
+	session, err := cassandraSession(hosts)
 	if err != nil {
 		return err
 	}
@@ -156,8 +154,7 @@ func dropKeyspace(ctx context.Context, keyspace string) error {
 }
 
 // dropKafka deletes the topics and consumer groups whose names start with prefix.
-func dropKafka(ctx context.Context, prefix string) error {
-	brokers := testenv.Brokers()
+func dropKafka(ctx context.Context, brokers []string, prefix string) error {
 	dialer := &kafka.Dialer{Timeout: 10 * time.Second}
 	conn, err := dialer.DialContext(ctx, "tcp", brokers[0])
 	if err != nil {

@@ -52,6 +52,33 @@ type Options struct {
 	StopTimeout time.Duration
 	// LogLevel of every service (info).
 	LogLevel string
+	// Servers the stack uses; empty fields take the shared local stack's
+	// (libs/testenv). Outage tests point one of them at a private instance.
+	Servers Servers
+}
+
+// Servers are the addresses of the broker and the stores.
+type Servers struct {
+	KafkaBrokers   string // comma-separated host:port list
+	MySQLAdminDSN  string // may create databases and users; no database name
+	MongoURI       string
+	CassandraHosts string // comma-separated host:port list
+}
+
+// withDefaults fills the empty fields from libs/testenv.
+func (v Servers) withDefaults() Servers {
+	for _, f := range []struct {
+		field *string
+		def   func() string
+	}{
+		{&v.KafkaBrokers, testenv.KafkaBrokers}, {&v.MySQLAdminDSN, testenv.MySQLAdminDSN},
+		{&v.MongoURI, testenv.MongoURI}, {&v.CassandraHosts, testenv.CassandraHosts},
+	} {
+		if *f.field == "" {
+			*f.field = f.def()
+		}
+	}
+	return v
 }
 
 // Stack is one isolated suite. Its methods are safe for concurrent use.
@@ -109,6 +136,7 @@ func New(t testing.TB, opts Options) *Stack {
 	if opts.LogLevel == "" {
 		opts.LogLevel = "info"
 	}
+	opts.Servers = opts.Servers.withDefaults()
 	if opts.BinDir == "" {
 		opts.BinDir = t.TempDir()
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // cold builds on 2 cores are slow
@@ -139,9 +167,9 @@ func New(t testing.TB, opts Options) *Stack {
 		}
 	}
 
-	adminCfg, err := mysql.ParseDSN(testenv.MySQLAdminDSN())
+	adminCfg, err := mysql.ParseDSN(opts.Servers.MySQLAdminDSN)
 	if err != nil {
-		t.Fatalf("stack: parse SAGASUITE_MYSQL_ADMIN_DSN: %v", err)
+		t.Fatalf("stack: parse the MySQL admin DSN: %v", err)
 	}
 	for _, name := range mysqlServices {
 		acct := mysqlAccount{database: id + "_" + name, user: id + "_" + name, password: testenv.UniqueName("pw")}
@@ -211,6 +239,9 @@ func (s *Stack) Keyspace() string { return s.keyspace }
 // LogPath is the named service's log file (JSON lines, every run appended).
 func (s *Stack) LogPath(name string) string { return filepath.Join(s.logDir, name+".log") }
 
+// Servers are the addresses the stack's services use.
+func (s *Stack) Servers() Servers { return s.opts.Servers }
+
 // Env sets a variable of the named service's environment for its next
 // start (e.g. Env(suite.Order, "ORDER_DEADLINE", "2s"), then Restart).
 func (s *Stack) Env(name, key, value string) {
@@ -242,7 +273,7 @@ func (s *Stack) environ(name string) []string {
 		p + "LOG_FORMAT":         "json",
 		p + "LOG_LEVEL":          s.opts.LogLevel,
 		p + "SHUTDOWN_TIMEOUT":   "5s",
-		p + "KAFKA_BROKERS":      testenv.KafkaBrokers(),
+		p + "KAFKA_BROKERS":      s.opts.Servers.KafkaBrokers,
 		p + "KAFKA_TOPIC_PREFIX": s.topicPrefix,
 	}
 	switch name {
@@ -256,10 +287,10 @@ func (s *Stack) environ(name string) []string {
 			vars[p+"MAX_PENDING_ORDERS"] = "100000"
 		}
 	case suite.Shipping:
-		vars[p+"MONGO_URI"] = testenv.MongoURI()
+		vars[p+"MONGO_URI"] = s.opts.Servers.MongoURI
 		vars[p+"MONGO_DATABASE"] = s.mongoDB
 	case suite.Notification:
-		vars[p+"CASSANDRA_HOSTS"] = testenv.CassandraHosts()
+		vars[p+"CASSANDRA_HOSTS"] = s.opts.Servers.CassandraHosts
 		vars[p+"CASSANDRA_KEYSPACE"] = s.keyspace
 	}
 	s.mu.Lock()

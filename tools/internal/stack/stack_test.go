@@ -358,7 +358,7 @@ func TestProvisionAndCleanup(t *testing.T) {
 	}
 
 	// What the services would create.
-	session, err := cassandraSession()
+	session, err := cassandraSession(testenv.CassandraHosts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +385,7 @@ func TestProvisionAndCleanup(t *testing.T) {
 		t.Fatalf("cleanup reported: %q", rec.errs)
 	}
 
-	admin, err := openAdmin(ctx)
+	admin, err := openAdmin(ctx, testenv.MySQLAdminDSN())
 	if err != nil {
 		t.Fatal(err)
 	}
