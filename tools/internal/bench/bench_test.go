@@ -40,6 +40,7 @@ func BenchmarkSagas(b *testing.B) {
 		{Rate: 25, Duration: 20 * time.Second},
 		{Rate: 50, Duration: 20 * time.Second},
 		{Rate: 100, Duration: 20 * time.Second},
+		{Rate: 200, Duration: 20 * time.Second},
 	}
 	for _, cfg := range runs {
 		name := fmt.Sprintf("closed/c=%d", cfg.Concurrency)
