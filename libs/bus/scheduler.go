@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"container/heap"
 	"context"
 	"math/rand/v2"
 	"sync"
@@ -18,6 +19,12 @@ import (
 // transiently waits out its backoff off the workers, holding back only its own
 // later records; every other key, on the same partition or not, keeps flowing.
 // The committed offset still never passes an unfinished record (partitionTrack).
+//
+// Ready keys run in key order, not arrival order: with time-ordered keys
+// (UUIDv7 order ids) the oldest saga's next step goes first. Past capacity that
+// finishes sagas depth-first — arrival order moved every saga one step at a
+// time, so under a backlog all of them reached their deadline together
+// (measured: 4,000 orders at 200/s, 38 completed, 3,962 TIMEOUT).
 //
 // The old design hashed keys onto 8 FIFO worker queues: one hot stock row or one
 // retrying event stalled every key that hashed to the same queue.
@@ -53,6 +60,7 @@ type partition struct {
 
 // keyQueue is one key's records in arrival order.
 type keyQueue struct {
+	key   string
 	items []*delivery
 	// running: the head is with a worker or waiting for its retry; the queue
 	// is in the ready list exactly when !running and it has items.
@@ -63,7 +71,7 @@ type scheduler struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	keys    map[string]*keyQueue
-	ready   []*keyQueue
+	ready   readyHeap
 	stopped bool
 	// slots bounds records fetched and not finished (memory): fetching waits
 	// when it is full, which is the consumer's back-pressure.
@@ -108,12 +116,12 @@ func (s *scheduler) enqueue(d *delivery) {
 	defer s.mu.Unlock()
 	q := s.keys[key]
 	if q == nil {
-		q = &keyQueue{}
+		q = &keyQueue{key: key}
 		s.keys[key] = q
 	}
 	q.items = append(q.items, d)
 	if !q.running && len(q.items) == 1 {
-		s.ready = append(s.ready, q)
+		heap.Push(&s.ready, q)
 		s.cond.Signal()
 	}
 }
@@ -129,9 +137,7 @@ func (s *scheduler) work() {
 			s.mu.Unlock()
 			return
 		}
-		q := s.ready[0]
-		s.ready[0] = nil
-		s.ready = s.ready[1:]
+		q := heap.Pop(&s.ready).(*keyQueue)
 		if len(q.items) == 0 || q.running {
 			s.mu.Unlock() // emptied by a revocation while it waited in the list
 			continue
@@ -188,7 +194,7 @@ func (s *scheduler) settle(key string, q *keyQueue) {
 		return
 	}
 	if len(q.items) > 0 {
-		s.ready = append(s.ready, q)
+		heap.Push(&s.ready, q)
 		s.cond.Signal()
 		return
 	}
@@ -247,4 +253,19 @@ func cappedBackoff(initial, maxInterval time.Duration) func(attempts int) time.D
 		d = min(d, maxInterval)
 		return d/2 + rand.N(d/2+1)
 	}
+}
+
+// readyHeap holds the keys ready to run, smallest key first.
+type readyHeap []*keyQueue
+
+func (h readyHeap) Len() int           { return len(h) }
+func (h readyHeap) Less(i, j int) bool { return h[i].key < h[j].key }
+func (h readyHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *readyHeap) Push(x any)        { *h = append(*h, x.(*keyQueue)) }
+func (h *readyHeap) Pop() any {
+	old := *h
+	q := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return q
 }

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -187,5 +188,39 @@ func TestCappedBackoffGrowsToTheCapWithJitter(t *testing.T) {
 				t.Fatalf("attempt %d: %v, want within [%v, %v]", attempt, d, want/2, want)
 			}
 		}
+	}
+}
+
+// Ready keys run smallest first: with time-ordered keys the oldest saga's
+// next step overtakes new sagas' first steps.
+func TestSchedulerRunsTheSmallestReadyKeyFirst(t *testing.T) {
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	var order []string
+	h := newSchedHarness(t, 1, 100, func(d *delivery) outcome {
+		if string(d.msg.Key) == "blocker" {
+			<-gate
+		}
+		mu.Lock()
+		order = append(order, string(d.msg.Key))
+		mu.Unlock()
+		return finished
+	})
+	p := testPartition()
+	h.add(t, p, "blocker", 0) // holds the only worker while the others queue up
+	waitUntil(t, "the blocker to start", func() bool {
+		h.s.mu.Lock()
+		defer h.s.mu.Unlock()
+		return len(h.s.ready) == 0
+	})
+	for i, k := range []string{"k5", "k3", "k9", "k1"} {
+		h.add(t, p, k, int64(i+1))
+	}
+	close(gate)
+	waitUntil(t, "all five", func() bool { return len(h.finished()) == 5 })
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(order, ","); got != "blocker,k1,k3,k5,k9" {
+		t.Errorf("ran %s, want blocker,k1,k3,k5,k9", got)
 	}
 }

@@ -22,9 +22,12 @@ import (
 func BenchmarkSagas(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	// The service's production deadline, so past capacity orders time out
-	// as they would in production (the open-loop figures count them).
-	s := stack.New(b, stack.Options{LogLevel: "warn", Env: map[string]map[string]string{suite.Order: {"ORDER_DEADLINE": "30s"}}})
+	// The service's production deadline and admission bound, so past
+	// capacity orders are refused or time out as they would in production
+	// (the open-loop figures count both).
+	s := stack.New(b, stack.Options{LogLevel: "warn", Env: map[string]map[string]string{
+		suite.Order: {"ORDER_DEADLINE": "30s", "ORDER_MAX_PENDING_ORDERS": "200"},
+	}})
 	if err := s.Start(ctx); err != nil {
 		b.Fatal(err)
 	}
