@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
@@ -122,6 +123,10 @@ func TestCustomerCancelBeforeShipmentCompensatesEveryStep(t *testing.T) {
 	w.expect(id, cancelled, eventsv1.CancelReason_CANCEL_REASON_CUSTOMER_REQUESTED)
 	w.waitStep(id, eventsv1.EventType_EVENT_TYPE_PAYMENT_REFUNDED)
 	w.waitStep(id, eventsv1.EventType_EVENT_TYPE_STOCK_RESTORED)
+	// Shipping gets INVENTORY_UPDATED and ORDER_CANCELLED in either order:
+	// wait until it has applied both, then look.
+	w.published(id, eventsv1.EventType_EVENT_TYPE_ORDER_CANCELLED)
+	w.caughtUp(suite.Shipping, events.TopicOrders, events.TopicInventory)
 	w.audit()
 	for _, sh := range w.shipments(cust) {
 		if sh.GetStatus() == shippingv1.ShipmentStatus_SHIPMENT_STATUS_CREATED {
@@ -162,6 +167,12 @@ func TestDeadlineCancelsAndLateWorkIsCompensated(t *testing.T) {
 	if err := w.s.StartService(w.ctx, suite.Payment); err != nil {
 		t.Fatal(err)
 	}
+	// Payment now gets both STOCK_RESERVED and ORDER_CANCELLED, in either
+	// order: wait until it has applied everything published, then look.
+	for _, id := range ids {
+		w.published(id, eventsv1.EventType_EVENT_TYPE_ORDER_CANCELLED)
+	}
+	w.caughtUp(suite.Payment, events.TopicOrders, events.TopicInventory)
 	w.audit()
 	if st := w.stock(sku); st.GetAvailable() != 6 || st.GetReserved() != 0 {
 		t.Errorf("stock %+v, want all 6 available again", st)
