@@ -414,3 +414,30 @@ func TestBacklogGaugeReportsUnsentRows(t *testing.T) {
 	waitFor(t, "backlog gauge 0 once published", func() bool { return backlog() == 0 })
 	waitFor(t, "oldest unsent age 0 once published", func() bool { return oldestAge() == 0 })
 }
+
+// barrierPublisher reads the durability barrier's time while publishing.
+type barrierPublisher struct {
+	db *sql.DB
+	at *time.Time
+}
+
+func (b barrierPublisher) Publish(ctx context.Context, _ ...bus.Message) error {
+	return b.db.QueryRowContext(ctx, "SELECT at FROM outbox_barrier WHERE id = 1").Scan(b.at)
+}
+
+// The relay commits its durability barrier after reading a batch and before
+// publishing it (rows of a transaction a crash could still lose must not leave).
+func TestRelayCommitsTheDurabilityBarrierBeforePublishing(t *testing.T) {
+	f := newFixture(t, 1)
+	written := time.Now().UTC().Add(-time.Millisecond) // the DB clock's precision
+	f.write(t, f.message(t, events.NewID(), "barrier"))
+	var at time.Time
+	r := NewRelay(f.db, barrierPublisher{db: f.db, at: &at}, RelayConfig{})
+	n, err := r.Flush(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("Flush = %d, %v; want 1 row published", n, err)
+	}
+	if at.Before(written) {
+		t.Fatalf("barrier at %v while publishing, before the row was written (%v): not committed before the publish", at, written)
+	}
+}

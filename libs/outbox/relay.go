@@ -313,6 +313,11 @@ func (r *Relay) flush(ctx context.Context, checkLock func(context.Context) error
 			return 0, err
 		}
 	}
+	if len(msgs) > 0 {
+		if err := r.durabilityBarrier(ctx); err != nil {
+			return 0, err
+		}
+	}
 	start := time.Now()
 	errs := PublishEach(ctx, r.pub, msgs)
 	var (
@@ -353,6 +358,24 @@ func (r *Relay) flush(ctx context.Context, checkLock func(context.Context) error
 		return len(sent), fmt.Errorf("publish outbox rows: %w", transient)
 	}
 	return len(sent), nil
+}
+
+// durabilityBarrier commits a one-row write before a batch is published.
+// InnoDB makes a commit visible to other sessions before its redo log is
+// flushed, so a relay could read and publish rows of a transaction that a
+// server crash then loses: a MariaDB kill -9 under load did exactly that — a
+// PAYMENT_PROCESSED was consumed downstream while its transaction was rolled
+// away, and the redone charge emitted the same event again with a later time.
+// The redo log is flushed in order, so once this commit returns (durable with
+// innodb_flush_log_at_trx_commit=1) every transaction the relay could see is
+// durable too. One small commit per published batch.
+func (r *Relay) durabilityBarrier(ctx context.Context) error {
+	now := time.Now().UTC()
+	if _, err := r.db.ExecContext(ctx,
+		"INSERT INTO outbox_barrier (id, at) VALUES (1, ?) ON DUPLICATE KEY UPDATE at = ?", now, now); err != nil {
+		return fmt.Errorf("outbox durability barrier: %w", err)
+	}
+	return nil
 }
 
 func (r *Relay) readBatch(ctx context.Context) ([]outboxRow, error) {

@@ -37,6 +37,27 @@ func (r *NotificationCassandraRepository) Ping(ctx context.Context) error {
 	return nil
 }
 
+// PinOccurredAt reads the event's first time from saga_event_times, or
+// records at. A plain read-then-write: one order's events are applied one at a
+// time (the consumer serializes a key; a partition has one owner).
+func (r *NotificationCassandraRepository) PinOccurredAt(ctx context.Context, orderID, eventID string, at time.Time) (time.Time, error) {
+	var first time.Time
+	err := r.session.Query(`SELECT occurred_at FROM saga_event_times WHERE order_id = ? AND event_id = ?`,
+		orderID, eventID).ScanContext(ctx, &first)
+	if err == nil {
+		return first.UTC(), nil
+	}
+	if !errors.Is(err, gocql.ErrNotFound) {
+		return time.Time{}, fmt.Errorf("cassandra: read time of event %s: %w", eventID, err)
+	}
+	at = at.UTC().Truncate(time.Millisecond)
+	if err := r.session.Query(`INSERT INTO saga_event_times (order_id, event_id, occurred_at) VALUES (?, ?, ?)`,
+		orderID, eventID, at).Idempotent(true).ExecContext(ctx); err != nil {
+		return time.Time{}, fmt.Errorf("cassandra: record time of event %s: %w", eventID, err)
+	}
+	return at, nil
+}
+
 // RecordSagaEvent writes e into saga_log_by_order.
 func (r *NotificationCassandraRepository) RecordSagaEvent(ctx context.Context, e app.SagaEvent) error {
 	err := r.session.Query(`INSERT INTO saga_log_by_order

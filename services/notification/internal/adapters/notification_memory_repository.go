@@ -20,6 +20,7 @@ type NotificationMemoryRepository struct {
 	mu            sync.Mutex
 	log           map[string]map[sagaKey]app.SagaEvent // by order
 	notifications map[string]map[noteKey]*storedNote   // by customer
+	eventTimes    map[[2]string]time.Time              // first time by (order, event id)
 }
 
 type sagaKey struct {
@@ -44,7 +45,21 @@ func NewNotificationMemoryRepository() *NotificationMemoryRepository {
 	return &NotificationMemoryRepository{
 		log:           map[string]map[sagaKey]app.SagaEvent{},
 		notifications: map[string]map[noteKey]*storedNote{},
+		eventTimes:    map[[2]string]time.Time{},
 	}
+}
+
+// PinOccurredAt returns the event's first recorded time, recording at when new.
+func (r *NotificationMemoryRepository) PinOccurredAt(_ context.Context, orderID, eventID string, at time.Time) (time.Time, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := [2]string{orderID, eventID}
+	if first, ok := r.eventTimes[key]; ok {
+		return first, nil
+	}
+	at = at.UTC().Truncate(time.Millisecond)
+	r.eventTimes[key] = at
+	return at, nil
 }
 
 // RecordSagaEvent upserts e under (order, occurred_at ms, event id).

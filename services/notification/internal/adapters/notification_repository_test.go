@@ -85,6 +85,7 @@ func TestStoreContract(t *testing.T) {
 		t.Run(impl.name, func(t *testing.T) {
 			t.Run("saga log is per order, oldest first, as recorded", func(t *testing.T) { testSagaLog(t, impl.open(t)) })
 			t.Run("a saga event recorded again, even concurrently, is one entry", func(t *testing.T) { testSagaEventOnce(t, impl.open(t)) })
+			t.Run("an event's first time is pinned", func(t *testing.T) { testPinOccurredAt(t, impl.open(t)) })
 			t.Run("notifications are per customer, newest first, paged", func(t *testing.T) { testNotificationPages(t, impl.open(t)) })
 			t.Run("a notification saved again, even concurrently, is one row and keeps its delivery mark", func(t *testing.T) {
 				testNotificationOnce(t, impl.open(t))
@@ -343,5 +344,25 @@ func TestOpenCassandraRejectsBadNames(t *testing.T) {
 			repo.Close()
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// A producer that redoes a lost transaction emits the same event id with a
+// later time: the store keeps answering the first one.
+func testPinOccurredAt(t *testing.T, store app.Store) {
+	ctx := ctxFor(t)
+	order, event := testenv.IDFor("order-pin"), testenv.IDFor("event-pin")
+	first := base.Add(1500 * time.Microsecond) // sub-millisecond part is dropped
+	got, err := store.PinOccurredAt(ctx, order, event, first)
+	if err != nil || !got.Equal(first.Truncate(time.Millisecond)) {
+		t.Fatalf("first pin: %v, %v; want %v", got, err, first.Truncate(time.Millisecond))
+	}
+	again, err := store.PinOccurredAt(ctx, order, event, first.Add(7*time.Second))
+	if err != nil || !again.Equal(got) {
+		t.Fatalf("pin of the same event with a later time: %v, %v; want the first, %v", again, err, got)
+	}
+	other, err := store.PinOccurredAt(ctx, testenv.IDFor("order-pin-2"), event, first.Add(time.Second))
+	if err != nil || !other.Equal(first.Add(time.Second).Truncate(time.Millisecond)) {
+		t.Fatalf("same event id under another order: %v, %v", other, err)
 	}
 }

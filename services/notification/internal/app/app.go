@@ -40,6 +40,12 @@ type NotificationPage struct {
 // Store keeps the saga log by order and the notifications by customer.
 // Every write is an idempotent upsert keyed by values derived from the event.
 type Store interface {
+	// PinOccurredAt returns the time event eventID of order orderID was
+	// first recorded under, recording occurredAt when it is new. A producer
+	// can emit one event (one id) twice with different times — its
+	// transaction was published, then lost in a store crash, then redone — and
+	// the log and the notification must hold it once.
+	PinOccurredAt(ctx context.Context, orderID, eventID string, occurredAt time.Time) (time.Time, error)
 	// RecordSagaEvent writes e into its order's log; writing it again
 	// leaves one entry.
 	RecordSagaEvent(ctx context.Context, e SagaEvent) error

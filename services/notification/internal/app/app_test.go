@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sagasuite/sagasuite/libs/clock"
+	"github.com/sagasuite/sagasuite/services/notification/internal/adapters"
 	"github.com/sagasuite/sagasuite/services/notification/internal/app"
 	"github.com/sagasuite/sagasuite/services/notification/internal/domain/notification"
 )
@@ -23,6 +24,10 @@ type fakeStore struct {
 		size  int
 		token string
 	}
+}
+
+func (s *fakeStore) PinOccurredAt(_ context.Context, _, _ string, at time.Time) (time.Time, error) {
+	return at, nil
 }
 
 func (s *fakeStore) RecordSagaEvent(_ context.Context, e app.SagaEvent) error {
@@ -206,5 +211,29 @@ func TestGetSagaLog(t *testing.T) {
 	var fe *app.FieldError
 	if _, err := a.Queries.GetSagaLog.Handle(context.Background(), ""); !errors.As(err, &fe) || fe.Field != "order_id" {
 		t.Fatalf("no order id: %v", err)
+	}
+}
+
+// An event redone by its producer after a lost commit comes again with the
+// same id and a later time: the log holds it once, the customer is told once.
+func TestRecordEventRedoneWithALaterTimeIsRecordedOnce(t *testing.T) {
+	store := adapters.NewNotificationMemoryRepository()
+	sender := &fakeSender{}
+	a := app.New(store, sender, clock.NewManual(now))
+	first := command(notification.OrderCompleted)
+	redone := first
+	redone.Event.OccurredAt = first.Event.OccurredAt.Add(9 * time.Second)
+	for _, cmd := range []app.RecordEvent{first, redone} {
+		if err := a.Commands.RecordEvent.Handle(context.Background(), cmd); err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+	}
+	log, err := store.SagaLog(context.Background(), first.Event.OrderID)
+	if err != nil || len(log) != 1 || !log[0].OccurredAt.Equal(first.Event.OccurredAt.Truncate(time.Millisecond)) {
+		t.Fatalf("saga log %v, %v; want one entry at the first time", log, err)
+	}
+	page, err := store.ListNotifications(context.Background(), first.Event.CustomerID, 10, "")
+	if err != nil || len(page.Notifications) != 1 || len(sender.sent) != 1 {
+		t.Fatalf("notifications %v (sent %d), %v; want one", page.Notifications, len(sender.sent), err)
 	}
 }

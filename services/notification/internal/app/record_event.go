@@ -42,6 +42,14 @@ func (h RecordEventHandler) Handle(ctx context.Context, cmd RecordEvent) error {
 		Envelope:    cmd.Envelope,
 	}
 	// Decide first: an event that can never be told must not half-apply.
+	if _, _, err := notification.For(e); err != nil {
+		return err
+	}
+	pinned, err := h.store.PinOccurredAt(ctx, e.OrderID, e.ID, entry.OccurredAt)
+	if err != nil {
+		return fmt.Errorf("pin %s %s of order %s: %w", e.Type, e.ID, e.OrderID, err)
+	}
+	e.OccurredAt, entry.OccurredAt = pinned.UTC(), pinned.UTC()
 	n, tell, err := notification.For(e)
 	if err != nil {
 		return err
