@@ -18,8 +18,8 @@ func stackProbe(t testing.TB, s *stack.Stack) *Probe {
 	t.Helper()
 	var grpc, ops suite.Addrs
 	for _, name := range suite.Services {
-		set(&grpc, name, s.GRPCAddr(name))
-		set(&ops, name, s.OpsAddr(name))
+		grpc.Set(name, s.GRPCAddr(name))
+		ops.Set(name, s.OpsAddr(name))
 	}
 	my, err := mysql.ParseDSN(testenv.MySQLAdminDSN())
 	if err != nil {
@@ -36,19 +36,4 @@ func stackProbe(t testing.TB, s *stack.Stack) *Probe {
 	servers := LocalServers(first(testenv.KafkaBrokers()), my.Addr, host(testenv.PostgresURL()), host(testenv.MongoURI()),
 		first(testenv.CassandraHosts()))
 	return SuiteProbe(grpc, ops, servers, testenv.MySQLAdminDSN())
-}
-
-func set(a *suite.Addrs, name, addr string) {
-	switch name {
-	case suite.Order:
-		a.Order = addr
-	case suite.Inventory:
-		a.Inventory = addr
-	case suite.Payment:
-		a.Payment = addr
-	case suite.Shipping:
-		a.Shipping = addr
-	case suite.Notification:
-		a.Notification = addr
-	}
 }

@@ -353,10 +353,10 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 func (o Options) withDefaults() Options {
 	for _, name := range suite.Services {
 		if o.GRPC.Of(name) == "" {
-			setAddr(&o.GRPC, name, DefaultGRPC.Of(name))
+			o.GRPC.Set(name, DefaultGRPC.Of(name))
 		}
 		if o.Ops.Of(name) == "" {
-			setAddr(&o.Ops, name, DefaultOps.Of(name))
+			o.Ops.Set(name, DefaultOps.Of(name))
 		}
 	}
 	if o.KafkaAddr == "" {
@@ -562,8 +562,8 @@ func (s *Stack) run(ctx context.Context, name string, bound time.Duration) error
 	}()
 	select {
 	case l := <-s.listen:
-		setAddr(&s.GRPC, l.name, l.grpc.String())
-		setAddr(&s.Ops, l.name, l.opsA.String())
+		s.GRPC.Set(l.name, l.grpc.String())
+		s.Ops.Set(l.name, l.opsA.String())
 		return nil
 	case <-s.failed:
 		return s.failErr
@@ -690,22 +690,6 @@ func offsetPort(addr string, i int) (string, error) {
 		return addr, nil
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port+i)), nil
-}
-
-// setAddr sets the named service's address in a.
-func setAddr(a *suite.Addrs, name, addr string) {
-	switch name {
-	case suite.Order:
-		a.Order = addr
-	case suite.Inventory:
-		a.Inventory = addr
-	case suite.Payment:
-		a.Payment = addr
-	case suite.Shipping:
-		a.Shipping = addr
-	case suite.Notification:
-		a.Notification = addr
-	}
 }
 
 // Control is the stack seen as a way to stop and start one service (what

@@ -59,6 +59,22 @@ func (a Addrs) Of(name string) string {
 	return ""
 }
 
+// Set sets the named service's address (an unknown name changes nothing).
+func (a *Addrs) Set(name, addr string) {
+	switch name {
+	case Order:
+		a.Order = addr
+	case Inventory:
+		a.Inventory = addr
+	case Payment:
+		a.Payment = addr
+	case Shipping:
+		a.Shipping = addr
+	case Notification:
+		a.Notification = addr
+	}
+}
+
 // Conns holds the client connections behind Clients.
 type Conns struct {
 	Clients
