@@ -14,11 +14,7 @@
 package outage
 
 import (
-	"context"
-	"fmt"
-	"os"
 	"testing"
-	"time"
 
 	"github.com/sagasuite/sagasuite/tools/internal/stack"
 )
@@ -27,23 +23,5 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sagasuite-outage-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // a cold build of five services on 2 cores
-	started := time.Now()
-	err = stack.Build(ctx, dir)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "outage:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	fmt.Fprintf(os.Stderr, "outage: built the five services in %s\n", time.Since(started).Round(time.Millisecond))
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	stack.MainWithBinaries(m, "outage", func(dir string) { binDir = dir })
 }

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
+	"time"
 
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
@@ -70,4 +73,30 @@ func repoRoot(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("build: not inside the sagasuite workspace (go env GOWORK is %q); run from the repository", gowork)
 	}
 	return filepath.Dir(gowork), nil
+}
+
+// MainWithBinaries is a test package's TestMain body when its tests start
+// stacks: build the five services once into a temporary dir (bounded: a cold
+// build on 2 cores takes minutes), hand the dir to setBinDir, run the tests,
+// remove the dir and exit with their status. name prefixes its messages.
+func MainWithBinaries(m *testing.M, name string, setBinDir func(string)) {
+	dir, err := os.MkdirTemp("", "sagasuite-"+name+"-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	started := time.Now()
+	err = Build(ctx, dir)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "%s: built the five services in %s\n", name, time.Since(started).Round(time.Millisecond))
+	setBinDir(dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
