@@ -3,11 +3,9 @@ package outage
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -95,24 +93,6 @@ func TestOutageCassandra(t *testing.T) {
 	})
 }
 
-// ends collects bench's per-order reports.
-type ends struct {
-	mu   sync.Mutex
-	list []bench.OrderEnd
-}
-
-func (e *ends) add(o bench.OrderEnd) {
-	e.mu.Lock()
-	e.list = append(e.list, o)
-	e.mu.Unlock()
-}
-
-func (e *ends) snapshot() []bench.OrderEnd {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return slices.Clone(e.list)
-}
-
 // figures are what one outage measured, for the log and the report line.
 type figures struct {
 	outage                       string
@@ -157,7 +137,7 @@ func run(t *testing.T, sc scenario) {
 
 	// The load runs until stopLoad closes; bench then waits for every placed
 	// order (each bounded by orderBound) unless loadCtx is cancelled first.
-	var got ends
+	var got bench.Ends
 	stopLoad := make(chan struct{})
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
@@ -170,7 +150,7 @@ func run(t *testing.T, sc scenario) {
 	go func() {
 		res, err := bench.Run(loadCtx, s.Clients(), bench.Config{
 			Rate: loadRate, Duration: testBound, Mix: loadMix, Timeout: orderBound,
-			Stop: stopLoad, Observe: got.add,
+			Stop: stopLoad, Observe: got.Add,
 		})
 		loadDone <- outcome{res, err}
 	}()
@@ -178,7 +158,7 @@ func run(t *testing.T, sc scenario) {
 	// ~3 s into the load: wait for the first order to complete (the suite
 	// works end to end), then a little more.
 	completedOne := func() bool {
-		return slices.ContainsFunc(got.snapshot(), func(e bench.OrderEnd) bool { return e.Outcome == "COMPLETED" })
+		return slices.ContainsFunc(got.Snapshot(), func(e bench.OrderEnd) bool { return e.Outcome == "COMPLETED" })
 	}
 	if err := waitFor(ctx, 2*time.Minute, completedOne); err != nil {
 		close(stopLoad)
@@ -234,7 +214,7 @@ func run(t *testing.T, sc scenario) {
 			fig.createErrors += n
 		}
 	}
-	for _, e := range got.snapshot() {
+	for _, e := range got.Snapshot() {
 		if e.Outcome == "COMPLETED" && !e.Ended.Before(restarted) {
 			if d := e.Ended.Sub(restarted); fig.firstCompleted < 0 || d < fig.firstCompleted {
 				fig.firstCompleted = d
@@ -242,14 +222,14 @@ func run(t *testing.T, sc scenario) {
 		}
 	}
 	dlqCtx, cancelDLQ := context.WithTimeout(ctx, time.Minute)
-	dls, dlqErr := deadLetters(dlqCtx, strings.Split(s.Servers().KafkaBrokers, ","), s.TopicPrefix())
+	dls, dlqErr := s.DeadLetters(dlqCtx)
 	cancelDLQ()
-	fig.dlqCount, fig.deadLetters = len(dls), dlqSummary(dls)
+	fig.dlqCount, fig.deadLetters = len(dls), stack.DeadLetterSummary(dls)
 
 	var rep audit.Report
 	var auditErr error
 	if len(exits) == 0 {
-		rep, auditErr = awaitAudit(ctx, s.Clients(), audit.Scope{CustomerIDs: res.CustomerIDs, SKUs: res.SKUs})
+		rep, auditErr = audit.Settle(ctx, s.Clients(), audit.Scope{CustomerIDs: res.CustomerIDs, SKUs: res.SKUs}, auditBound)
 		fig.auditResult = fmt.Sprintf("%d orders, %d pending, %d violations", rep.Orders, rep.Pending, len(rep.Violations))
 	} else {
 		fig.auditResult = "skipped (a service exited)"
@@ -304,15 +284,7 @@ func run(t *testing.T, sc scenario) {
 		t.Errorf("%s: reading the dead-letter topics: %v", sc.kill, dlqErr)
 	}
 	if len(dls) > 0 {
-		var lines []string
-		for i, d := range dls {
-			if i == 10 {
-				lines = append(lines, fmt.Sprintf("… and %d more", len(dls)-10))
-				break
-			}
-			lines = append(lines, d.String())
-		}
-		t.Errorf("%s: %d events dead-lettered, want 0: %s\n  %s", sc.kill, len(dls), fig.deadLetters, strings.Join(lines, "\n  "))
+		t.Errorf("%s: %d events dead-lettered, want 0: %s\n  %s", sc.kill, len(dls), fig.deadLetters, stack.DeadLetterLines(dls, 10))
 	}
 	switch {
 	case len(exits) > 0:
@@ -320,35 +292,6 @@ func run(t *testing.T, sc scenario) {
 		t.Errorf("%s: audit: %v", sc.kill, auditErr)
 	case !rep.OK() || rep.Pending != 0:
 		t.Errorf("%s: audit: %d orders, %d pending, violations:\n  %s", sc.kill, rep.Orders, rep.Pending, strings.Join(rep.Violations, "\n  "))
-	}
-}
-
-// awaitAudit repeats the audit until it is clean or auditBound has passed,
-// and returns the last complete report. Unlike audit.Await, an attempt is
-// not cut short by the overall bound (each has auditBound of its own), so a
-// slow read on a busy box still ends with the violations, not a timeout.
-func awaitAudit(ctx context.Context, c suite.Clients, scope audit.Scope) (audit.Report, error) {
-	deadline := time.Now().Add(auditBound)
-	var (
-		last    audit.Report
-		lastErr error
-	)
-	for {
-		attemptCtx, cancel := context.WithTimeout(ctx, auditBound)
-		rep, err := audit.Run(attemptCtx, c, scope)
-		cancel()
-		switch {
-		case err == nil && rep.OK():
-			return rep, nil
-		case err == nil:
-			last, lastErr = rep, nil
-		case last.Orders == 0:
-			lastErr = err // no complete report yet
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return last, lastErr
-		}
-		sleep(ctx, 500*time.Millisecond)
 	}
 }
 
@@ -415,20 +358,7 @@ func (f figures) log(t *testing.T) {
 }
 
 // reportPath is $SAGASUITE_OUTAGE_REPORT, default $SAGASUITE_HOME/reports/outage.log.
-func reportPath() (string, error) {
-	if path := os.Getenv("SAGASUITE_OUTAGE_REPORT"); path != "" {
-		return path, nil
-	}
-	home := os.Getenv("SAGASUITE_HOME")
-	if home == "" {
-		h, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("no home directory (%w); set SAGASUITE_OUTAGE_REPORT", err)
-		}
-		home = filepath.Join(h, ".cache", "sagasuite")
-	}
-	return filepath.Join(home, "reports", "outage.log"), nil
-}
+func reportPath() (string, error) { return stack.ReportPath("SAGASUITE_OUTAGE_REPORT", "outage.log") }
 
 // keepLogs copies the services' logs and the private servers' logs of a
 // failed test next to the report file (both are deleted at the test's end).
@@ -441,28 +371,11 @@ func keepLogs(t *testing.T, s *stack.Stack, inst *privinfra.Instance, comps []st
 		t.Logf("logs not kept: %v", err)
 		return
 	}
-	dir := filepath.Join(filepath.Dir(report), "outage-logs", t.Name()+"-"+time.Now().UTC().Format("20060102T150405Z"))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Logf("logs not kept: %v", err)
-		return
-	}
-	copies := map[string]string{}
-	for _, name := range suite.Services {
-		copies[s.LogPath(name)] = filepath.Join(dir, name+".log")
-	}
+	servers := map[string]string{}
 	for _, c := range comps {
-		copies[inst.LogPath(c)] = filepath.Join(dir, "server-"+c+".log")
+		servers[inst.LogPath(c)] = "server-" + c + ".log"
 	}
-	for from, to := range copies {
-		b, err := os.ReadFile(from)
-		if err == nil {
-			err = os.WriteFile(to, b, 0o644)
-		}
-		if err != nil {
-			t.Logf("keep log %s: %v", from, err)
-		}
-	}
-	t.Logf("logs of this failed run kept in %s", dir)
+	s.KeepLogs(t, filepath.Join(filepath.Dir(report), "outage-logs"), servers)
 }
 
 // report appends the figures as one line to the report file.
@@ -472,19 +385,5 @@ func (f figures) report(t *testing.T) {
 		t.Logf("report: %v", err)
 		return
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Errorf("report: %v", err)
-		return
-	}
-	file, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Errorf("report: %v", err)
-		return
-	}
-	defer file.Close()
-	if _, err := fmt.Fprintf(file, "%s %s %s\n", time.Now().UTC().Format(time.RFC3339), t.Name(), f.line()); err != nil {
-		t.Errorf("report: %v", err)
-		return
-	}
-	t.Logf("figures appended to %s", path)
+	stack.AppendReport(t, path, f.line())
 }

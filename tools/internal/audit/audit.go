@@ -218,3 +218,35 @@ func pages[T any](fetch func(token string) ([]T, string, error)) ([]T, error) {
 	}
 	return nil, fmt.Errorf("more than %d pages", maxPages)
 }
+
+// Settle repeats the audit until it is clean or bound has passed, and
+// returns the last complete report. Unlike Await, an attempt is not cut
+// short by the overall bound (each has bound of its own), so a slow read on
+// a busy box still ends with the violations, not a timeout.
+func Settle(ctx context.Context, c Clients, scope Scope, bound time.Duration) (Report, error) {
+	deadline := time.Now().Add(bound)
+	var (
+		last    Report
+		lastErr error
+	)
+	for {
+		attemptCtx, cancel := context.WithTimeout(ctx, bound)
+		rep, err := Run(attemptCtx, c, scope)
+		cancel()
+		switch {
+		case err == nil && rep.OK():
+			return rep, nil
+		case err == nil:
+			last, lastErr = rep, nil
+		case last.Orders == 0:
+			lastErr = err // no complete report yet
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return last, lastErr
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

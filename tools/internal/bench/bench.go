@@ -81,6 +81,26 @@ type OrderEnd struct {
 	Err     error
 }
 
+// Ends collects OrderEnds: a Config.Observe that is safe for concurrent use.
+type Ends struct {
+	mu   sync.Mutex
+	list []OrderEnd
+}
+
+// Add records one order's end (pass it as Config.Observe).
+func (e *Ends) Add(o OrderEnd) {
+	e.mu.Lock()
+	e.list = append(e.list, o)
+	e.mu.Unlock()
+}
+
+// Snapshot copies what was recorded so far.
+func (e *Ends) Snapshot() []OrderEnd {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]OrderEnd(nil), e.list...)
+}
+
 // stopped reports whether stop is closed (a nil stop never is).
 func stopped(stop <-chan struct{}) bool {
 	select {

@@ -21,11 +21,13 @@ var errStopTimeout = errors.New("did not stop in time and was killed")
 
 // process is one run of a service binary.
 type process struct {
-	name string
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{} // closed when the process has exited
-	err  error         // its exit error, set before done closes
+	name  string // the service
+	slot  int    // its port slot
+	label string // name, or name#slot beyond the first slot (messages)
+	cmd   *exec.Cmd
+	log   *os.File
+	done  chan struct{} // closed when the process has exited
+	err   error         // its exit error, set before done closes
 	// exitExpected is set when the stack signals the process or has
 	// reported its exit already, so the cleanup does not call it a crash.
 	exitExpected bool
@@ -40,30 +42,50 @@ func (p *process) exited() bool {
 	}
 }
 
-// StartService starts the named service (same ports and environment as
-// before, plus the Env overrides) and waits until its /readyz answers 200,
-// at most Options.ReadyTimeout. The error names the service and carries
-// the tail of its log.
+// procLabel names a service's process in messages: the service, with
+// "#slot" beyond the first slot.
+func procLabel(name string, slot int) string {
+	if slot == 0 {
+		return name
+	}
+	return fmt.Sprintf("%s#%d", name, slot)
+}
+
+// StartService starts the named service in its first slot (same ports and
+// environment as before, plus the Env overrides) and waits until its
+// /readyz answers 200, at most Options.ReadyTimeout. The error names the
+// service and carries the tail of its log.
 func (s *Stack) StartService(ctx context.Context, name string) error {
+	return s.StartReplica(ctx, name, 0)
+}
+
+// StartReplica starts a process of the named service in the slot (0 ≤ slot
+// < Slots(name)) and waits until it is ready, as StartService does.
+func (s *Stack) StartReplica(ctx context.Context, name string, slot int) error {
 	if !slices.Contains(s.opts.Services, name) {
 		return fmt.Errorf("stack: %s is not one of this stack's services %v", name, s.opts.Services)
 	}
+	if slot < 0 || slot >= s.slotCount(name) {
+		return fmt.Errorf("stack: %s has slots 0..%d, not %d", name, s.slotCount(name)-1, slot)
+	}
+	label := procLabel(name, slot)
 	s.mu.Lock()
-	if p := s.procs[name]; p != nil && !p.exited() {
+	if p := s.procs[name][slot]; p != nil && !p.exited() {
 		s.mu.Unlock()
-		return fmt.Errorf("stack: %s is already running (pid %d)", name, p.cmd.Process.Pid)
+		return fmt.Errorf("stack: %s is already running (pid %d)", label, p.cmd.Process.Pid)
 	}
 	s.mu.Unlock()
 
-	log, err := os.OpenFile(s.LogPath(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logPath := s.LogPathOf(name, slot)
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("stack: %s log: %w", name, err)
+		return fmt.Errorf("stack: %s log: %w", label, err)
 	}
 	// A JSON line like the service's own, so the log stays one format.
-	fmt.Fprintf(log, `{"time":%q,"level":"INFO","msg":"stack: starting process","service":%q}`+"\n",
-		time.Now().UTC().Format(time.RFC3339Nano), name)
+	fmt.Fprintf(log, `{"time":%q,"level":"INFO","msg":"stack: starting process","service":%q,"slot":%d}`+"\n",
+		time.Now().UTC().Format(time.RFC3339Nano), name, slot)
 	cmd := exec.Command(filepath.Join(s.opts.BinDir, name))
-	cmd.Env = s.environ(name)
+	cmd.Env = s.environ(name, slot)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:   true,            // a Ctrl-C in the terminal reaches the test, which stops the services
@@ -71,23 +93,23 @@ func (s *Stack) StartService(ctx context.Context, name string) error {
 	}
 	if err := cmd.Start(); err != nil {
 		log.Close()
-		return fmt.Errorf("stack: start %s: %w", name, err)
+		return fmt.Errorf("stack: start %s: %w", label, err)
 	}
-	p := &process{name: name, cmd: cmd, log: log, done: make(chan struct{})}
+	p := &process{name: name, slot: slot, label: label, cmd: cmd, log: log, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		log.Close()
 		close(p.done)
 	}()
 	s.mu.Lock()
-	s.procs[name] = p
+	s.procs[name][slot] = p
 	s.mu.Unlock()
 
 	started := time.Now()
 	if err := s.awaitReady(ctx, p); err != nil {
 		return err
 	}
-	s.logf("%s ready in %s (pid %d, grpc %s)", name, time.Since(started).Round(time.Millisecond), cmd.Process.Pid, s.GRPCAddr(name))
+	s.logf("%s ready in %s (pid %d, grpc %s)", label, time.Since(started).Round(time.Millisecond), cmd.Process.Pid, s.GRPCAddrOf(name, slot))
 	return nil
 }
 
@@ -95,7 +117,7 @@ func (s *Stack) StartService(ctx context.Context, name string) error {
 func (s *Stack) awaitReady(ctx context.Context, p *process) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadyTimeout)
 	defer cancel()
-	url := "http://" + s.OpsAddr(p.name) + "/readyz"
+	url := "http://" + s.OpsAddrOf(p.name, p.slot) + "/readyz"
 	client := &http.Client{Timeout: 2 * time.Second}
 	last := "no answer yet"
 	for {
@@ -117,51 +139,64 @@ func (s *Stack) awaitReady(ctx context.Context, p *process) error {
 			p.exitExpected = true // reported here
 			s.mu.Unlock()
 			return fmt.Errorf("stack: %s exited before it was ready (%v); last lines of %s:\n%s",
-				p.name, p.err, s.LogPath(p.name), logTail(s.LogPath(p.name), 30))
+				p.label, p.err, p.logPath(s), logTail(p.logPath(s), 30))
 		case <-ctx.Done():
 			return fmt.Errorf("stack: %s not ready within %s at %s (last answer: %s); last lines of %s:\n%s",
-				p.name, s.opts.ReadyTimeout, url, last, s.LogPath(p.name), logTail(s.LogPath(p.name), 30))
+				p.label, s.opts.ReadyTimeout, url, last, p.logPath(s), logTail(p.logPath(s), 30))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-// running returns the live process of name, or an error saying it is not running.
-func (s *Stack) running(name string) (*process, error) {
+func (p *process) logPath(s *Stack) string { return s.LogPathOf(p.name, p.slot) }
+
+// running returns the live process in the service's slot, or an error
+// saying it is not running; the process's exit is expected from now on.
+func (s *Stack) running(name string, slot int) (*process, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.procs[name]
+	var p *process
+	if ps := s.procs[name]; slot >= 0 && slot < len(ps) {
+		p = ps[slot]
+	}
 	if p == nil || p.exited() {
-		return nil, fmt.Errorf("stack: %s is not running", name)
+		return nil, fmt.Errorf("stack: %s is not running", procLabel(name, slot))
 	}
 	p.exitExpected = true
 	return p, nil
 }
 
-// Kill sends SIGKILL (kill -9) to the named service and waits until it is
-// gone: the crash the saga must survive.
-func (s *Stack) Kill(name string) error {
-	p, err := s.running(name)
+// Kill sends SIGKILL (kill -9) to the named service's first slot's process
+// and waits until it is gone: the crash the saga must survive.
+func (s *Stack) Kill(name string) error { return s.KillReplica(name, 0) }
+
+// KillReplica kills -9 the process in the named service's slot, as Kill does.
+func (s *Stack) KillReplica(name string, slot int) error {
+	p, err := s.running(name, slot)
 	if err != nil {
 		return err
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !p.exited() {
-		return fmt.Errorf("stack: kill %s: %w", name, err)
+		return fmt.Errorf("stack: kill %s: %w", p.label, err)
 	}
 	select {
 	case <-p.done:
-		s.logf("%s killed (pid %d)", name, p.cmd.Process.Pid)
+		s.logf("%s killed (pid %d)", p.label, p.cmd.Process.Pid)
 		return nil
 	case <-time.After(s.opts.StopTimeout):
-		return fmt.Errorf("stack: %s (pid %d) still running %s after SIGKILL", name, p.cmd.Process.Pid, s.opts.StopTimeout)
+		return fmt.Errorf("stack: %s (pid %d) still running %s after SIGKILL", p.label, p.cmd.Process.Pid, s.opts.StopTimeout)
 	}
 }
 
-// Stop sends SIGTERM to the named service and waits for it to exit; after
-// Options.StopTimeout it sends SIGKILL and reports that. An exit status
-// other than 0 after SIGTERM is an error too (the shutdown was not clean).
-func (s *Stack) Stop(name string) error {
-	p, err := s.running(name)
+// Stop sends SIGTERM to the named service's first slot's process and waits
+// for it to exit; after Options.StopTimeout it sends SIGKILL and reports
+// that. An exit status other than 0 after SIGTERM is an error too (the
+// shutdown was not clean).
+func (s *Stack) Stop(name string) error { return s.StopReplica(name, 0) }
+
+// StopReplica stops (SIGTERM) the process in the named service's slot, as Stop does.
+func (s *Stack) StopReplica(name string, slot int) error {
+	p, err := s.running(name, slot)
 	if err != nil {
 		return err
 	}
@@ -171,22 +206,22 @@ func (s *Stack) Stop(name string) error {
 func (s *Stack) stop(p *process) error {
 	started := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !p.exited() {
-		return fmt.Errorf("stack: SIGTERM to %s: %w", p.name, err)
+		return fmt.Errorf("stack: SIGTERM to %s: %w", p.label, err)
 	}
 	select {
 	case <-p.done:
 		if p.err != nil {
 			return fmt.Errorf("stack: %s exited with %v after SIGTERM; last lines of %s:\n%s",
-				p.name, p.err, s.LogPath(p.name), logTail(s.LogPath(p.name), 20))
+				p.label, p.err, p.logPath(s), logTail(p.logPath(s), 20))
 		}
-		s.logf("%s stopped in %s", p.name, time.Since(started).Round(time.Millisecond))
+		s.logf("%s stopped in %s", p.label, time.Since(started).Round(time.Millisecond))
 		return nil
 	case <-time.After(s.opts.StopTimeout):
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGKILL) // it may have exited just now
 	<-p.done
 	return fmt.Errorf("stack: %s %w (SIGTERM, %s); last lines of %s:\n%s",
-		p.name, errStopTimeout, s.opts.StopTimeout, s.LogPath(p.name), logTail(s.LogPath(p.name), 20))
+		p.label, errStopTimeout, s.opts.StopTimeout, p.logPath(s), logTail(p.logPath(s), 20))
 }
 
 // Restart stops the named service (SIGTERM) and starts it again on the same
@@ -198,12 +233,15 @@ func (s *Stack) Restart(ctx context.Context, name string) error {
 	return s.StartService(ctx, name)
 }
 
-// Running reports whether the named service's process is alive.
-func (s *Stack) Running(name string) bool {
+// Running reports whether the named service's first slot's process is alive.
+func (s *Stack) Running(name string) bool { return s.RunningReplica(name, 0) }
+
+// RunningReplica reports whether a process runs in the named service's slot.
+func (s *Stack) RunningReplica(name string, slot int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.procs[name]
-	return p != nil && !p.exited()
+	ps := s.procs[name]
+	return slot >= 0 && slot < len(ps) && ps[slot] != nil && !ps[slot].exited()
 }
 
 // stopAll stops every process for the cleanup and returns the problems a
@@ -212,18 +250,22 @@ func (s *Stack) Running(name string) bool {
 // is only logged.
 func (s *Stack) stopAll() []string {
 	s.mu.Lock()
-	procs := make([]*process, 0, len(s.procs))
+	var procs []*process
 	var problems []string
-	for _, p := range s.procs {
-		if p.exited() {
-			if !p.exitExpected {
-				problems = append(problems, fmt.Sprintf("stack: %s exited on its own during the test (%v); last lines of %s:\n%s",
-					p.name, p.err, s.LogPath(p.name), logTail(s.LogPath(p.name), 30)))
+	for _, slots := range s.procs {
+		for _, p := range slots {
+			if p == nil {
+				continue
 			}
-			continue
+			if p.exited() {
+				if !p.exitExpected {
+					problems = append(problems, p.crash(s))
+				}
+				continue
+			}
+			p.exitExpected = true
+			procs = append(procs, p)
 		}
-		p.exitExpected = true
-		procs = append(procs, p)
 	}
 	s.mu.Unlock()
 
@@ -248,6 +290,29 @@ func (s *Stack) stopAll() []string {
 		}
 	}
 	return problems
+}
+
+// crash describes a process that exited without being asked to.
+func (p *process) crash(s *Stack) string {
+	return fmt.Sprintf("stack: %s exited on its own during the test (%v); last lines of %s:\n%s",
+		p.label, p.err, p.logPath(s), logTail(p.logPath(s), 30))
+}
+
+// Crashed lists the processes that exited without being stopped or killed
+// through the stack, described with their log tails (the cleanup fails the
+// test on them too; this lets a test stop waiting early).
+func (s *Stack) Crashed() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, name := range s.opts.Services {
+		for _, p := range s.procs[name] {
+			if p != nil && p.exited() && !p.exitExpected {
+				out = append(out, p.crash(s))
+			}
+		}
+	}
+	return out
 }
 
 // logTail returns the last n lines of a log file ("" when there is none).

@@ -42,6 +42,13 @@ type Options struct {
 	BinDir string
 	// Services to provision and start; nil means all five.
 	Services []string
+	// Replicas is how many processes of a service Start runs, each on its
+	// own gRPC and ops ports, all on the service's one store and consumer
+	// group (absent: 1). A service with more than one gets a spare port
+	// slot besides, so a rolling restart can start the new process before
+	// the old one stops. Clients spread their calls over the replicas
+	// (round robin).
+	Replicas map[string]int
 	// Env overrides per service (name → variable → value), applied over
 	// what the stack sets; Stack.Env changes them later.
 	Env map[string]map[string]string
@@ -91,13 +98,13 @@ type Stack struct {
 	mysql       map[string]mysqlAccount // order, inventory, payment
 	mongoDB     string
 	keyspace    string
-	ports       map[string]servicePorts
+	ports       map[string][]servicePorts // per service, one per slot
 	logDir      string
 	conns       *suite.Conns
 
 	mu          sync.Mutex
 	env         map[string]map[string]string // overrides
-	procs       map[string]*process
+	procs       map[string][]*process        // per service, one per slot (nil: never started)
 	provisioned bool
 	closed      bool
 }
@@ -125,6 +132,11 @@ func New(t testing.TB, opts Options) *Stack {
 	for _, name := range opts.Services {
 		if !slices.Contains(suite.Services, name) {
 			t.Fatalf("stack: unknown service %q (want one of %v)", name, suite.Services)
+		}
+	}
+	for name, n := range opts.Replicas {
+		if !slices.Contains(suite.Services, name) || n < 1 {
+			t.Fatalf("stack: Replicas[%q] = %d: want a service of %v and at least 1", name, n, suite.Services)
 		}
 	}
 	if opts.ReadyTimeout <= 0 {
@@ -156,10 +168,10 @@ func New(t testing.TB, opts Options) *Stack {
 		mysql:       map[string]mysqlAccount{},
 		mongoDB:     id + "_shipping",
 		keyspace:    id + "_notification",
-		ports:       map[string]servicePorts{},
+		ports:       map[string][]servicePorts{},
 		logDir:      t.TempDir(),
 		env:         map[string]map[string]string{},
-		procs:       map[string]*process{},
+		procs:       map[string][]*process{},
 	}
 	for name, vars := range opts.Env {
 		for k, v := range vars {
@@ -179,20 +191,25 @@ func New(t testing.TB, opts Options) *Stack {
 		s.mysql[name] = acct
 	}
 
-	ports, err := reservePorts(2 * len(suite.Services))
+	slots := 0
+	for _, name := range suite.Services {
+		slots += s.slotCount(name)
+	}
+	ports, err := reservePorts(2 * slots)
 	if err != nil {
 		t.Fatalf("stack: %v", err)
 	}
 	t.Cleanup(func() { releasePorts(ports) })
-	var addrs suite.Addrs
-	for i, name := range suite.Services {
-		s.ports[name] = servicePorts{grpc: ports[2*i], ops: ports[2*i+1]}
+	addrs := map[string][]string{}
+	for _, name := range suite.Services {
+		for range s.slotCount(name) {
+			s.ports[name] = append(s.ports[name], servicePorts{grpc: ports[0], ops: ports[1]})
+			addrs[name] = append(addrs[name], loopback(ports[0]))
+			ports = ports[2:]
+		}
+		s.procs[name] = make([]*process, s.slotCount(name))
 	}
-	addrs = suite.Addrs{
-		Order: s.GRPCAddr(suite.Order), Inventory: s.GRPCAddr(suite.Inventory), Payment: s.GRPCAddr(suite.Payment),
-		Shipping: s.GRPCAddr(suite.Shipping), Notification: s.GRPCAddr(suite.Notification),
-	}
-	if s.conns, err = suite.Dial(addrs); err != nil {
+	if s.conns, err = suite.DialReplicas(addrs); err != nil {
 		t.Fatalf("stack: %v", err)
 	}
 	t.Cleanup(s.cleanup)
@@ -200,7 +217,10 @@ func New(t testing.TB, opts Options) *Stack {
 }
 
 // Start provisions the stores (once) and starts every service of the
-// stack, all at once, returning when each answers /readyz.
+// stack, all at once, returning when each answers /readyz. Of a replicated
+// service the first process starts first and the others once it is ready:
+// it has migrated the empty store by then, so the others never race it
+// (services/README.md says which services lock their migrations).
 func (s *Stack) Start(ctx context.Context) error {
 	if err := s.Provision(ctx); err != nil {
 		return err
@@ -208,21 +228,71 @@ func (s *Stack) Start(ctx context.Context) error {
 	errs := make([]error, len(s.opts.Services))
 	var wg sync.WaitGroup
 	for i, name := range s.opts.Services {
-		wg.Go(func() { errs[i] = s.StartService(ctx, name) })
+		wg.Go(func() {
+			if errs[i] = s.StartReplica(ctx, name, 0); errs[i] != nil {
+				return
+			}
+			more := make([]error, s.Replicas(name))
+			var rest sync.WaitGroup
+			for slot := 1; slot < s.Replicas(name); slot++ {
+				rest.Go(func() { more[slot] = s.StartReplica(ctx, name, slot) })
+			}
+			rest.Wait()
+			errs[i] = errors.Join(more...)
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
+// Replicas is how many processes of the named service Start runs.
+func (s *Stack) Replicas(name string) int {
+	if n := s.opts.Replicas[name]; n > 0 {
+		return n
+	}
+	return 1
+}
+
+// Slots is how many process slots (port pairs) the named service has:
+// its replicas, plus a spare one when it has more than one.
+func (s *Stack) Slots(name string) int { return s.slotCount(name) }
+
+func (s *Stack) slotCount(name string) int {
+	if n := s.Replicas(name); n > 1 {
+		return n + 1
+	}
+	return 1
+}
+
 // Clients are gRPC clients of the five services; they reconnect to a
-// restarted service by themselves.
+// restarted service by themselves, and spread calls over a replicated
+// service's running processes (round robin).
 func (s *Stack) Clients() suite.Clients { return s.conns.Clients }
 
-// GRPCAddr is where the named service's gRPC API listens (host:port).
-func (s *Stack) GRPCAddr(name string) string { return loopback(s.ports[name].grpc) }
+// GRPCAddr is where the named service's gRPC API listens (host:port): its
+// first slot's.
+func (s *Stack) GRPCAddr(name string) string { return s.GRPCAddrOf(name, 0) }
 
-// OpsAddr is where the named service's ops HTTP server (/readyz) listens.
-func (s *Stack) OpsAddr(name string) string { return loopback(s.ports[name].ops) }
+// OpsAddr is where the named service's ops HTTP server (/readyz) listens:
+// its first slot's.
+func (s *Stack) OpsAddr(name string) string { return s.OpsAddrOf(name, 0) }
+
+// GRPCAddrOf is where the process in the named service's slot listens.
+func (s *Stack) GRPCAddrOf(name string, slot int) string {
+	return loopback(s.slotPorts(name, slot).grpc)
+}
+
+// OpsAddrOf is where the ops server of the process in the slot listens.
+func (s *Stack) OpsAddrOf(name string, slot int) string { return loopback(s.slotPorts(name, slot).ops) }
+
+// slotPorts are the slot's ports; zero ports (an address nothing listens
+// on) for a slot the service does not have.
+func (s *Stack) slotPorts(name string, slot int) servicePorts {
+	if ps := s.ports[name]; slot >= 0 && slot < len(ps) {
+		return ps[slot]
+	}
+	return servicePorts{}
+}
 
 // TopicPrefix namespaces the stack's Kafka topics and consumer groups.
 func (s *Stack) TopicPrefix() string { return s.topicPrefix }
@@ -236,8 +306,17 @@ func (s *Stack) MongoDatabase() string { return s.mongoDB }
 // Keyspace is the notification service's Cassandra keyspace.
 func (s *Stack) Keyspace() string { return s.keyspace }
 
-// LogPath is the named service's log file (JSON lines, every run appended).
-func (s *Stack) LogPath(name string) string { return filepath.Join(s.logDir, name+".log") }
+// LogPath is the named service's log file (JSON lines, every run appended):
+// its first slot's.
+func (s *Stack) LogPath(name string) string { return s.LogPathOf(name, 0) }
+
+// LogPathOf is the log file of the processes run in the named service's slot.
+func (s *Stack) LogPathOf(name string, slot int) string {
+	if slot == 0 {
+		return filepath.Join(s.logDir, name+".log")
+	}
+	return filepath.Join(s.logDir, fmt.Sprintf("%s-%d.log", name, slot))
+}
 
 // Servers are the addresses the stack's services use.
 func (s *Stack) Servers() Servers { return s.opts.Servers }
@@ -263,13 +342,14 @@ func (s *Stack) setEnv(name, key, value string) {
 // the saga it times out).
 const TestOrderDeadline = "10m"
 
-// environ is the named service's whole environment: a few basics of the
-// test's own, the stack's settings, then the overrides.
-func (s *Stack) environ(name string) []string {
+// environ is the whole environment of the named service's process in the
+// slot: a few basics of the test's own, the stack's settings, then the
+// overrides.
+func (s *Stack) environ(name string, slot int) []string {
 	p := strings.ToUpper(name) + "_"
 	vars := map[string]string{
-		p + "GRPC_ADDR":          s.GRPCAddr(name),
-		p + "OPS_ADDR":           s.OpsAddr(name),
+		p + "GRPC_ADDR":          s.GRPCAddrOf(name, slot),
+		p + "OPS_ADDR":           s.OpsAddrOf(name, slot),
 		p + "LOG_FORMAT":         "json",
 		p + "LOG_LEVEL":          s.opts.LogLevel,
 		p + "SHUTDOWN_TIMEOUT":   "5s",
@@ -327,8 +407,10 @@ func (s *Stack) cleanup() {
 	}
 	if s.t.Failed() {
 		for _, name := range s.opts.Services {
-			if tail := logTail(s.LogPath(name), 40); tail != "" {
-				s.t.Logf("stack: last lines of %s's log (%s):\n%s", name, s.LogPath(name), tail)
+			for slot := range s.slotCount(name) {
+				if tail := logTail(s.LogPathOf(name, slot), 40); tail != "" {
+					s.t.Logf("stack: last lines of %s's log (%s):\n%s", procLabel(name, slot), s.LogPathOf(name, slot), tail)
+				}
 			}
 		}
 	}

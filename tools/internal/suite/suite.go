@@ -5,9 +5,13 @@ package suite
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	inventoryv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/inventory/v1"
 	notificationv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/notification/v1"
@@ -85,15 +89,51 @@ type Conns struct {
 // lazily and reconnects, so a service that restarts on the same address is
 // reached again). Close releases them.
 func Dial(addrs Addrs) (*Conns, error) {
+	each := map[string][]string{}
+	for _, name := range Services {
+		if addr := addrs.Of(name); addr != "" {
+			each[name] = []string{addr}
+		}
+	}
+	return DialReplicas(each)
+}
+
+// replicaConnect: a replica that starts on an address that refused
+// connections so far is reached within about a second, not after gRPC's
+// default backoff of up to two minutes (a rolling restart brings new
+// processes up on spare addresses).
+var replicaConnect = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: 5 * time.Second,
+}
+
+// DialReplicas is Dial for services that run as several processes: a
+// service with more than one address gets a connection that spreads calls
+// over the addresses that accept connections (round robin), as a
+// Kubernetes Service spreads them over ready pods.
+func DialReplicas(addrs map[string][]string) (*Conns, error) {
 	c := &Conns{}
 	conn := func(name string) (*grpc.ClientConn, error) {
-		addr := addrs.Of(name)
-		if addr == "" {
+		list := addrs[name]
+		if len(list) == 0 {
 			return nil, fmt.Errorf("no address for %s", name)
 		}
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		target := list[0]
+		if len(list) > 1 {
+			r := manual.NewBuilderWithScheme("replicas-" + name)
+			state := resolver.State{}
+			for _, addr := range list {
+				state.Addresses = append(state.Addresses, resolver.Address{Addr: addr})
+			}
+			r.InitialState(state)
+			target = r.Scheme() + ":///" + name
+			opts = append(opts, grpc.WithResolvers(r), grpc.WithConnectParams(replicaConnect),
+				grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+		}
+		cc, err := grpc.NewClient(target, opts...)
 		if err != nil {
-			return nil, fmt.Errorf("%s client for %s: %w", name, addr, err)
+			return nil, fmt.Errorf("%s client for %v: %w", name, list, err)
 		}
 		c.conns = append(c.conns, cc)
 		return cc, nil

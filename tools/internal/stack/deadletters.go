@@ -1,4 +1,4 @@
-package outage
+package stack
 
 import (
 	"context"
@@ -13,19 +13,23 @@ import (
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
-// deadLetter is one record of a dead-letter topic, described for a failure message.
-type deadLetter struct {
-	group, typ, orderKey, reason string
+// DeadLetter is one record of a dead-letter topic, described for a failure message.
+type DeadLetter struct {
+	Group, Type, OrderKey, Reason string
 }
 
-func (d deadLetter) String() string {
-	return fmt.Sprintf("%s: %s (order %s): %s", d.group, d.typ, d.orderKey, d.reason)
+func (d DeadLetter) String() string {
+	return fmt.Sprintf("%s: %s (order %s): %s", d.Group, d.Type, d.OrderKey, d.Reason)
 }
 
-// deadLetters reads every record of the suite's dead-letter topics
+// DeadLetters reads every record of the stack's dead-letter topics
 // ("<prefix><group>.dlq", one group per service) from the start. A topic
 // that does not exist holds none.
-func deadLetters(ctx context.Context, brokers []string, prefix string) ([]deadLetter, error) {
+func (s *Stack) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	return deadLetters(ctx, strings.Split(s.opts.Servers.KafkaBrokers, ","), s.topicPrefix)
+}
+
+func deadLetters(ctx context.Context, brokers []string, prefix string) ([]DeadLetter, error) {
 	conn, err := (&kafka.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", brokers[0])
 	if err != nil {
 		return nil, fmt.Errorf("kafka %s: %w", brokers[0], err)
@@ -40,7 +44,7 @@ func deadLetters(ctx context.Context, brokers []string, prefix string) ([]deadLe
 	if err != nil {
 		return nil, fmt.Errorf("kafka: list partitions: %w", err)
 	}
-	var out []deadLetter
+	var out []DeadLetter
 	for _, group := range suite.Services {
 		topic := prefix + group + ".dlq"
 		for _, p := range parts {
@@ -52,7 +56,7 @@ func deadLetters(ctx context.Context, brokers []string, prefix string) ([]deadLe
 				return out, err
 			}
 			for _, m := range records {
-				out = append(out, deadLetter{group: group, typ: header(m, bus.HeaderType), orderKey: string(m.Key), reason: header(m, bus.HeaderDLQError)})
+				out = append(out, DeadLetter{Group: group, Type: header(m, bus.HeaderType), OrderKey: string(m.Key), Reason: header(m, bus.HeaderDLQError)})
 			}
 		}
 	}
@@ -99,17 +103,18 @@ func readPartition(ctx context.Context, brokers []string, topic string, partitio
 	}
 }
 
-// dlqSummary counts dead letters per group and type, e.g. "order: 12 (STOCK_RESERVED 7, …)".
-func dlqSummary(dls []deadLetter) string {
+// DeadLetterSummary counts dead letters per group and type, e.g.
+// "order 12 (STOCK_RESERVED 7, …)"; "none" when there are none.
+func DeadLetterSummary(dls []DeadLetter) string {
 	if len(dls) == 0 {
 		return "none"
 	}
 	byGroup := map[string]map[string]int{}
 	for _, d := range dls {
-		if byGroup[d.group] == nil {
-			byGroup[d.group] = map[string]int{}
+		if byGroup[d.Group] == nil {
+			byGroup[d.Group] = map[string]int{}
 		}
-		byGroup[d.group][d.typ]++
+		byGroup[d.Group][d.Type]++
 	}
 	var parts []string
 	for _, g := range suite.Services {
@@ -127,4 +132,17 @@ func dlqSummary(dls []deadLetter) string {
 		parts = append(parts, fmt.Sprintf("%s %d (%s)", g, n, strings.Join(ts, ", ")))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// DeadLetterLines lists up to max dead letters one a line, for a failure message.
+func DeadLetterLines(dls []DeadLetter, max int) string {
+	var lines []string
+	for i, d := range dls {
+		if i == max {
+			lines = append(lines, fmt.Sprintf("… and %d more", len(dls)-max))
+			break
+		}
+		lines = append(lines, d.String())
+	}
+	return strings.Join(lines, "\n  ")
 }
