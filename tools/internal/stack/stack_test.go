@@ -143,7 +143,13 @@ func (r *recorder) runCleanups() {
 // lastEnv returns the environment the fake service logged on its last start.
 func lastEnv(t *testing.T, s *Stack, name string) map[string]string {
 	t.Helper()
-	f, err := os.Open(s.LogPath(name))
+	return lastEnvFile(t, s.LogPath(name))
+}
+
+// lastEnvFile returns the environment the fake service logged last in the log file.
+func lastEnvFile(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +166,7 @@ func lastEnv(t *testing.T, s *Stack, name string) map[string]string {
 		}
 	}
 	if env == nil {
-		t.Fatalf("%s logged no environment:\n%s", name, logTail(s.LogPath(name), 20))
+		t.Fatalf("%s holds no environment:\n%s", path, logTail(path, 20))
 	}
 	return env
 }
