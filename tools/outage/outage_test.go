@@ -135,40 +135,23 @@ func run(t *testing.T, sc scenario) {
 	w := watch(s)
 	defer w.Close()
 
-	// The load runs until stopLoad closes; bench then waits for every placed
+	// The load runs until load.Stop; bench then waits for every placed
 	// order (each bounded by orderBound) unless loadCtx is cancelled first.
-	var got bench.Ends
-	stopLoad := make(chan struct{})
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
-	type outcome struct {
-		res bench.Result
-		err error
-	}
-	loadDone := make(chan outcome, 1)
 	loadStarted := time.Now()
-	go func() {
-		res, err := bench.Run(loadCtx, s.Clients(), bench.Config{
-			Rate: loadRate, Duration: testBound, Mix: loadMix, Timeout: orderBound,
-			Stop: stopLoad, Observe: got.Add,
-		})
-		loadDone <- outcome{res, err}
-	}()
+	load := bench.Start(loadCtx, s.Clients(), bench.Config{Rate: loadRate, Duration: testBound, Mix: loadMix, Timeout: orderBound})
+	defer load.Stop()
 
 	// ~3 s into the load: wait for the first order to complete (the suite
 	// works end to end), then a little more.
-	completedOne := func() bool {
-		return slices.ContainsFunc(got.Snapshot(), func(e bench.OrderEnd) bool { return e.Outcome == "COMPLETED" })
-	}
-	if err := waitFor(ctx, 2*time.Minute, completedOne); err != nil {
-		close(stopLoad)
-		t.Fatalf("no order COMPLETED within 2 minutes of the load starting, before any outage: %v", err)
+	if err := load.AwaitCompleted(ctx, 2*time.Minute); err != nil {
+		t.Fatalf("before any outage: %v", err)
 	}
 	sleep(ctx, beforeKill-time.Second/2)
 
 	killedAt := time.Now()
 	if err := inst.Kill(ctx, sc.kill); err != nil {
-		close(stopLoad)
 		t.Fatal(err)
 	}
 	t.Logf("%s: kill -9 at load +%s; down for %s", sc.kill, killedAt.Sub(loadStarted).Round(time.Millisecond), downFor)
@@ -177,7 +160,6 @@ func run(t *testing.T, sc scenario) {
 	restartBegan := time.Now()
 	fig.down = restartBegan.Sub(killedAt)
 	if err := inst.Up(ctx, sc.kill); err != nil {
-		close(stopLoad)
 		t.Fatal(err)
 	}
 	restarted := time.Now()
@@ -185,21 +167,19 @@ func run(t *testing.T, sc scenario) {
 	t.Logf("%s: restarted on its data in %s", sc.kill, fig.restartUp.Round(time.Millisecond))
 
 	sleep(ctx, afterRestart)
-	close(stopLoad)
+	load.Stop()
 	// Every placed order must end; a service that exited cannot get them
 	// there, so stop waiting at the first exit (it fails the test below).
-	var load outcome
 	select {
-	case load = <-loadDone:
+	case <-load.Done():
 	case <-w.exited:
 		t.Logf("a service process exited: not waiting for the orders")
 		cancelLoad()
-		load = <-loadDone
 	}
-	if load.err != nil {
-		t.Fatalf("load: %v", load.err)
+	res, err := load.Wait()
+	if err != nil {
+		t.Fatalf("load: %v", err)
 	}
-	res := load.res
 
 	readyCtx, cancelReady := context.WithTimeout(ctx, readyBound)
 	readyErr := w.awaitAllReady(readyCtx, restarted)
@@ -214,7 +194,7 @@ func run(t *testing.T, sc scenario) {
 			fig.createErrors += n
 		}
 	}
-	for _, e := range got.Snapshot() {
+	for _, e := range load.Ends() {
 		if e.Outcome == "COMPLETED" && !e.Ended.Before(restarted) {
 			if d := e.Ended.Sub(restarted); fig.firstCompleted < 0 || d < fig.firstCompleted {
 				fig.firstCompleted = d
@@ -293,20 +273,6 @@ func run(t *testing.T, sc scenario) {
 	case !rep.OK() || rep.Pending != 0:
 		t.Errorf("%s: audit: %d orders, %d pending, violations:\n  %s", sc.kill, rep.Orders, rep.Pending, strings.Join(rep.Violations, "\n  "))
 	}
-}
-
-// waitFor polls cond until it holds or bound passes.
-func waitFor(ctx context.Context, bound time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, bound)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -132,27 +132,11 @@ func TestReplicasRollingRestartAndKill(t *testing.T) {
 	clients := s.Clients()
 	orders := &spreadOrders{OrderServiceClient: clients.Order, byPeer: map[string]int{}}
 	clients.Order = orders
-	var got bench.Ends
-	stopLoad := make(chan struct{})
-	type outcome struct {
-		res bench.Result
-		err error
-	}
-	loadDone := make(chan outcome, 1)
 	loadStarted := time.Now()
-	go func() {
-		res, err := bench.Run(loadCtx, clients, bench.Config{
-			Rate: loadRate, Duration: testBound, Mix: loadMix, Timeout: orderBound,
-			Stop: stopLoad, Observe: got.Add,
-		})
-		loadDone <- outcome{res, err}
-	}()
-	completedOne := func() bool {
-		return slices.ContainsFunc(got.Snapshot(), func(e bench.OrderEnd) bool { return e.Outcome == "COMPLETED" })
-	}
-	if err := waitFor(ctx, 2*time.Minute, completedOne); err != nil {
-		close(stopLoad)
-		t.Fatalf("no order COMPLETED within 2 minutes of the load starting, before any restart: %v", err)
+	load := bench.Start(loadCtx, clients, bench.Config{Rate: loadRate, Duration: testBound, Mix: loadMix, Timeout: orderBound})
+	defer load.Stop()
+	if err := load.AwaitCompleted(ctx, 2*time.Minute); err != nil {
+		t.Fatalf("before any restart: %v", err)
 	}
 	sleep(ctx, rollAfter)
 
@@ -192,13 +176,12 @@ func TestReplicasRollingRestartAndKill(t *testing.T) {
 	if rest := minLoad - time.Since(loadStarted); rest > 0 {
 		sleep(ctx, rest)
 	}
-	close(stopLoad)
+	load.Stop()
 	placingFor := time.Since(loadStarted)
-	load := <-loadDone
-	if load.err != nil {
-		t.Fatalf("load: %v", load.err)
+	res, err := load.Wait()
+	if err != nil {
+		t.Fatalf("load: %v", err)
 	}
-	res := load.res
 	cancelLoad()
 
 	crashed := s.Crashed()
@@ -214,7 +197,7 @@ func TestReplicasRollingRestartAndKill(t *testing.T) {
 	}
 
 	// Figures.
-	ends := got.Snapshot()
+	ends := load.Ends()
 	list := events.list // every writer has finished
 	slices.SortFunc(list, func(a, b disruption) int { return a.at.Compare(b.at) })
 	for i := range list {
@@ -377,20 +360,6 @@ func createErrors(res bench.Result) int {
 // reportPath is $SAGASUITE_REPLICAS_REPORT, default $SAGASUITE_HOME/reports/replicas.log.
 func reportPath() (string, error) {
 	return stack.ReportPath("SAGASUITE_REPLICAS_REPORT", "replicas.log")
-}
-
-// waitFor polls cond until it holds or bound passes.
-func waitFor(ctx context.Context, bound time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, bound)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {
