@@ -790,7 +790,7 @@ func TestConfigRejectsBadBacklogSettings(t *testing.T) {
 	base := []string{"ORDER_MYSQL_DSN=u:p@tcp(127.0.0.1:13306)/db", "ORDER_KAFKA_BROKERS=127.0.0.1:19092"}
 	cfg, err := config.LoadFrom[order.Config]("ORDER", base)
 	if err != nil || cfg.MaxPendingOrders != 200 || cfg.PendingCountInterval != 500*time.Millisecond || cfg.OverloadRetryAfter != time.Second ||
-		cfg.WatchPollInterval != 5*time.Second {
+		cfg.WatchPollInterval != 250*time.Millisecond {
 		t.Fatalf("defaults: %+v, %v", cfg, err)
 	}
 	_, err = config.LoadFrom[order.Config]("ORDER", append(base, "ORDER_MAX_PENDING_ORDERS=0", "ORDER_PENDING_COUNT_INTERVAL=0s", "ORDER_OVERLOAD_RETRY_AFTER=-1s"))

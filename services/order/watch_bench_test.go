@@ -37,7 +37,7 @@ func benchWatchedSagas(b *testing.B, stepGap time.Duration) {
 	repo := &readCountingRepo{Repository: adapters.NewOrderMySQLRepository(db, "order", now)}
 	watchers := app.NewWatchers()
 	a := app.New(app.Deps{Repo: repo, Encode: ports.Encode, Now: now, Changed: watchers.Publish},
-		time.Hour, watchers, time.Second, nil)
+		time.Hour, watchers, nil)
 	steps := []order.EventType{"STOCK_RESERVED", "PAYMENT_PROCESSED", "INVENTORY_UPDATED", "SHIPMENT_CREATED"}
 	saga := func() {
 		o, err := a.CreateOrder.Handle(ctx, order.Draft{CustomerID: events.NewID(), Currency: "EUR", PaymentToken: "tok_visa",

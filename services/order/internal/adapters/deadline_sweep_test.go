@@ -46,7 +46,7 @@ func TestDeadlineSweepCancelsExpiredOrdersInBatches(t *testing.T) {
 		if o.Status == order.StatusCancelled && o.CancelReason == order.ReasonTimeout && len(o.Steps) == 2 {
 			changed++
 		}
-	}}, 30*time.Second, app.NewWatchers(), time.Second, nil)
+	}}, 30*time.Second, app.NewWatchers(), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
