@@ -263,7 +263,10 @@ func (r *OrderMySQLRepository) RequestOf(ctx context.Context, id string) (string
 // the rest are committed. found is how many orders the batch locked.
 func (r *OrderMySQLRepository) UpdatePastDeadline(ctx context.Context, now time.Time, limit int, change app.ChangeFunc) (changed []*order.Order, found int, err error) {
 	var changeErrs []error
-	err = sqlstore.InTx(ctx, r.db, func(tx *sql.Tx) error {
+	// READ COMMITTED: the locking read then locks the rows it returns and no
+	// gaps, so a concurrent sweep's own updates (new index entries) never
+	// wait on this batch's gap locks.
+	err = sqlstore.InTxWith(ctx, r.db, &sql.TxOptions{Isolation: sql.LevelReadCommitted}, func(tx *sql.Tx) error {
 		changed, found, changeErrs = nil, 0, nil // InTx may rerun this after a deadlock
 		var orders []*order.Order
 		err := eachRow(ctx, tx, "SELECT "+orderColumns+" FROM orders WHERE status = ? AND deadline <= ? ORDER BY deadline, id LIMIT ? FOR UPDATE SKIP LOCKED",
