@@ -164,7 +164,7 @@ func (s *stream) end(t *testing.T) error {
 
 func lastStep(o *order.Order) order.Step { return o.Steps[len(o.Steps)-1] }
 
-// With the fallback poll out of reach, a watcher still sees every change of
+// With no watch poller running, a watcher still sees every change of
 // a saga — each step, then the terminal state — as the committing use case
 // wrote it, equal to what the store holds, having read the store once.
 func TestWatchOrderGetsEveryChangePushed(t *testing.T) {
