@@ -102,10 +102,16 @@ func mysqlErrNo(err error) uint16 {
 // deadlock joined with ctx's error. A caller that must not give up (the bus
 // consumer) retries what is still retryable after that.
 func InTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
+	return InTxWith(ctx, db, nil, fn)
+}
+
+// InTxWith is InTx with transaction options (nil: the server's defaults),
+// e.g. READ COMMITTED for a locking read that must not take gap locks.
+func InTxWith(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
 	wait := newTxBackoff()
 	var err error
 	for attempt := 1; ; attempt++ {
-		if err = inTxOnce(ctx, db, fn); err == nil || !isRetryable(err) || attempt == txAttempts {
+		if err = inTxOnce(ctx, db, opts, fn); err == nil || !isRetryable(err) || attempt == txAttempts {
 			return err
 		}
 		timer := time.NewTimer(wait.NextBackOff())
@@ -128,8 +134,8 @@ func newTxBackoff() *backoff.ExponentialBackOff {
 		Multiplier: 2, MaxInterval: 500 * time.Millisecond}
 }
 
-func inTxOnce(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
+func inTxOnce(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

@@ -27,7 +27,7 @@ func BenchmarkUseCases(b *testing.B) {
 	}
 	now := func() time.Time { return time.Now().UTC() }
 	a := app.New(app.Deps{Repo: adapters.NewOrderMySQLRepository(db, "order", now), Encode: ports.Encode, Now: now},
-		time.Hour, app.NewWatchers(), time.Second, nil)
+		time.Hour, app.NewWatchers(), nil)
 	draft := func() order.Draft {
 		return order.Draft{CustomerID: events.NewID(), Currency: "EUR", PaymentToken: "tok_visa",
 			Lines:           []order.Line{{SKU: "BOOK-1", Quantity: 2, UnitPriceMinor: 1250}, {SKU: "PEN-2", Quantity: 1, UnitPriceMinor: 99}},

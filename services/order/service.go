@@ -49,13 +49,13 @@ type Config struct {
 	// DeadlineScanInterval is how often PENDING orders past their deadline
 	// are looked for.
 	DeadlineScanInterval time.Duration `env:"DEADLINE_SCAN_INTERVAL" envDefault:"250ms"`
-	// WatchPollInterval is how often a WatchOrder stream checks the store
-	// for changes other replicas committed: one primary-key read of the
-	// order's version, the whole order only when it moved. Changes this
-	// replica commits are pushed to its streams at once, so with one replica
-	// the poll finds nothing; with several behind one address it bounds how
-	// late another replica's change reaches a stream.
-	WatchPollInterval time.Duration `env:"WATCH_POLL_INTERVAL" envDefault:"5s"`
+	// WatchPollInterval is how often this replica's one watch poller asks
+	// the store for the versions of every order its WatchOrder streams
+	// follow (one query per 500 watched orders, none while nothing is
+	// watched), reading an order only when another replica changed it.
+	// Changes this replica commits are pushed to its streams at once; this
+	// bounds how late another replica's change reaches a stream.
+	WatchPollInterval time.Duration `env:"WATCH_POLL_INTERVAL" envDefault:"250ms"`
 	// MaxPendingOrders bounds the backlog: past it CreateOrder is refused
 	// (ResourceExhausted with a retry hint) instead of accepting orders that
 	// would wait past their deadline. An accepted order waits about
@@ -132,7 +132,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 			relay.Notify()
 			watchers.Publish(o)
 		},
-	}, cfg.Deadline, watchers, cfg.WatchPollInterval, backlog)
+	}, cfg.Deadline, watchers, backlog)
 	api := ports.NewGRPCServer(application, rt.Logger, refused)
 
 	return service.Run(ctx, service.Spec{
@@ -150,6 +150,11 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 			"outbox relay":  relay.Run,
 			"deadline scan": ports.DeadlineLoop(application.ExpireOrders, cfg.DeadlineScanInterval, rt.Logger),
 			"pending count": ports.BacklogLoop(backlog, cfg.PendingCountInterval, rt.Logger),
+			"watch poll": func(ctx context.Context) error {
+				return watchers.RunPolling(ctx, repo, cfg.WatchPollInterval, func(err error) {
+					rt.Logger.WarnContext(ctx, "watch poll", "error", err)
+				})
+			},
 		},
 		Ready:  db.PingContext,
 		Outbox: relay,

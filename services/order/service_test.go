@@ -84,6 +84,14 @@ type suite struct {
 // changes its config first.
 func start(t *testing.T, tune ...func(*order.Config)) *suite {
 	t.Helper()
+	cfg := testConfig(t, tune...)
+	return startReplicas(t, cfg, 1)[0]
+}
+
+// testConfig is the config of a service on a fresh database and topic
+// prefix, changed by tune.
+func testConfig(t *testing.T, tune ...func(*order.Config)) order.Config {
+	t.Helper()
 	_, dsn := testenv.MySQLDatabase(t)
 	prefix := testenv.UniqueName("ordertest-") + "."
 	cfg := order.Config{
@@ -101,15 +109,31 @@ func start(t *testing.T, tune ...func(*order.Config)) *suite {
 	for _, f := range tune {
 		f(&cfg)
 	}
-	clk := clock.NewManual(time.Now())
-	rt := service.Runtime{Clock: clk, SharedTelemetry: true, Registry: prometheus.NewRegistry()}
+	return cfg
+}
 
-	conn := servicetest.Start(t, rt, func(ctx context.Context, rt service.Runtime) error { return order.Run(ctx, cfg, rt) })
+// startReplicas runs n processes' worth of the service (each its own Run:
+// pool, relay, consumer, sweep, watchers) on cfg's one database, consumer
+// group and topics, sharing one manual clock and one reader of what they
+// emit and dead-letter.
+func startReplicas(t *testing.T, cfg order.Config, n int) []*suite {
+	t.Helper()
+	clk := clock.NewManual(time.Now())
+	prefix := cfg.KafkaConfig.TopicPrefix
 	pub := bus.NewProducer(testenv.Brokers(), bus.WithTopicPrefix(prefix))
 	t.Cleanup(func() { pub.Close() })
+	var replicas []*suite
+	for range n {
+		rt := service.Runtime{Clock: clk, SharedTelemetry: true, Registry: prometheus.NewRegistry()}
+		conn := servicetest.Start(t, rt, func(ctx context.Context, rt service.Runtime) error { return order.Run(ctx, cfg, rt) })
+		replicas = append(replicas, &suite{dsn: cfg.MySQLDSN, client: orderv1.NewOrderServiceClient(conn), clock: clk, pub: pub})
+	}
 	// What the service emits, and what its consumer dead-letters.
 	seen := collect(t, cfg.KafkaConfig, prefix+events.TopicOrders, prefix+order.Name+".dlq")
-	return &suite{dsn: dsn, client: orderv1.NewOrderServiceClient(conn), clock: clk, pub: pub, seen: seen}
+	for _, r := range replicas {
+		r.seen = seen
+	}
+	return replicas
 }
 
 // Past ORDER_MAX_PENDING_ORDERS orders not yet terminal, CreateOrder is
@@ -152,6 +176,14 @@ func TestOrderServiceRefusesOrdersPastItsBacklog(t *testing.T) {
 	again, err := s.client.CreateOrder(ctx, createRequest(customer, firstRequest))
 	if err != nil || again.GetOrder().GetOrderId() != first.GetOrderId() {
 		t.Errorf("retry of an accepted order while overloaded = %v, %v; want order %s", again.GetOrder(), err, first.GetOrderId())
+	}
+	// A different request under that request id is refused as reused, not
+	// as overload: retrying it later would never help.
+	changed := createRequest(customer, firstRequest)
+	changed.Lines[1].Quantity = 7
+	if _, err := s.client.CreateOrder(ctx, changed); status.Code(err) != codes.AlreadyExists ||
+		!strings.Contains(status.Convert(err).Message(), "request_id") {
+		t.Errorf("reused request id with another payload while overloaded: %v, want AlreadyExists naming request_id", err)
 	}
 
 	// An order ends; after the next count there is room again.
@@ -366,6 +398,24 @@ func (s *suite) createRetry(t *testing.T) {
 	_, err := s.client.CreateOrder(context.Background(), createRequest(testenv.IDFor("someone else"), requestID))
 	if status.Code(err) != codes.AlreadyExists {
 		t.Errorf("CreateOrder with another customer's request id = %v, want AlreadyExists", err)
+	}
+	// Nor can the same customer reuse it for a different order: refused,
+	// naming the field, as payment APIs treat idempotency keys.
+	for name, change := range map[string]func(*orderv1.CreateOrderRequest){
+		"quantity":       func(r *orderv1.CreateOrderRequest) { r.Lines[0].Quantity++ },
+		"address":        func(r *orderv1.CreateOrderRequest) { r.ShippingAddress.City = "Hamburg" },
+		"payment method": func(r *orderv1.CreateOrderRequest) { r.PaymentMethodToken = "tok_mastercard" },
+	} {
+		req := createRequest(customer, requestID)
+		change(req)
+		_, err := s.client.CreateOrder(context.Background(), req)
+		if status.Code(err) != codes.AlreadyExists || !strings.Contains(status.Convert(err).Message(), "request_id") {
+			t.Errorf("request id reused with another %s: %v, want AlreadyExists naming request_id", name, err)
+		}
+	}
+	// The same request once more still gets the order back.
+	if third := s.create(t, customer, requestID); !proto.Equal(first, third) {
+		t.Errorf("third identical request returned %v, want the first order", third)
 	}
 	// orders.v1 keeps one key's events in order: once the ORDER_CANCELLED
 	// written after the retries is seen, a second ORDER_CREATED would be too.
@@ -790,7 +840,7 @@ func TestConfigRejectsBadBacklogSettings(t *testing.T) {
 	base := []string{"ORDER_MYSQL_DSN=u:p@tcp(127.0.0.1:13306)/db", "ORDER_KAFKA_BROKERS=127.0.0.1:19092"}
 	cfg, err := config.LoadFrom[order.Config]("ORDER", base)
 	if err != nil || cfg.MaxPendingOrders != 200 || cfg.PendingCountInterval != 500*time.Millisecond || cfg.OverloadRetryAfter != time.Second ||
-		cfg.WatchPollInterval != 5*time.Second {
+		cfg.WatchPollInterval != 250*time.Millisecond {
 		t.Fatalf("defaults: %+v, %v", cfg, err)
 	}
 	_, err = config.LoadFrom[order.Config]("ORDER", append(base, "ORDER_MAX_PENDING_ORDERS=0", "ORDER_PENDING_COUNT_INTERVAL=0s", "ORDER_OVERLOAD_RETRY_AFTER=-1s"))

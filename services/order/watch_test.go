@@ -96,7 +96,7 @@ func TestWatchOrderSeesAnotherReplicasChanges(t *testing.T) {
 	now := func() time.Time { return time.Now().UTC() }
 	watchers := app.NewWatchers() // the other replica's, which nobody here reads
 	other := app.New(app.Deps{Repo: adapters.NewOrderMySQLRepository(db, order.Name, now), Encode: ports.Encode, Now: now,
-		Changed: watchers.Publish}, deadline, watchers, time.Hour, nil)
+		Changed: watchers.Publish}, deadline, watchers, nil)
 
 	o := s.create(t, testenv.IDFor("customer other replica"), "")
 	stream := s.watch(ctx, t, o.GetOrderId())

@@ -52,11 +52,11 @@ var errExists = errors.New("order exists")
 // the first to commit, then finds the key taken and returns the stored order.
 func (r *OrderMySQLRepository) Create(ctx context.Context, o *order.Order, events []*eventsv1.Envelope) (*order.Order, bool, error) {
 	err := sqlstore.InTx(ctx, r.db, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO orders (id, customer_id, request_id, status, currency, total_minor,
+		_, err := tx.ExecContext(ctx, `INSERT INTO orders (id, customer_id, request_id, request_hash, status, currency, total_minor,
 			ship_name, ship_line1, ship_line2, ship_city, ship_postal_code, ship_country_code, payment_token,
 			cancel_reason, cancel_detail, deadline, created_at, updated_at, version)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
-			o.ID, o.CustomerID, nullString(o.RequestID), o.Status, o.Currency, o.TotalMinor,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+			o.ID, o.CustomerID, nullString(o.RequestID), nullBytes(o.RequestHash), o.Status, o.Currency, o.TotalMinor,
 			o.ShippingAddress.Name, o.ShippingAddress.Line1, o.ShippingAddress.Line2, o.ShippingAddress.City,
 			o.ShippingAddress.PostalCode, o.ShippingAddress.CountryCode, o.PaymentToken,
 			nullString(string(o.CancelReason)), o.CancelDetail, o.Deadline, o.CreatedAt, o.UpdatedAt)
@@ -203,31 +203,50 @@ func (r *OrderMySQLRepository) CountPending(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// VersionOf reads one column by primary key, outside any transaction: a
-// watcher asks it every fallback interval, so it must stay this cheap.
-func (r *OrderMySQLRepository) VersionOf(ctx context.Context, id string) (int64, error) {
-	var version int64
-	err := r.db.QueryRowContext(ctx, "SELECT version FROM orders WHERE id = ?", id).Scan(&version)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("%w: %s", order.ErrNotFound, id)
+// VersionsOf reads the version column of many orders by primary key in one
+// query, outside any transaction: the watch poller asks it every interval
+// for all watched orders at once. Unknown ids are left out of the map.
+func (r *OrderMySQLRepository) VersionsOf(ctx context.Context, ids []string) (map[string]int64, error) {
+	versions := make(map[string]int64, len(ids))
+	if len(ids) == 0 {
+		return versions, nil
 	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	q := "SELECT id, version FROM orders WHERE id IN (?" + strings.Repeat(", ?", len(ids)-1) + ")"
+	err := eachRow(ctx, r.db, q, args, func(rows *sql.Rows) error {
+		var (
+			id      string
+			version int64
+		)
+		if err := rows.Scan(&id, &version); err != nil {
+			return err
+		}
+		versions[id] = version
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("version of order %s: %w", id, err)
+		return nil, fmt.Errorf("versions of %d orders: %w", len(ids), err)
 	}
-	return version, nil
+	return versions, nil
 }
 
-// CustomerOf reads one column by primary key, outside any transaction.
-func (r *OrderMySQLRepository) CustomerOf(ctx context.Context, id string) (string, bool, error) {
-	var customer string
-	err := r.db.QueryRowContext(ctx, "SELECT customer_id FROM orders WHERE id = ?", id).Scan(&customer)
+// RequestOf reads two columns by primary key, outside any transaction.
+func (r *OrderMySQLRepository) RequestOf(ctx context.Context, id string) (string, []byte, bool, error) {
+	var (
+		customer string
+		hash     []byte
+	)
+	err := r.db.QueryRowContext(ctx, "SELECT customer_id, request_hash FROM orders WHERE id = ?", id).Scan(&customer, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
+		return "", nil, false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("customer of order %s: %w", id, err)
+		return "", nil, false, fmt.Errorf("request of order %s: %w", id, err)
 	}
-	return customer, true, nil
+	return customer, hash, true, nil
 }
 
 // UpdatePastDeadline is the deadline sweep's batch: in one transaction it
@@ -235,15 +254,22 @@ func (r *OrderMySQLRepository) CustomerOf(ctx context.Context, id string) (strin
 // deadline first, as idx_orders_status_deadline reads them), loads their
 // lines and steps in two queries, runs change on each, and writes every
 // changed order, all new steps in one insert and all events in one outbox
-// insert — one commit for the batch instead of one per order. An order whose
+// insert — one commit for the batch instead of one per order. SKIP LOCKED
+// lets the sweeps of several replicas run side by side on disjoint batches:
+// rows another sweep (or a saga event) holds are left to it, and a row it
+// has committed is no longer PENDING when read again (a locking read sees
+// the newest commit), so each order is cancelled once. An order whose
 // change fails is left as it was and its error returned with the others;
 // the rest are committed. found is how many orders the batch locked.
 func (r *OrderMySQLRepository) UpdatePastDeadline(ctx context.Context, now time.Time, limit int, change app.ChangeFunc) (changed []*order.Order, found int, err error) {
 	var changeErrs []error
-	err = sqlstore.InTx(ctx, r.db, func(tx *sql.Tx) error {
+	// READ COMMITTED: the locking read then locks the rows it returns and no
+	// gaps, so a concurrent sweep's own updates (new index entries) never
+	// wait on this batch's gap locks.
+	err = sqlstore.InTxWith(ctx, r.db, &sql.TxOptions{Isolation: sql.LevelReadCommitted}, func(tx *sql.Tx) error {
 		changed, found, changeErrs = nil, 0, nil // InTx may rerun this after a deadlock
 		var orders []*order.Order
-		err := eachRow(ctx, tx, "SELECT "+orderColumns+" FROM orders WHERE status = ? AND deadline <= ? ORDER BY deadline, id LIMIT ? FOR UPDATE",
+		err := eachRow(ctx, tx, "SELECT "+orderColumns+" FROM orders WHERE status = ? AND deadline <= ? ORDER BY deadline, id LIMIT ? FOR UPDATE SKIP LOCKED",
 			[]any{order.StatusPending, now.UTC(), limit}, func(rows *sql.Rows) error {
 				o, err := scanOrder(rows)
 				if err != nil {
@@ -315,7 +341,7 @@ func readTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
-const orderColumns = `id, customer_id, request_id, status, currency, total_minor, ship_name, ship_line1, ship_line2,
+const orderColumns = `id, customer_id, request_id, request_hash, status, currency, total_minor, ship_name, ship_line1, ship_line2,
 	ship_city, ship_postal_code, ship_country_code, payment_token, cancel_reason, cancel_detail, deadline,
 	created_at, updated_at, version`
 
@@ -327,7 +353,7 @@ func scanOrder(s scanner) (*order.Order, error) {
 		requestID, cancelReason sql.NullString
 	)
 	a := &o.ShippingAddress
-	err := s.Scan(&o.ID, &o.CustomerID, &requestID, &o.Status, &o.Currency, &o.TotalMinor, &a.Name, &a.Line1,
+	err := s.Scan(&o.ID, &o.CustomerID, &requestID, &o.RequestHash, &o.Status, &o.Currency, &o.TotalMinor, &a.Name, &a.Line1,
 		&a.Line2, &a.City, &a.PostalCode, &a.CountryCode, &o.PaymentToken, &cancelReason, &o.CancelDetail,
 		&o.Deadline, &o.CreatedAt, &o.UpdatedAt, &o.Version)
 	if err != nil {
@@ -474,3 +500,11 @@ func insertOrderSteps(ctx context.Context, tx *sql.Tx, steps []orderStep) error 
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// nullBytes stores an empty hash as NULL.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}

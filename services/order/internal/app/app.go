@@ -31,9 +31,9 @@ type Repository interface {
 	Update(ctx context.Context, id, inboxEventID string, change ChangeFunc) (o *order.Order, applied bool, err error)
 	// Get returns the order with its steps, or order.ErrNotFound.
 	Get(ctx context.Context, id string) (*order.Order, error)
-	// VersionOf is the stored version of order id (it grows with every
-	// stored change), or order.ErrNotFound: a watcher's cheap check.
-	VersionOf(ctx context.Context, id string) (int64, error)
+	// VersionsOf maps each of ids that exists to its stored version (it
+	// grows with every stored change): the watch poller's one query.
+	VersionsOf(ctx context.Context, ids []string) (map[string]int64, error)
 	// ListByCustomer returns up to limit orders of the customer, newest
 	// first, starting after the cursor (nil: from the newest).
 	ListByCustomer(ctx context.Context, customerID string, after *Cursor, limit int) ([]*order.Order, error)
@@ -48,9 +48,10 @@ type Repository interface {
 	UpdatePastDeadline(ctx context.Context, now time.Time, limit int, change ChangeFunc) (changed []*order.Order, found int, err error)
 	// CountPending counts the orders not yet terminal.
 	CountPending(ctx context.Context) (int, error)
-	// CustomerOf is the customer of order id, found false when there is no
-	// such order: one indexed read, for the refusal path to stay cheap.
-	CustomerOf(ctx context.Context, id string) (customerID string, found bool, err error)
+	// RequestOf is the customer of order id and the fingerprint of the
+	// request that created it (nil for none), found false when there is no
+	// such order: one primary-key read, for the refusal path to stay cheap.
+	RequestOf(ctx context.Context, id string) (customerID string, requestHash []byte, found bool, err error)
 }
 
 // ChangeFunc changes a locked order and returns the events to store with it.
@@ -128,10 +129,10 @@ type Application struct {
 
 // New wires the use cases. deadline is how long an order may stay PENDING;
 // watchers carries the snapshots d.Changed is told of to WatchOrder streams
-// (the caller connects the two); watchFallbackPoll is how often a stream
-// checks the store for changes other replicas made; backlog, when not nil,
-// refuses new orders past its bound.
-func New(d Deps, deadline time.Duration, watchers *Watchers, watchFallbackPoll time.Duration, backlog *Backlog) Application {
+// (the caller connects the two, and runs watchers.RunPolling for changes
+// other replicas make); backlog, when not nil, refuses new orders past its
+// bound.
+func New(d Deps, deadline time.Duration, watchers *Watchers, backlog *Backlog) Application {
 	return Application{
 		CreateOrder:     CreateOrderHandler{deps: d, deadline: deadline, backlog: backlog},
 		CancelOrder:     CancelOrderHandler{deps: d},
@@ -139,6 +140,6 @@ func New(d Deps, deadline time.Duration, watchers *Watchers, watchFallbackPoll t
 		ExpireOrders:    ExpireOrdersHandler{deps: d},
 		GetOrder:        GetOrderHandler{repo: d.Repo},
 		ListOrders:      ListOrdersHandler{repo: d.Repo},
-		WatchOrder:      WatchOrderHandler{repo: d.Repo, watchers: watchers, fallbackPoll: watchFallbackPoll},
+		WatchOrder:      WatchOrderHandler{repo: d.Repo, watchers: watchers},
 	}
 }

@@ -30,7 +30,9 @@ type CreateOrderHandler struct {
 
 // Handle creates the order drafted in d (d.ID is ignored). With a request id
 // the order id derives from it and ORDER_CREATED is caused by it, so a retry
-// returns the first order and writes nothing; without one both are fresh.
+// returns the first order and writes nothing; a reuse of the id for a
+// different request (order.Draft.Fingerprint) is ErrRequestIDReused; without
+// a request id both are fresh.
 // Past the backlog's bound it returns *OverloadedError — except for a retry
 // of an order created before, which gets that order back.
 func (h CreateOrderHandler) Handle(ctx context.Context, d order.Draft) (*order.Order, error) {
@@ -51,7 +53,7 @@ func (h CreateOrderHandler) Handle(ctx context.Context, d order.Draft) (*order.O
 	}
 	if h.backlog != nil {
 		if err := h.backlog.admit(); err != nil {
-			return h.existing(ctx, d, err)
+			return h.existing(ctx, o, err)
 		}
 	}
 	stored, created, err := h.create(ctx, o, causationID, now)
@@ -62,8 +64,9 @@ func (h CreateOrderHandler) Handle(ctx context.Context, d order.Draft) (*order.O
 		return nil, err
 	}
 	if !created {
-		if stored.CustomerID != d.CustomerID {
-			return nil, fmt.Errorf("%w: request %s created an order for another customer", order.ErrRequestIDReused, d.RequestID)
+		// A retry gets the first order back only when it is the same request.
+		if err := stored.AnswersRetry(o.CustomerID, o.RequestHash); err != nil {
+			return nil, err
 		}
 		return stored, nil
 	}
@@ -84,18 +87,22 @@ func (h CreateOrderHandler) create(ctx context.Context, o *order.Order, causatio
 }
 
 // existing answers a refused request: a retry of an order that exists gets
-// it back (the client must learn its first call worked), anything else the
+// it back (the client must learn its first call worked), a reuse of its
+// request id for another request ErrRequestIDReused, anything else the
 // refusal. A refusal costs one primary-key read; only a real retry reads
 // the whole order.
-func (h CreateOrderHandler) existing(ctx context.Context, d order.Draft, refusal error) (*order.Order, error) {
-	if d.RequestID == "" {
+func (h CreateOrderHandler) existing(ctx context.Context, o *order.Order, refusal error) (*order.Order, error) {
+	if o.RequestID == "" {
 		return nil, refusal
 	}
-	customer, found, err := h.deps.Repo.CustomerOf(ctx, d.ID)
-	if err != nil || !found || customer != d.CustomerID {
+	customer, hash, found, err := h.deps.Repo.RequestOf(ctx, o.ID)
+	if err != nil || !found {
 		return nil, refusal
 	}
-	stored, err := h.deps.Repo.Get(ctx, d.ID)
+	if err := order.CheckRetry(o.RequestID, customer, hash, o.CustomerID, o.RequestHash); err != nil {
+		return nil, err
+	}
+	stored, err := h.deps.Repo.Get(ctx, o.ID)
 	if err != nil {
 		return nil, refusal
 	}

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"time"
 
 	"github.com/sagasuite/sagasuite/services/order/internal/domain/order"
 )
@@ -11,19 +10,17 @@ import (
 type WatchOrderHandler struct {
 	repo     Repository
 	watchers *Watchers
-	// fallbackPoll is how often a stream asks the store for the order's
-	// version, to find changes other replicas committed.
-	fallbackPoll time.Duration
 }
 
 // Handle sends the order as it is now, then again after each change, and
 // returns after sending a terminal (COMPLETED or CANCELLED) snapshot, when
 // ctx ends, or when send fails. The store is read once at the start; after
-// that, changes committed in this process arrive as the snapshots their use
-// cases wrote (Watchers), at once and without a read. Every fallbackPoll
-// the order's version alone is read, and the whole order only when another
-// replica changed it. A stream that sends slower than the order changes
-// skips to the newest state; it never holds up a commit.
+// that every change arrives through Watchers: those committed in this
+// process as the snapshots their use cases wrote, at once and without a
+// read; those other replicas commit from the process's one poller
+// (Watchers.RunPolling), which reads a changed order once for all its
+// streams. A stream that sends slower than the order changes skips to the
+// newest state; it never holds up a commit.
 func (h WatchOrderHandler) Handle(ctx context.Context, orderID string, send func(*order.Order) error) error {
 	// Watch before the first read, so no change falls between the two.
 	watch := h.watchers.Watch(orderID)
@@ -32,25 +29,18 @@ func (h WatchOrderHandler) Handle(ctx context.Context, orderID string, send func
 	if err != nil {
 		return err
 	}
+	watch.Read(o.Version)
 	if err := send(o); err != nil {
 		return err
 	}
-	fallback := time.NewTicker(h.fallbackPoll)
-	defer fallback.Stop()
 	for !o.Status.Terminal() {
-		var next *order.Order
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-watch.Ready():
-			next = watch.Take()
-		case <-fallback.C:
-			if next, err = h.readIfNewer(ctx, orderID, o.Version); err != nil {
-				return err
-			}
 		}
-		// Older or equal: a push of what the first read or a fallback
-		// read has sent already.
+		// Older or equal: a push of what the first read has sent already.
+		next := watch.Take()
 		if next == nil || next.Version <= o.Version {
 			continue
 		}
@@ -60,14 +50,4 @@ func (h WatchOrderHandler) Handle(ctx context.Context, orderID string, send func
 		}
 	}
 	return nil
-}
-
-// readIfNewer reads the order when its stored version is past known, else
-// returns nil: one primary-key read of one column while nothing changed.
-func (h WatchOrderHandler) readIfNewer(ctx context.Context, orderID string, known int64) (*order.Order, error) {
-	version, err := h.repo.VersionOf(ctx, orderID)
-	if err != nil || version <= known {
-		return nil, err
-	}
-	return h.repo.Get(ctx, orderID)
 }

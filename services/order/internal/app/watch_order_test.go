@@ -22,14 +22,15 @@ import (
 // wait bounds every wait in these tests; none asserts on timing.
 const wait = 2 * time.Minute
 
-// never is a fallback poll that does not fire within a test: what a
+// never is a watch poll interval that does not fire within a test: what a
 // watcher sees then was pushed.
 const never = time.Hour
 
 // readCountingRepo counts the reads watchers make.
 type readCountingRepo struct {
 	app.Repository
-	gets, versionReads atomic.Int64
+	gets, versionQueries atomic.Int64
+	versionIDs           atomic.Int64 // ids asked for, over all version queries
 }
 
 func (r *readCountingRepo) Get(ctx context.Context, id string) (*order.Order, error) {
@@ -37,9 +38,10 @@ func (r *readCountingRepo) Get(ctx context.Context, id string) (*order.Order, er
 	return r.Repository.Get(ctx, id)
 }
 
-func (r *readCountingRepo) VersionOf(ctx context.Context, id string) (int64, error) {
-	r.versionReads.Add(1)
-	return r.Repository.VersionOf(ctx, id)
+func (r *readCountingRepo) VersionsOf(ctx context.Context, ids []string) (map[string]int64, error) {
+	r.versionQueries.Add(1)
+	r.versionIDs.Add(int64(len(ids)))
+	return r.Repository.VersionsOf(ctx, ids)
 }
 
 // replica is one order service's use cases on a shared database, wired as
@@ -62,11 +64,24 @@ func migratedDB(t *testing.T) *sql.DB {
 	return db
 }
 
-func newReplica(db *sql.DB, fallbackPoll time.Duration) *replica {
+// newReplica wires a replica; with poll < never its watch poller runs
+// (as Run runs it) until the test ends.
+func newReplica(t *testing.T, db *sql.DB, poll time.Duration) *replica {
 	r := &replica{watchers: app.NewWatchers(), clock: clock.NewManual(time.Now())}
 	r.repo = &readCountingRepo{Repository: adapters.NewOrderMySQLRepository(db, "order", r.clock.Now)}
 	r.app = app.New(app.Deps{Repo: r.repo, Encode: ports.Encode, Now: r.clock.Now, Changed: r.watchers.Publish},
-		30*time.Second, r.watchers, fallbackPoll, nil)
+		30*time.Second, r.watchers, nil)
+	if poll < never {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- r.watchers.RunPolling(ctx, r.repo, poll, func(err error) { t.Errorf("watch poll: %v", err) })
+		}()
+		t.Cleanup(func() {
+			cancel()
+			<-done
+		})
+	}
 	return r
 }
 
@@ -149,12 +164,12 @@ func (s *stream) end(t *testing.T) error {
 
 func lastStep(o *order.Order) order.Step { return o.Steps[len(o.Steps)-1] }
 
-// With the fallback poll out of reach, a watcher still sees every change of
+// With no watch poller running, a watcher still sees every change of
 // a saga — each step, then the terminal state — as the committing use case
 // wrote it, equal to what the store holds, having read the store once.
 func TestWatchOrderGetsEveryChangePushed(t *testing.T) {
 	db := migratedDB(t)
-	r := newReplica(db, never)
+	r := newReplica(t, db, never)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 
@@ -182,8 +197,8 @@ func TestWatchOrderGetsEveryChangePushed(t *testing.T) {
 		if n := r.repo.gets.Load() - gets; n != 0 {
 			t.Errorf("the watcher read the order %d times after its first read, want 0", n)
 		}
-		if n := r.repo.versionReads.Load(); n != 0 {
-			t.Errorf("%d fallback polls, want none", n)
+		if n := r.repo.versionQueries.Load(); n != 0 {
+			t.Errorf("%d version queries, want none", n)
 		}
 		stored, err := r.repo.Get(ctx, o.ID)
 		if err != nil || !reflect.DeepEqual(stored, got) {
@@ -230,7 +245,7 @@ func TestWatchOrderGetsEveryChangePushed(t *testing.T) {
 // watcher skips to the newest state.
 func TestSlowWatcherDoesNotHoldUpCommits(t *testing.T) {
 	db := migratedDB(t)
-	r := newReplica(db, never)
+	r := newReplica(t, db, never)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	o := r.create(t)
@@ -270,30 +285,82 @@ func TestSlowWatcherDoesNotHoldUpCommits(t *testing.T) {
 	}
 }
 
-// Changes another replica commits are not pushed here: the fallback poll
-// finds each, reading only the order's version until it moves, and the whole
-// order once per change.
+// Changes another replica commits are not pushed here: the replica's one
+// poller finds each and reads the order once per change, however many
+// streams watch it; every stream gets every change.
 func TestWatchOrderFindsAnotherReplicasChangesByPolling(t *testing.T) {
 	db := migratedDB(t)
-	watching := newReplica(db, 20*time.Millisecond)
-	other := newReplica(db, never)
+	watching := newReplica(t, db, 20*time.Millisecond)
+	other := newReplica(t, db, never)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	o := other.create(t)
 
-	s := watch(ctx, watching, o.ID, nil)
-	s.next(t)
+	const streams = 8
+	var ss []*stream
+	for range streams {
+		s := watch(ctx, watching, o.ID, nil)
+		s.next(t)
+		ss = append(ss, s)
+	}
 	for i, typ := range []order.EventType{"STOCK_RESERVED", "PAYMENT_PROCESSED", "INVENTORY_UPDATED", "SHIPMENT_CREATED"} {
 		eventID := other.record(t, o.ID, typ)
-		if got := s.next(t); got.Version != int64(i+2) || !got.HasStep(eventID) {
-			t.Errorf("after %s: v%d with steps %v, want v%d with the event", typ, got.Version, got.Steps, i+2)
+		for _, s := range ss {
+			if got := s.next(t); got.Version != int64(i+2) || !got.HasStep(eventID) {
+				t.Errorf("after %s: v%d with steps %v, want v%d with the event", typ, got.Version, got.Steps, i+2)
+			}
 		}
 	}
-	if err := s.end(t); err != nil {
-		t.Errorf("stream ended with %v, want nil", err)
+	for _, s := range ss {
+		if err := s.end(t); err != nil {
+			t.Errorf("stream ended with %v, want nil", err)
+		}
 	}
-	if gets, polls := watching.repo.gets.Load(), watching.repo.versionReads.Load(); gets != 5 || polls < 4 {
-		t.Errorf("%d whole-order reads and %d version reads; want 5 (the first and one per change) and at least 4", gets, polls)
+	if gets := watching.repo.gets.Load(); gets != streams+4 {
+		t.Errorf("%d whole-order reads; want %d (each stream's first, then one per change for all streams)", gets, streams+4)
+	}
+}
+
+// One poll round costs one version query for all watched orders, whatever
+// the number of streams on each, and reads only the orders that moved.
+func TestOnePollRoundIsOneQueryForAllStreams(t *testing.T) {
+	db := migratedDB(t)
+	watching := newReplica(t, db, never) // polled by hand below
+	other := newReplica(t, db, never)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+
+	const orders, perOrder = 5, 20
+	var moved []*stream
+	var ids []string
+	for i := range orders {
+		o := other.create(t)
+		ids = append(ids, o.ID)
+		for range perOrder {
+			s := watch(ctx, watching, o.ID, nil)
+			s.next(t)
+			if i < 2 {
+				moved = append(moved, s)
+			}
+		}
+	}
+	if n, err := watching.watchers.Poll(ctx, watching.repo); n != 0 || err != nil {
+		t.Fatalf("poll with nothing changed published %d (%v), want 0", n, err)
+	}
+	other.record(t, ids[0], "STOCK_RESERVED")
+	other.record(t, ids[1], "OUT_OF_STOCK")
+	queries, asked, gets := watching.repo.versionQueries.Load(), watching.repo.versionIDs.Load(), watching.repo.gets.Load()
+	if n, err := watching.watchers.Poll(ctx, watching.repo); n != 2 || err != nil {
+		t.Fatalf("poll published %d orders (%v), want the 2 that moved", n, err)
+	}
+	if q, a, g := watching.repo.versionQueries.Load()-queries, watching.repo.versionIDs.Load()-asked, watching.repo.gets.Load()-gets; q != 1 || a != orders || g != 2 {
+		t.Errorf("one round of %d streams on %d orders: %d version queries for %d ids, %d order reads; want 1 for %d, 2",
+			orders*perOrder, orders, q, a, g, orders)
+	}
+	for _, s := range moved {
+		if got := s.next(t); got.Version != 2 {
+			t.Errorf("stream got v%d, want v2", got.Version)
+		}
 	}
 }
 
@@ -301,7 +368,7 @@ func TestWatchOrderFindsAnotherReplicasChangesByPolling(t *testing.T) {
 // its watch ends with it.
 func TestEndedStreamsLeaveNoWatch(t *testing.T) {
 	db := migratedDB(t)
-	r := newReplica(db, never)
+	r := newReplica(t, db, never)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	const perWay = 5

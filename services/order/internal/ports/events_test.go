@@ -121,7 +121,7 @@ func TestDescribeSummarizesEachConsumedEvent(t *testing.T) {
 func TestEventHandlerDecisions(t *testing.T) {
 	repo := &notFoundRepo{}
 	h := ports.EventHandler(app.New(app.Deps{Repo: repo, Encode: ports.Encode, Now: func() time.Time { return t0 }},
-		time.Minute, app.NewWatchers(), time.Second, nil).RecordSagaEvent)
+		time.Minute, app.NewWatchers(), nil).RecordSagaEvent)
 
 	err := h(context.Background(), envelope(t, &eventsv1.ShipmentCreated{ShipmentId: events.NewID(), Carrier: "dhl", TrackingNumber: "X"}))
 	if !errors.Is(err, bus.ErrPermanent) || !errors.Is(err, order.ErrNotFound) {

@@ -8,6 +8,9 @@
 package order
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -71,8 +74,9 @@ var (
 	ErrNotFound = errors.New("order not found")
 	// ErrNotPending: the transition needs a PENDING order.
 	ErrNotPending = errors.New("order is not pending")
-	// ErrRequestIDReused: a request id already created an order for another customer.
-	ErrRequestIDReused = errors.New("request id already used")
+	// ErrRequestIDReused: a request id already created an order for another
+	// customer, or from a request with a different payload.
+	ErrRequestIDReused = errors.New("request_id already used")
 	// ErrInvalid is the class of InvalidError.
 	ErrInvalid = fielderr.ErrInvalid
 )
@@ -106,9 +110,13 @@ type Step struct {
 
 // Order is one order and its saga.
 type Order struct {
-	ID              string
-	CustomerID      string
-	RequestID       string // the client's idempotency key, if it gave one
+	ID         string
+	CustomerID string
+	RequestID  string // the client's idempotency key, if it gave one
+	// RequestHash is the Fingerprint of the request that created the order
+	// with RequestID: a retry must carry the same (nil without a key, and
+	// for orders stored before it was kept).
+	RequestHash     []byte
 	Lines           []Line
 	Currency        string
 	TotalMinor      int64
@@ -134,6 +142,70 @@ type Draft struct {
 	Currency        string
 	ShippingAddress Address
 	PaymentToken    string
+}
+
+// Fingerprint is the SHA-256 of the draft's canonical encoding: every field
+// the customer sends except the request id itself (customer, lines in their
+// order, currency, address, payment token), each length-prefixed so no two
+// drafts encode alike. It is computed on the domain's fields, not on the
+// wire bytes, so gRPC, gRPC-Web and Connect clients, field order and
+// unknown fields cannot make one request look like two.
+func (d Draft) Fingerprint() []byte {
+	h := sha256.New()
+	put := func(s string) {
+		var n [binary.MaxVarintLen64]byte
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		h.Write([]byte(s))
+	}
+	putInt := func(v int64) {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(v))
+		h.Write(b[:])
+	}
+	put("sagasuite.order.CreateOrder/v1")
+	put(d.CustomerID)
+	putInt(int64(len(d.Lines)))
+	for _, l := range d.Lines {
+		put(l.SKU)
+		putInt(int64(l.Quantity))
+		putInt(l.UnitPriceMinor)
+	}
+	put(d.Currency)
+	a := d.ShippingAddress
+	for _, f := range []string{a.Name, a.Line1, a.Line2, a.City, a.PostalCode, a.CountryCode} {
+		put(f)
+	}
+	put(d.PaymentToken)
+	return h.Sum(nil)
+}
+
+// requestHash is the fingerprint kept with an order created under a
+// request id; without one there is nothing to compare a retry with.
+func requestHash(d Draft) []byte {
+	if d.RequestID == "" {
+		return nil
+	}
+	return d.Fingerprint()
+}
+
+// AnswersRetry reports whether the stored order o may answer a request by
+// customerID with fingerprint hash that reused o's request id: only the very
+// same request may. An order stored without a fingerprint is compared by
+// customer alone.
+func (o *Order) AnswersRetry(customerID string, hash []byte) error {
+	return CheckRetry(o.RequestID, o.CustomerID, o.RequestHash, customerID, hash)
+}
+
+// CheckRetry is AnswersRetry on the stored customer and fingerprint alone.
+func CheckRetry(requestID, storedCustomer string, storedHash []byte, customerID string, hash []byte) error {
+	if storedCustomer != customerID {
+		return fmt.Errorf("%w: request_id %s created an order for another customer", ErrRequestIDReused, requestID)
+	}
+	if len(storedHash) > 0 && !bytes.Equal(storedHash, hash) {
+		return fmt.Errorf("%w: request_id %s was used for a different request (lines, currency, address or payment method differ); "+
+			"use a new request_id for a new order", ErrRequestIDReused, requestID)
+	}
+	return nil
 }
 
 var (
@@ -173,6 +245,7 @@ func New(d Draft, now time.Time, ttl time.Duration) (*Order, error) {
 		ID:              d.ID,
 		CustomerID:      d.CustomerID,
 		RequestID:       d.RequestID,
+		RequestHash:     requestHash(d),
 		Lines:           append([]Line(nil), d.Lines...),
 		Currency:        d.Currency,
 		TotalMinor:      total,

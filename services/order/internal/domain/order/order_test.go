@@ -245,3 +245,75 @@ func TestStatusTerminal(t *testing.T) {
 		}
 	}
 }
+
+// The fingerprint is the request's content: equal drafts (whatever their
+// id or request id) hash alike; a change of any field the customer sends
+// changes it, and moving text between adjacent fields does too.
+func TestFingerprintCoversEveryRequestField(t *testing.T) {
+	base := draft()
+	same := draft()
+	same.ID, same.RequestID = "another id", "another request id"
+	if !slices.Equal(base.Fingerprint(), same.Fingerprint()) {
+		t.Fatal("equal requests with other ids hash differently")
+	}
+	changes := map[string]func(d *order.Draft){
+		"customer":      func(d *order.Draft) { d.CustomerID = "0193a1a0-0000-7000-8000-0000000000c2" },
+		"sku":           func(d *order.Draft) { d.Lines[0].SKU = "BOOK-2" },
+		"quantity":      func(d *order.Draft) { d.Lines[0].Quantity = 3 },
+		"unit price":    func(d *order.Draft) { d.Lines[1].UnitPriceMinor = 200 },
+		"line order":    func(d *order.Draft) { d.Lines[0], d.Lines[1] = d.Lines[1], d.Lines[0] },
+		"one line less": func(d *order.Draft) { d.Lines = d.Lines[:1] },
+		"currency":      func(d *order.Draft) { d.Currency = "USD" },
+		"name":          func(d *order.Draft) { d.ShippingAddress.Name = "Ada L." },
+		"line2":         func(d *order.Draft) { d.ShippingAddress.Line2 = "Apt 3" },
+		"text moved":    func(d *order.Draft) { d.ShippingAddress.Line1, d.ShippingAddress.Line2 = "Main St", " 1" },
+		"postal code":   func(d *order.Draft) { d.ShippingAddress.PostalCode = "10117" },
+		"country":       func(d *order.Draft) { d.ShippingAddress.CountryCode = "AT" },
+		"payment token": func(d *order.Draft) { d.PaymentToken = "tok_mastercard" },
+		"city":          func(d *order.Draft) { d.ShippingAddress.City = "Potsdam" },
+	}
+	seen := map[string]string{string(base.Fingerprint()): "base"}
+	for name, change := range changes {
+		d := draft()
+		change(&d)
+		fp := string(d.Fingerprint())
+		if other, ok := seen[fp]; ok {
+			t.Errorf("%s: same fingerprint as %s", name, other)
+		}
+		seen[fp] = name
+	}
+}
+
+// A retry is answered with the stored order only when it is the same
+// request; the refusal names request_id. Orders stored without a
+// fingerprint are matched by customer alone.
+func TestRetryMustBeTheSameRequest(t *testing.T) {
+	d := draft()
+	d.RequestID = "0193a1a0-0000-7000-8000-0000000000r1"
+	o, err := order.New(d, t0, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.RequestHash) != 32 {
+		t.Fatalf("order created under a request id keeps a %d-byte hash, want 32", len(o.RequestHash))
+	}
+	if err := o.AnswersRetry(d.CustomerID, d.Fingerprint()); err != nil {
+		t.Errorf("same request: %v", err)
+	}
+	changed := draft()
+	changed.Lines[0].Quantity = 5
+	err = o.AnswersRetry(d.CustomerID, changed.Fingerprint())
+	if !errors.Is(err, order.ErrRequestIDReused) || !strings.Contains(err.Error(), "request_id") {
+		t.Errorf("different payload: %v, want ErrRequestIDReused naming request_id", err)
+	}
+	if err := o.AnswersRetry("0193a1a0-0000-7000-8000-0000000000c9", d.Fingerprint()); !errors.Is(err, order.ErrRequestIDReused) {
+		t.Errorf("another customer: %v, want ErrRequestIDReused", err)
+	}
+	o.RequestHash = nil // stored before fingerprints were kept
+	if err := o.AnswersRetry(d.CustomerID, changed.Fingerprint()); err != nil {
+		t.Errorf("legacy order, same customer: %v", err)
+	}
+	if withoutKey := pending(t); withoutKey.RequestHash != nil {
+		t.Errorf("order without a request id keeps hash %x", withoutKey.RequestHash)
+	}
+}
