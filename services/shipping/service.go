@@ -114,7 +114,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	producer := cfg.KafkaConfig.NewProducer()
 	defer producer.Close()
 	relay := adapters.NewOutboxRelay(repo, producer, adapters.RelayConfig{Logger: rt.Logger})
-	svc := app.New(repo, adapters.SimulatedCarrier{}, ports.EncodeEvent, rt.Now)
+	svc := app.New(repo, adapters.NewSimulatedCarrier(), ports.EncodeEvent, rt.Now)
 	consumer := &leasedConsumer{lease: lease, cfg: bus.ConsumerConfig{
 		Brokers: cfg.Brokers, Group: cfg.TopicPrefix + Name,
 		Topics:            []string{cfg.Topic(events.TopicInventory), cfg.Topic(events.TopicOrders)},
