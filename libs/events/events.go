@@ -70,7 +70,8 @@ func TopicOf(t eventsv1.EventType) (string, error) {
 	case eventsv1.EventType_EVENT_TYPE_PAYMENT_PROCESSED, eventsv1.EventType_EVENT_TYPE_PAYMENT_FAILED,
 		eventsv1.EventType_EVENT_TYPE_PAYMENT_REFUNDED:
 		return TopicPayments, nil
-	case eventsv1.EventType_EVENT_TYPE_SHIPMENT_CREATED, eventsv1.EventType_EVENT_TYPE_SHIPMENT_FAILED:
+	case eventsv1.EventType_EVENT_TYPE_SHIPMENT_CREATED, eventsv1.EventType_EVENT_TYPE_SHIPMENT_FAILED,
+		eventsv1.EventType_EVENT_TYPE_SHIPMENT_CANCELLED:
 		return TopicShipments, nil
 	case eventsv1.EventType_EVENT_TYPE_NOTIFICATION_SENT:
 		return TopicNotifications, nil

@@ -51,6 +51,8 @@ func AllTypes(t testing.TB) []Step {
 		{"order", &eventsv1.OrderCompleted{}},
 		{"notification", &eventsv1.NotificationSent{NotificationId: id("notification"),
 			Channel: eventsv1.NotificationChannel_NOTIFICATION_CHANNEL_EMAIL, Template: "order_completed"}},
+		// Added last so the indexes above stay: a booked shipment cancelled with its carrier.
+		{"shipping", &eventsv1.ShipmentCancelled{ShipmentId: id("shipment-2"), Carrier: "dhl", TrackingNumber: "JD0001"}},
 	}
 }
 

@@ -61,6 +61,8 @@ var recorded = map[eventsv1.EventType]bool{
 	eventsv1.EventType_EVENT_TYPE_PAYMENT_REFUNDED:  true,
 	eventsv1.EventType_EVENT_TYPE_SHIPMENT_CREATED:  true,
 	eventsv1.EventType_EVENT_TYPE_SHIPMENT_FAILED:   true,
+	// A step after the cancel (the carrier was told); the order stays CANCELLED.
+	eventsv1.EventType_EVENT_TYPE_SHIPMENT_CANCELLED: true,
 }
 
 // EventHandler is the handler of the "order" consumer group: each saga event
@@ -123,6 +125,9 @@ func Describe(env *eventsv1.Envelope) string {
 	case *eventsv1.Envelope_ShipmentFailed:
 		f := p.ShipmentFailed
 		return joinDetail("shipment failed: "+enumName(f.GetReason().String(), "SHIPMENT_FAILURE_REASON_"), f.GetDetail())
+	case *eventsv1.Envelope_ShipmentCancelled:
+		c := p.ShipmentCancelled
+		return fmt.Sprintf("shipment cancelled with %s, tracking %s", c.GetCarrier(), c.GetTrackingNumber())
 	}
 	return events.TypeName(env.GetType())
 }

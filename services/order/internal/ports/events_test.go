@@ -104,6 +104,7 @@ func TestDescribeSummarizesEachConsumedEvent(t *testing.T) {
 		{&eventsv1.PaymentRefunded{PaymentId: events.NewID(), RefundId: events.NewID(), Amount: money, Reason: eventsv1.RefundReason_REFUND_REASON_ORDER_CANCELLED}, []string{"payment refunded", "order cancelled", "2500 EUR"}},
 		{&eventsv1.ShipmentCreated{ShipmentId: events.NewID(), Carrier: "dhl", TrackingNumber: "JD1"}, []string{"shipment booked", "dhl", "JD1"}},
 		{&eventsv1.ShipmentFailed{ShipmentId: events.NewID(), Reason: eventsv1.ShipmentFailureReason_SHIPMENT_FAILURE_REASON_UNDELIVERABLE_ADDRESS, Detail: "no such street"}, []string{"shipment failed", "undeliverable address", "no such street"}},
+		{&eventsv1.ShipmentCancelled{ShipmentId: events.NewID(), Carrier: "simpost", TrackingNumber: "SP000000000042"}, []string{"shipment cancelled", "simpost", "SP000000000042"}},
 	}
 	for _, tt := range tests {
 		env := envelope(t, tt.payload)

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
+	"sync"
 
 	"github.com/sagasuite/sagasuite/services/shipping/internal/app"
 	"github.com/sagasuite/sagasuite/services/shipping/internal/domain/shipment"
@@ -33,11 +35,43 @@ const (
 	SimulatedCarrierName    = "simpost"
 )
 
-// SimulatedCarrier books shipments by the rules above, deterministically.
-type SimulatedCarrier struct{}
+// SimulatedCarrier books shipments by the rules above, deterministically,
+// and records cancelled bookings (a real carrier's cancel endpoint; it always
+// answers, and cancelling the same booking again changes nothing).
+type SimulatedCarrier struct {
+	mu        sync.Mutex
+	cancelled map[string]string // tracking number → order id
+	calls     int
+}
+
+// NewSimulatedCarrier returns a carrier with no cancellations recorded.
+func NewSimulatedCarrier() *SimulatedCarrier {
+	return &SimulatedCarrier{cancelled: map[string]string{}}
+}
+
+// Cancel implements app.Carrier: the booking is recorded as cancelled. A
+// tracking number this carrier never issued for the order is an error.
+func (c *SimulatedCarrier) Cancel(_ context.Context, req app.CancelRequest) error {
+	if req.Carrier != SimulatedCarrierName || req.TrackingNumber != TrackingNumberFor(req.OrderID) {
+		return fmt.Errorf("%s issued no booking %q (carrier %q) for order %s", SimulatedCarrierName, req.TrackingNumber, req.Carrier, req.OrderID)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	c.cancelled[req.TrackingNumber] = req.OrderID
+	return nil
+}
+
+// Cancellations returns the cancelled bookings (tracking number → order id)
+// and how many cancel calls were made (repeats included).
+func (c *SimulatedCarrier) Cancellations() (map[string]string, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.cancelled), c.calls
+}
 
 // Book implements app.Carrier.
-func (SimulatedCarrier) Book(_ context.Context, req app.BookingRequest) (shipment.Booking, error) {
+func (*SimulatedCarrier) Book(_ context.Context, req app.BookingRequest) (shipment.Booking, error) {
 	country := req.Address.CountryCode
 	switch {
 	case slices.Contains(UndeliverableCountries, country):

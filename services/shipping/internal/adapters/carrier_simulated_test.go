@@ -30,7 +30,7 @@ func TestSimulatedCarrierRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := SimulatedCarrier{}.Book(context.Background(), app.BookingRequest{OrderID: orderID, Address: tt.address, Parcels: tt.parcels})
+			b, err := NewSimulatedCarrier().Book(context.Background(), app.BookingRequest{OrderID: orderID, Address: tt.address, Parcels: tt.parcels})
 			if err != nil {
 				t.Fatalf("Book: %v", err)
 			}
@@ -44,6 +44,29 @@ func TestSimulatedCarrierRules(t *testing.T) {
 				t.Fatalf("booking = %+v, want refused %s mentioning %q", b, tt.wantReason, tt.wantDetail)
 			}
 		})
+	}
+}
+
+func TestSimulatedCarrierRecordsCancellations(t *testing.T) {
+	c := NewSimulatedCarrier()
+	ctx := context.Background()
+	req := app.CancelRequest{OrderID: "order-a", Carrier: SimulatedCarrierName, TrackingNumber: TrackingNumberFor("order-a")}
+	for range 2 { // idempotent: a retry after a crash asks again
+		if err := c.Cancel(ctx, req); err != nil {
+			t.Fatalf("Cancel: %v", err)
+		}
+	}
+	got, calls := c.Cancellations()
+	if len(got) != 1 || got[req.TrackingNumber] != "order-a" || calls != 2 {
+		t.Fatalf("cancellations %v after %d calls, want one booking of order-a after 2", got, calls)
+	}
+	for _, bad := range []app.CancelRequest{
+		{OrderID: "order-a", Carrier: SimulatedCarrierName, TrackingNumber: TrackingNumberFor("order-b")},
+		{OrderID: "order-a", Carrier: "otherpost", TrackingNumber: TrackingNumberFor("order-a")},
+	} {
+		if err := c.Cancel(ctx, bad); err == nil {
+			t.Fatalf("Cancel(%+v) = nil, want an error for a booking it never made", bad)
+		}
 	}
 }
 

@@ -109,6 +109,25 @@ func (r *OutboxRelay) Run(ctx context.Context) error {
 	if reg, err := r.metrics.RegisterGauges(r.repo.outboxGauges); err == nil {
 		defer func() { _ = reg.Unregister() }()
 	}
+	for ctx.Err() == nil {
+		if r.repo.lease != nil {
+			if holding, _ := r.repo.lease.Holding(); !holding {
+				r.status.Set(outbox.StateStandby, nil)
+			}
+		}
+		term, err := r.repo.term(ctx)
+		if err != nil {
+			break
+		}
+		r.runTerm(term)
+	}
+	return nil
+}
+
+// runTerm publishes while this process is the writer (term lives): it
+// starts with RecoverMarkers, since a previous writer that died (or was
+// fenced) may have dropped a marker another write had just re-created.
+func (r *OutboxRelay) runTerm(ctx context.Context) {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 5*time.Second
 	poll := time.NewTicker(r.cfg.PollInterval)
@@ -117,6 +136,9 @@ func (r *OutboxRelay) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		if !recovered {
 			n, err := r.repo.RecoverMarkers(ctx)
+			if ctx.Err() != nil {
+				break
+			}
 			if err != nil {
 				r.failed(ctx, fmt.Errorf("recovering markers: %w", err), bo.NextBackOff())
 				continue
@@ -145,7 +167,6 @@ func (r *OutboxRelay) Run(ctx context.Context) error {
 		case <-poll.C:
 		}
 	}
-	return nil
 }
 
 func (r *OutboxRelay) failed(ctx context.Context, err error, wait time.Duration) {
@@ -171,6 +192,13 @@ type pendingMarker struct {
 // marker first, removes them (parking what Kafka refused too often), and
 // returns how many documents it settled.
 func (r *OutboxRelay) Flush(ctx context.Context) (int, error) {
+	// One guard for the whole pass: publishing stops with the lease too, so
+	// a relay that lost it never publishes behind its successor's back.
+	ctx, epoch, done, err := r.repo.guard(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
 	markers, err := r.repo.pendingMarkers(ctx, r.cfg.BatchSize)
 	if err != nil {
 		return 0, err
@@ -242,7 +270,7 @@ func (r *OutboxRelay) Flush(ctx context.Context) (int, error) {
 	}
 	var errs2 []error
 	for _, orderID := range docs {
-		res, err := r.repo.settleOutbox(ctx, orderID, sent[orderID], refused[orderID], r.cfg.MaxAttempts)
+		res, err := r.repo.settleOutbox(ctx, epoch, orderID, sent[orderID], refused[orderID], r.cfg.MaxAttempts)
 		if err != nil {
 			errs2 = append(errs2, err)
 			continue
@@ -296,7 +324,7 @@ func (r *ShipmentMongoRepository) pendingMarkers(ctx context.Context, limit int)
 func (r *ShipmentMongoRepository) loadOutbox(ctx context.Context, orderID string) (*shipmentDoc, error) {
 	var doc shipmentDoc
 	err := r.shipments(orderID).FindOne(ctx, bson.D{{Key: "_id", Value: orderID}},
-		options.FindOne().SetProjection(bson.D{{Key: "outbox", Value: 1}, {Key: "version", Value: 1}})).Decode(&doc)
+		options.FindOne().SetProjection(bson.D{{Key: "outbox", Value: 1}, {Key: "version", Value: 1}, {Key: "epoch", Value: 1}})).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
 	}
@@ -318,18 +346,18 @@ type settled struct {
 // (under the order's lock, version-checked), and drops the order's marker
 // once its outbox is empty. Entries added since the relay read the document
 // stay for the next pass.
-func (r *ShipmentMongoRepository) settleOutbox(ctx context.Context, orderID string, sent []string, refused map[string]error, maxAttempts int) (settled, error) {
+func (r *ShipmentMongoRepository) settleOutbox(ctx context.Context, epoch int64, orderID string, sent []string, refused map[string]error, maxAttempts int) (settled, error) {
 	unlock := r.locks.lock(orderID)
 	defer unlock()
 	for attempt := 1; ; attempt++ {
-		res, err := r.settleOutboxOnce(ctx, orderID, sent, refused, maxAttempts)
+		res, err := r.settleOutboxOnce(ctx, epoch, orderID, sent, refused, maxAttempts)
 		if !errors.Is(err, ErrConflict) || attempt == maxConflictRetries {
 			return res, err
 		}
 	}
 }
 
-func (r *ShipmentMongoRepository) settleOutboxOnce(ctx context.Context, orderID string, sent []string, refused map[string]error, maxAttempts int) (settled, error) {
+func (r *ShipmentMongoRepository) settleOutboxOnce(ctx context.Context, epoch int64, orderID string, sent []string, refused map[string]error, maxAttempts int) (settled, error) {
 	res := settled{sent: sent}
 	doc, err := r.loadOutbox(ctx, orderID)
 	if err != nil {
@@ -337,6 +365,9 @@ func (r *ShipmentMongoRepository) settleOutboxOnce(ctx context.Context, orderID 
 	}
 	remaining := []outboxItem{}
 	if doc != nil {
+		if err := r.fenced(orderID, doc.Epoch, epoch); err != nil {
+			return res, err
+		}
 		isSent := make(map[string]bool, len(sent))
 		for _, id := range sent {
 			isSent[id] = true
@@ -371,7 +402,7 @@ func (r *ShipmentMongoRepository) settleOutboxOnce(ctx context.Context, orderID 
 				{Key: "$set", Value: bson.D{{Key: "outbox", Value: remaining}}},
 				{Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}},
 			}
-			if err := r.updateVersioned(ctx, orderID, doc.Version, update); err != nil {
+			if err := r.updateVersioned(ctx, orderID, doc.Version, epoch, update); err != nil {
 				return res, err
 			}
 		}
@@ -412,6 +443,11 @@ func (r *ShipmentMongoRepository) park(ctx context.Context, orderID string, item
 // (one scan of every bucket): run at start-up, it makes the relay correct
 // even if markers were lost, e.g. deleted by hand.
 func (r *ShipmentMongoRepository) RecoverMarkers(ctx context.Context) (int, error) {
+	ctx, _, done, err := r.guard(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
 	found := 0
 	for name, coll := range r.buckets {
 		cur, err := coll.Find(ctx, bson.D{{Key: "outbox.0", Value: bson.D{{Key: "$exists", Value: true}}}},
@@ -532,6 +568,11 @@ func (r *OutboxRelay) RetryParked(ctx context.Context, id string) (int, error) {
 // it is there already), marks the document pending, then deletes the parked
 // copy: a crash in between leaves a copy that a second retry handles.
 func (r *ShipmentMongoRepository) unpark(ctx context.Context, d parkedDoc) error {
+	ctx, epoch, done, err := r.guard(ctx)
+	if err != nil {
+		return err
+	}
+	defer done()
 	unlock := r.locks.lock(d.OrderID)
 	defer unlock()
 	item := d.Item
@@ -543,6 +584,9 @@ func (r *ShipmentMongoRepository) unpark(ctx context.Context, d parkedDoc) error
 		}
 		if doc == nil {
 			return fmt.Errorf("un-park %s: shipment %s is gone", d.EventID, d.OrderID)
+		}
+		if err := r.fenced(d.OrderID, doc.Epoch, epoch); err != nil {
+			return err
 		}
 		present := false
 		for _, o := range doc.Outbox {
@@ -558,7 +602,7 @@ func (r *ShipmentMongoRepository) unpark(ctx context.Context, d parkedDoc) error
 			{Key: "$set", Value: bson.D{{Key: "outbox", Value: append([]outboxItem{item}, doc.Outbox...)}}},
 			{Key: "$inc", Value: bson.D{{Key: "version", Value: 1}}},
 		}
-		err = r.updateVersioned(ctx, d.OrderID, doc.Version, update)
+		err = r.updateVersioned(ctx, d.OrderID, doc.Version, epoch, update)
 		if err == nil {
 			break
 		}

@@ -26,7 +26,10 @@ type shipmentDoc struct {
 	CreatedAt      time.Time     `bson:"created_at"`
 	UpdatedAt      time.Time     `bson:"updated_at"`
 	// Version counts writes; every update filters on it and increments it.
-	Version   int64        `bson:"version"`
+	Version int64 `bson:"version"`
+	// Epoch is the writer epoch (WriterLease) of the document's last write;
+	// a writer holding an older epoch is fenced off by it. 0: no lease.
+	Epoch     int64        `bson:"epoch"`
 	Processed []string     `bson:"processed"`
 	Outbox    []outboxItem `bson:"outbox"`
 }

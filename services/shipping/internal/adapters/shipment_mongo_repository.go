@@ -66,6 +66,7 @@ type ShipmentMongoRepository struct {
 	pending *mongo.Collection
 	parked  *mongo.Collection // entries Kafka refused too often (ParkedCollection)
 	locks   *orderLocks
+	lease   *WriterLease // nil: no lease, one process per database (tests)
 	now     func() time.Time
 	// wake tells the relay that outbox entries were written.
 	wake chan struct{}
@@ -88,6 +89,38 @@ func NewShipmentMongoRepository(db *mongo.Database, now func() time.Time) *Shipm
 		r.buckets[name] = db.Collection(name)
 	}
 	return r
+}
+
+// UseLease makes every write wait for, and be fenced by, the writer lease:
+// set it before the repository is used. Without one the repository trusts
+// that it is the only writer of its database.
+func (r *ShipmentMongoRepository) UseLease(l *WriterLease) { r.lease = l }
+
+// guard admits one write under the lease (see WriterLease.Guard); without a
+// lease the epoch is 0 and nothing is fenced.
+func (r *ShipmentMongoRepository) guard(ctx context.Context) (context.Context, int64, func(), error) {
+	if r.lease == nil {
+		return ctx, 0, func() {}, nil
+	}
+	return r.lease.Guard(ctx)
+}
+
+// term waits until this process may write: at once without a lease.
+func (r *ShipmentMongoRepository) term(ctx context.Context) (context.Context, error) {
+	if r.lease == nil {
+		return ctx, ctx.Err()
+	}
+	return r.lease.Term(ctx)
+}
+
+// fenced reports (and tells the lease) when a document was written under a
+// newer epoch than ours.
+func (r *ShipmentMongoRepository) fenced(orderID string, docEpoch, epoch int64) error {
+	if epoch == 0 || docEpoch <= epoch {
+		return nil
+	}
+	r.lease.Fenced(epoch)
+	return fmt.Errorf("%w: order %s at epoch %d, this process holds %d", ErrFenced, orderID, docEpoch, epoch)
 }
 
 // shipments is the collection holding orderID's document.
@@ -126,17 +159,22 @@ func (r *ShipmentMongoRepository) Pending() <-chan struct{} { return r.wake }
 func (r *ShipmentMongoRepository) Apply(ctx context.Context, orderID, eventID string,
 	decide func(current *shipment.Shipment) (app.Change, error),
 ) (bool, error) {
+	ctx, epoch, done, err := r.guard(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
 	unlock := r.locks.lock(orderID)
 	defer unlock()
 	for attempt := 1; ; attempt++ {
-		applied, err := r.applyOnce(ctx, orderID, eventID, decide)
+		applied, err := r.applyOnce(ctx, epoch, orderID, eventID, decide)
 		if !errors.Is(err, ErrConflict) || attempt == maxConflictRetries {
 			return applied, err
 		}
 	}
 }
 
-func (r *ShipmentMongoRepository) applyOnce(ctx context.Context, orderID, eventID string,
+func (r *ShipmentMongoRepository) applyOnce(ctx context.Context, epoch int64, orderID, eventID string,
 	decide func(current *shipment.Shipment) (app.Change, error),
 ) (bool, error) {
 	current, err := r.load(ctx, orderID)
@@ -145,6 +183,9 @@ func (r *ShipmentMongoRepository) applyOnce(ctx context.Context, orderID, eventI
 	}
 	var state *shipment.Shipment
 	if current != nil {
+		if err := r.fenced(orderID, current.Epoch, epoch); err != nil {
+			return false, err
+		}
 		if current.processed(eventID) {
 			return false, nil
 		}
@@ -177,6 +218,7 @@ func (r *ShipmentMongoRepository) applyOnce(ctx context.Context, orderID, eventI
 		}
 		doc := stateOf(change.Shipment)
 		doc.Version = 1
+		doc.Epoch = epoch
 		doc.Processed = []string{eventID}
 		doc.Outbox = items
 		if _, err := r.shipments(orderID).InsertOne(ctx, doc); err != nil {
@@ -197,7 +239,7 @@ func (r *ShipmentMongoRepository) applyOnce(ctx context.Context, orderID, eventI
 	if change.Shipment != nil {
 		update = append(update, bson.E{Key: "$set", Value: stateFields(stateOf(change.Shipment))})
 	}
-	if err := r.updateVersioned(ctx, orderID, current.Version, update); err != nil {
+	if err := r.updateVersioned(ctx, orderID, current.Version, epoch, update); err != nil {
 		return false, err
 	}
 	r.signal(len(items))
@@ -223,11 +265,20 @@ func stateFields(d shipmentDoc) bson.D {
 	}
 }
 
-// updateVersioned applies update to the document if it is still at version;
-// otherwise ErrConflict. The caller holds the order's lock: the version check
-// is the second line of defence, against writers outside this process.
-func (r *ShipmentMongoRepository) updateVersioned(ctx context.Context, orderID string, version int64, update bson.D) error {
-	res, err := r.shipments(orderID).UpdateOne(ctx, bson.D{{Key: "_id", Value: orderID}, {Key: "version", Value: version}}, update)
+// updateVersioned applies update to the document if it is still at version
+// and was not written under an epoch newer than epoch; otherwise
+// ErrConflict. The update stamps the document with epoch (when there is a
+// lease). The caller holds the writer lease and the order's lock: the
+// version and epoch filters are the second line of defence, against writers
+// outside this process (on FerretDB v1 they are not atomic with the write).
+func (r *ShipmentMongoRepository) updateVersioned(ctx context.Context, orderID string, version, epoch int64, update bson.D) error {
+	filter := bson.D{{Key: "_id", Value: orderID}, {Key: "version", Value: version}}
+	if epoch > 0 {
+		// $not/$gt also matches documents from before the lease (no epoch).
+		filter = append(filter, bson.E{Key: "epoch", Value: bson.D{{Key: "$not", Value: bson.D{{Key: "$gt", Value: epoch}}}}})
+		update = withSet(update, bson.E{Key: "epoch", Value: epoch})
+	}
+	res, err := r.shipments(orderID).UpdateOne(ctx, filter, update)
 	if err != nil {
 		return fmt.Errorf("update shipment %s: %w", orderID, err)
 	}
@@ -235,6 +286,25 @@ func (r *ShipmentMongoRepository) updateVersioned(ctx context.Context, orderID s
 		return fmt.Errorf("%w: order %s is no longer at version %d", ErrConflict, orderID, version)
 	}
 	return nil
+}
+
+// withSet adds field to update's $set (making one when there is none).
+func withSet(update bson.D, field bson.E) bson.D {
+	out := make(bson.D, 0, len(update)+1)
+	added := false
+	for _, op := range update {
+		if op.Key == "$set" {
+			if set, ok := op.Value.(bson.D); ok {
+				op.Value = append(slices.Clone(set), field)
+				added = true
+			}
+		}
+		out = append(out, op)
+	}
+	if !added {
+		out = append(out, bson.E{Key: "$set", Value: bson.D{field}})
+	}
+	return out
 }
 
 func (r *ShipmentMongoRepository) outboxItems(ctx context.Context, change app.Change) ([]outboxItem, error) {

@@ -50,10 +50,20 @@ type BookingRequest struct {
 	Parcels []shipment.Parcel
 }
 
-// Carrier books shipments. An error means the carrier could not answer (the
-// event is retried); a refusal is a Booking with Accepted false.
+// CancelRequest names the booking to cancel with the carrier.
+type CancelRequest struct {
+	OrderID        string
+	Carrier        string
+	TrackingNumber string
+}
+
+// Carrier books shipments and cancels bookings. An error means the carrier
+// could not answer (the event is retried); a refusal is a Booking with
+// Accepted false. Cancel must be idempotent by tracking number: a crash
+// after it and before the shipment is stored asks again.
 type Carrier interface {
 	Book(ctx context.Context, req BookingRequest) (shipment.Booking, error)
+	Cancel(ctx context.Context, req CancelRequest) error
 }
 
 // EventEncoder turns a domain event into the envelope to publish (ports do it).
@@ -71,7 +81,7 @@ type Application struct {
 func New(repo Repository, carrier Carrier, encode EventEncoder, now func() time.Time) Application {
 	return Application{
 		CreateShipment: CreateShipmentHandler{repo: repo, carrier: carrier, encode: encode, now: now},
-		CancelShipment: CancelShipmentHandler{repo: repo, encode: encode, now: now},
+		CancelShipment: CancelShipmentHandler{repo: repo, carrier: carrier, encode: encode, now: now},
 		GetShipment:    GetShipmentHandler{repo: repo},
 		ListShipments:  ListShipmentsHandler{repo: repo},
 	}

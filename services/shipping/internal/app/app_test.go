@@ -55,9 +55,16 @@ func (r *memoryRepo) ListByCustomer(context.Context, string, int, string) ([]*sh
 }
 
 type fakeCarrier struct {
-	booking shipment.Booking
-	err     error
-	calls   int
+	booking   shipment.Booking
+	err       error
+	calls     int
+	cancelErr error
+	cancels   []app.CancelRequest
+}
+
+func (c *fakeCarrier) Cancel(_ context.Context, req app.CancelRequest) error {
+	c.cancels = append(c.cancels, req)
+	return c.cancelErr
 }
 
 func (c *fakeCarrier) Book(context.Context, app.BookingRequest) (shipment.Booking, error) {
@@ -71,6 +78,8 @@ func encode(meta events.Meta, e shipment.Event) (*eventsv1.Envelope, error) {
 		return events.New(meta, &eventsv1.ShipmentCreated{ShipmentId: e.ShipmentID, Carrier: e.Carrier, TrackingNumber: e.TrackingNumber})
 	case shipment.Failed:
 		return events.New(meta, &eventsv1.ShipmentFailed{ShipmentId: e.ShipmentID, Reason: eventsv1.ShipmentFailureReason_SHIPMENT_FAILURE_REASON_UNDELIVERABLE_ADDRESS, Detail: e.Detail})
+	case shipment.Cancelled:
+		return events.New(meta, &eventsv1.ShipmentCancelled{ShipmentId: e.ShipmentID, Carrier: e.Carrier, TrackingNumber: e.TrackingNumber})
 	}
 	return nil, errors.New("unknown event")
 }
@@ -148,6 +157,49 @@ func TestCancelShipmentLeavesATombstoneAndNeverEmits(t *testing.T) {
 	}
 	if repo.current == nil || !repo.current.IsTombstone() || len(repo.stored[0].Events) != 0 {
 		t.Fatalf("after cancel: %+v, stored %+v", repo.current, repo.stored)
+	}
+}
+
+func TestCancelShipmentTellsTheCarrierAndEmits(t *testing.T) {
+	booked := &fakeCarrier{booking: shipment.Booking{Accepted: true, Carrier: "simpost", TrackingNumber: "SP1", Location: "DE hub"}}
+	repo := &memoryRepo{}
+	a := app.New(repo, booked, encode, func() time.Time { return now })
+	ctx := context.Background()
+	create := app.CreateShipment{EventID: events.NewID(), OrderID: orderID, CustomerID: customerID,
+		Address: shipment.Address{Name: "Ada", Line1: "Main St 1", City: "Berlin", PostalCode: "10115", CountryCode: "DE"},
+		Lines:   []shipment.Line{{SKU: "BOOK-1", Quantity: 1, UnitPriceMinor: 100}}}
+	if err := a.CreateShipment.Handle(ctx, create); err != nil {
+		t.Fatal(err)
+	}
+
+	// The carrier cannot answer: nothing is stored, the consumer retries.
+	booked.cancelErr = errors.New("carrier timeout")
+	if err := a.CancelShipment.Handle(ctx, app.CancelShipment{EventID: eventID, OrderID: orderID, CustomerID: customerID}); err == nil {
+		t.Fatal("cancel with the carrier down succeeded")
+	}
+	if repo.current.Status != shipment.StatusCreated || len(repo.stored) != 1 {
+		t.Fatalf("after a failed carrier cancel: %+v, %d writes", repo.current, len(repo.stored))
+	}
+	booked.cancelErr = nil
+	if err := a.CancelShipment.Handle(ctx, app.CancelShipment{EventID: eventID, OrderID: orderID, CustomerID: customerID}); err != nil {
+		t.Fatal(err)
+	}
+	want := app.CancelRequest{OrderID: orderID, Carrier: "simpost", TrackingNumber: "SP1"}
+	if len(booked.cancels) != 2 || booked.cancels[1] != want {
+		t.Fatalf("carrier cancels %+v, want two asks for %+v", booked.cancels, want)
+	}
+	last := repo.stored[len(repo.stored)-1]
+	if repo.current.Status != shipment.StatusCancelled || len(last.Events) != 1 ||
+		last.Events[0].GetType() != eventsv1.EventType_EVENT_TYPE_SHIPMENT_CANCELLED ||
+		last.Events[0].GetShipmentCancelled().GetTrackingNumber() != "SP1" || last.Events[0].GetCausationId() != eventID {
+		t.Fatalf("after cancel: %+v, emitted %v", repo.current, last.Events)
+	}
+	// A cancelled shipment is not cancelled with the carrier again.
+	if err := a.CancelShipment.Handle(ctx, app.CancelShipment{EventID: events.NewID(), OrderID: orderID, CustomerID: customerID}); err != nil {
+		t.Fatal(err)
+	}
+	if len(booked.cancels) != 2 {
+		t.Fatalf("carrier asked again for a cancelled shipment: %+v", booked.cancels)
 	}
 }
 

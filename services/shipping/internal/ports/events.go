@@ -66,6 +66,10 @@ func EncodeEvent(meta events.Meta, e shipment.Event) (*eventsv1.Envelope, error)
 		return events.New(meta, &eventsv1.ShipmentCreated{ShipmentId: e.ShipmentID, Carrier: e.Carrier, TrackingNumber: e.TrackingNumber})
 	case shipment.Failed:
 		return events.New(meta, &eventsv1.ShipmentFailed{ShipmentId: e.ShipmentID, Reason: failureReasonToProto(e.Reason), Detail: e.Detail})
+	case shipment.Cancelled:
+		// No cancel detail: it may hold the customer's own words, and the
+		// order's history has the cancel already.
+		return events.New(meta, &eventsv1.ShipmentCancelled{ShipmentId: e.ShipmentID, Carrier: e.Carrier, TrackingNumber: e.TrackingNumber})
 	}
 	return nil, fmt.Errorf("no envelope for domain event %T", e)
 }

@@ -38,6 +38,8 @@ func (acceptAll) Book(context.Context, app.BookingRequest) (shipment.Booking, er
 	return shipment.Booking{Accepted: true, Carrier: "c", TrackingNumber: "t"}, nil
 }
 
+func (acceptAll) Cancel(context.Context, app.CancelRequest) error { return nil }
+
 func TestEventHandlerRoutesAndClassifies(t *testing.T) {
 	meta := events.Meta{OrderID: events.NewID(), CustomerID: events.NewID(), Producer: "inventory", CausationID: events.NewID(), OccurredAt: now}
 	updated, err := events.New(meta, &eventsv1.InventoryUpdated{ReservationId: events.NewID(),

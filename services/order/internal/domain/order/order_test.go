@@ -123,6 +123,7 @@ func TestObserve(t *testing.T) {
 		{"payment failed after cancel", order.StatusCancelled, order.EventPaymentFailed, order.StatusCancelled, order.ReasonCustomerRequested, nil},
 		{"compensation after cancel", order.StatusCancelled, "PAYMENT_REFUNDED", order.StatusCancelled, order.ReasonCustomerRequested, nil},
 		{"stock restored after cancel", order.StatusCancelled, "STOCK_RESTORED", order.StatusCancelled, order.ReasonCustomerRequested, nil},
+		{"shipment cancelled with the carrier after cancel: a step, still cancelled", order.StatusCancelled, "SHIPMENT_CANCELLED", order.StatusCancelled, order.ReasonCustomerRequested, nil},
 		{"shipment failed after completion", order.StatusCompleted, order.EventShipmentFailed, order.StatusCompleted, "", nil},
 		{"shipment created again after completion", order.StatusCompleted, order.EventShipmentCreated, order.StatusCompleted, "", nil},
 	}

@@ -156,8 +156,16 @@ type Failed struct {
 	Detail     string
 }
 
-func (Created) isEvent() {}
-func (Failed) isEvent()  {}
+// Cancelled: a booked shipment was cancelled with its carrier (SHIPMENT_CANCELLED).
+type Cancelled struct {
+	ShipmentID     string
+	Carrier        string
+	TrackingNumber string
+}
+
+func (Created) isEvent()   {}
+func (Failed) isEvent()    {}
+func (Cancelled) isEvent() {}
 
 // Result is a transition's outcome: the shipment after it (nil when nothing
 // changed) and the events to publish.
@@ -227,10 +235,18 @@ func Book(current *Shipment, order Order, parcels []Parcel, booking Booking, now
 	return Result{Shipment: s, Events: []Event{Failed{ShipmentID: s.ShipmentID, Reason: s.FailureReason, Detail: s.FailureDetail}}}, nil
 }
 
-// Cancel applies ORDER_CANCELLED. A CREATED shipment becomes CANCELLED with a
-// timeline entry; an unknown order gets a CANCELLED tombstone so a late
-// INVENTORY_UPDATED books nothing. Neither emits an event: the order service
-// already said everything. FAILED and CANCELLED shipments stay as they are.
+// NeedsCarrierCancel reports whether ORDER_CANCELLED must cancel a booking
+// with the carrier before Cancel: only a CREATED shipment has one.
+func NeedsCarrierCancel(current *Shipment) bool {
+	return current != nil && current.Status == StatusCreated
+}
+
+// Cancel applies ORDER_CANCELLED (the carrier has been told, when
+// NeedsCarrierCancel said so). A CREATED shipment becomes CANCELLED with a
+// timeline entry and emits Cancelled (SHIPMENT_CANCELLED: a step in the
+// order's history); an unknown order gets a CANCELLED tombstone, without an
+// event, so a late INVENTORY_UPDATED books nothing. FAILED and CANCELLED
+// shipments stay as they are.
 func Cancel(current *Shipment, orderID, customerID, detail string, now time.Time) (Result, error) {
 	if orderID == "" {
 		return Result{}, fmt.Errorf("%w: order id is required", ErrInvalid)
@@ -258,7 +274,9 @@ func Cancel(current *Shipment, orderID, customerID, detail string, now time.Time
 	next.Status = StatusCancelled
 	next.Tracking = append(next.Tracking, TrackingEntry{Status: StatusCancelled, Description: description, At: now})
 	next.UpdatedAt = now
-	return Result{Shipment: next}, nil
+	return Result{Shipment: next, Events: []Event{Cancelled{
+		ShipmentID: next.ShipmentID, Carrier: next.Carrier, TrackingNumber: next.TrackingNumber,
+	}}}, nil
 }
 
 // clone copies s deep enough that appending to the copy's slices leaves s alone.

@@ -150,9 +150,10 @@ func TestCancel(t *testing.T) {
 		current    *shipment.Shipment
 		wantChange bool
 		wantTrack  int
+		wantEvent  bool // SHIPMENT_CANCELLED: only for a booked shipment
 	}{
-		{name: "ORDER_CANCELLED first → CANCELLED tombstone", current: nil, wantChange: true, wantTrack: 1},
-		{name: "CREATED → CANCELLED with a timeline entry", current: created(), wantChange: true, wantTrack: 2},
+		{name: "ORDER_CANCELLED first → CANCELLED tombstone, no event", current: nil, wantChange: true, wantTrack: 1},
+		{name: "CREATED → CANCELLED with a timeline entry and SHIPMENT_CANCELLED", current: created(), wantChange: true, wantTrack: 2, wantEvent: true},
 		{name: "FAILED stays FAILED (the cancel is our own SHIPMENT_FAILED coming back)", current: failed()},
 		{name: "CANCELLED stays CANCELLED", current: cancelled()},
 		{name: "a tombstone stays as it is", current: tombstone()},
@@ -167,8 +168,17 @@ func TestCancel(t *testing.T) {
 			if !reflect.DeepEqual(tt.current, before) {
 				t.Fatalf("Cancel modified its input")
 			}
-			if len(r.Events) != 0 {
-				t.Fatalf("Cancel emitted %+v; it never emits", r.Events)
+			if shipment.NeedsCarrierCancel(tt.current) != tt.wantEvent {
+				t.Fatalf("NeedsCarrierCancel = %v, want %v", !tt.wantEvent, tt.wantEvent)
+			}
+			if !tt.wantEvent && len(r.Events) != 0 {
+				t.Fatalf("Cancel emitted %+v, want nothing", r.Events)
+			}
+			if tt.wantEvent {
+				want := shipment.Cancelled{ShipmentID: tt.current.ShipmentID, Carrier: tt.current.Carrier, TrackingNumber: tt.current.TrackingNumber}
+				if len(r.Events) != 1 || r.Events[0] != want {
+					t.Fatalf("Cancel emitted %+v, want %+v", r.Events, want)
+				}
 			}
 			if r.Changed() != tt.wantChange {
 				t.Fatalf("changed = %v, want %v", r.Changed(), tt.wantChange)

@@ -57,6 +57,8 @@ const (
 	EventType_EVENT_TYPE_SHIPMENT_FAILED EventType = 12
 	// notification: the customer was notified about a saga step.
 	EventType_EVENT_TYPE_NOTIFICATION_SENT EventType = 13
+	// shipping: a booked shipment was cancelled with the carrier (after ORDER_CANCELLED).
+	EventType_EVENT_TYPE_SHIPMENT_CANCELLED EventType = 14
 )
 
 // Enum value maps for EventType.
@@ -76,22 +78,24 @@ var (
 		11: "EVENT_TYPE_SHIPMENT_CREATED",
 		12: "EVENT_TYPE_SHIPMENT_FAILED",
 		13: "EVENT_TYPE_NOTIFICATION_SENT",
+		14: "EVENT_TYPE_SHIPMENT_CANCELLED",
 	}
 	EventType_value = map[string]int32{
-		"EVENT_TYPE_UNSPECIFIED":       0,
-		"EVENT_TYPE_ORDER_CREATED":     1,
-		"EVENT_TYPE_ORDER_COMPLETED":   2,
-		"EVENT_TYPE_ORDER_CANCELLED":   3,
-		"EVENT_TYPE_STOCK_RESERVED":    4,
-		"EVENT_TYPE_OUT_OF_STOCK":      5,
-		"EVENT_TYPE_INVENTORY_UPDATED": 6,
-		"EVENT_TYPE_STOCK_RESTORED":    7,
-		"EVENT_TYPE_PAYMENT_PROCESSED": 8,
-		"EVENT_TYPE_PAYMENT_FAILED":    9,
-		"EVENT_TYPE_PAYMENT_REFUNDED":  10,
-		"EVENT_TYPE_SHIPMENT_CREATED":  11,
-		"EVENT_TYPE_SHIPMENT_FAILED":   12,
-		"EVENT_TYPE_NOTIFICATION_SENT": 13,
+		"EVENT_TYPE_UNSPECIFIED":        0,
+		"EVENT_TYPE_ORDER_CREATED":      1,
+		"EVENT_TYPE_ORDER_COMPLETED":    2,
+		"EVENT_TYPE_ORDER_CANCELLED":    3,
+		"EVENT_TYPE_STOCK_RESERVED":     4,
+		"EVENT_TYPE_OUT_OF_STOCK":       5,
+		"EVENT_TYPE_INVENTORY_UPDATED":  6,
+		"EVENT_TYPE_STOCK_RESTORED":     7,
+		"EVENT_TYPE_PAYMENT_PROCESSED":  8,
+		"EVENT_TYPE_PAYMENT_FAILED":     9,
+		"EVENT_TYPE_PAYMENT_REFUNDED":   10,
+		"EVENT_TYPE_SHIPMENT_CREATED":   11,
+		"EVENT_TYPE_SHIPMENT_FAILED":    12,
+		"EVENT_TYPE_NOTIFICATION_SENT":  13,
+		"EVENT_TYPE_SHIPMENT_CANCELLED": 14,
 	}
 )
 
@@ -162,6 +166,7 @@ type Envelope struct {
 	//	*Envelope_ShipmentCreated
 	//	*Envelope_ShipmentFailed
 	//	*Envelope_NotificationSent
+	//	*Envelope_ShipmentCancelled
 	Payload       isEnvelope_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -377,6 +382,15 @@ func (x *Envelope) GetNotificationSent() *NotificationSent {
 	return nil
 }
 
+func (x *Envelope) GetShipmentCancelled() *ShipmentCancelled {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_ShipmentCancelled); ok {
+			return x.ShipmentCancelled
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Payload interface {
 	isEnvelope_Payload()
 }
@@ -446,6 +460,11 @@ type Envelope_NotificationSent struct {
 	NotificationSent *NotificationSent `protobuf:"bytes,28,opt,name=notification_sent,json=notificationSent,proto3,oneof"`
 }
 
+type Envelope_ShipmentCancelled struct {
+	// Set when type is EVENT_TYPE_SHIPMENT_CANCELLED.
+	ShipmentCancelled *ShipmentCancelled `protobuf:"bytes,29,opt,name=shipment_cancelled,json=shipmentCancelled,proto3,oneof"`
+}
+
 func (*Envelope_OrderCreated) isEnvelope_Payload() {}
 
 func (*Envelope_OrderCompleted) isEnvelope_Payload() {}
@@ -472,11 +491,13 @@ func (*Envelope_ShipmentFailed) isEnvelope_Payload() {}
 
 func (*Envelope_NotificationSent) isEnvelope_Payload() {}
 
+func (*Envelope_ShipmentCancelled) isEnvelope_Payload() {}
+
 var File_sagasuite_events_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_sagasuite_events_v1_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\"sagasuite/events/v1/envelope.proto\x12\x13sagasuite.events.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a*sagasuite/events/v1/inventory_events.proto\x1a-sagasuite/events/v1/notification_events.proto\x1a&sagasuite/events/v1/order_events.proto\x1a(sagasuite/events/v1/payment_events.proto\x1a)sagasuite/events/v1/shipping_events.proto\"\xd5\x10\n" +
+	"\"sagasuite/events/v1/envelope.proto\x12\x13sagasuite.events.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a*sagasuite/events/v1/inventory_events.proto\x1a-sagasuite/events/v1/notification_events.proto\x1a&sagasuite/events/v1/order_events.proto\x1a(sagasuite/events/v1/payment_events.proto\x1a)sagasuite/events/v1/shipping_events.proto\"\xde\x11\n" +
 	"\bEnvelope\x12#\n" +
 	"\bevent_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aeventId\x12>\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1e.sagasuite.events.v1.EventTypeB\n" +
@@ -502,9 +523,10 @@ const file_sagasuite_events_v1_envelope_proto_rawDesc = "" +
 	"\x10payment_refunded\x18\x19 \x01(\v2$.sagasuite.events.v1.PaymentRefundedH\x00R\x0fpaymentRefunded\x12Q\n" +
 	"\x10shipment_created\x18\x1a \x01(\v2$.sagasuite.events.v1.ShipmentCreatedH\x00R\x0fshipmentCreated\x12N\n" +
 	"\x0fshipment_failed\x18\x1b \x01(\v2#.sagasuite.events.v1.ShipmentFailedH\x00R\x0eshipmentFailed\x12T\n" +
-	"\x11notification_sent\x18\x1c \x01(\v2%.sagasuite.events.v1.NotificationSentH\x00R\x10notificationSent:\x96\x05\xbaH\x92\x05\x1a\x8f\x05\n" +
-	"\x1denvelope.payload_matches_type\x12&payload must be the case matching type\x1a\xc5\x04this.type == 1 ? has(this.order_created) :this.type == 2 ? has(this.order_completed) :this.type == 3 ? has(this.order_cancelled) :this.type == 4 ? has(this.stock_reserved) :this.type == 5 ? has(this.out_of_stock) :this.type == 6 ? has(this.inventory_updated) :this.type == 7 ? has(this.stock_restored) :this.type == 8 ? has(this.payment_processed) :this.type == 9 ? has(this.payment_failed) :this.type == 10 ? has(this.payment_refunded) :this.type == 11 ? has(this.shipment_created) :this.type == 12 ? has(this.shipment_failed) :this.type == 13 ? has(this.notification_sent) :falseB\x10\n" +
-	"\apayload\x12\x05\xbaH\x02\b\x01*\xc7\x03\n" +
+	"\x11notification_sent\x18\x1c \x01(\v2%.sagasuite.events.v1.NotificationSentH\x00R\x10notificationSent\x12W\n" +
+	"\x12shipment_cancelled\x18\x1d \x01(\v2&.sagasuite.events.v1.ShipmentCancelledH\x00R\x11shipmentCancelled:\xc6\x05\xbaH\xc2\x05\x1a\xbf\x05\n" +
+	"\x1denvelope.payload_matches_type\x12&payload must be the case matching type\x1a\xf5\x04this.type == 1 ? has(this.order_created) :this.type == 2 ? has(this.order_completed) :this.type == 3 ? has(this.order_cancelled) :this.type == 4 ? has(this.stock_reserved) :this.type == 5 ? has(this.out_of_stock) :this.type == 6 ? has(this.inventory_updated) :this.type == 7 ? has(this.stock_restored) :this.type == 8 ? has(this.payment_processed) :this.type == 9 ? has(this.payment_failed) :this.type == 10 ? has(this.payment_refunded) :this.type == 11 ? has(this.shipment_created) :this.type == 12 ? has(this.shipment_failed) :this.type == 13 ? has(this.notification_sent) :this.type == 14 ? has(this.shipment_cancelled) :falseB\x10\n" +
+	"\apayload\x12\x05\xbaH\x02\b\x01*\xea\x03\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EVENT_TYPE_ORDER_CREATED\x10\x01\x12\x1e\n" +
@@ -520,7 +542,8 @@ const file_sagasuite_events_v1_envelope_proto_rawDesc = "" +
 	"\x12\x1f\n" +
 	"\x1bEVENT_TYPE_SHIPMENT_CREATED\x10\v\x12\x1e\n" +
 	"\x1aEVENT_TYPE_SHIPMENT_FAILED\x10\f\x12 \n" +
-	"\x1cEVENT_TYPE_NOTIFICATION_SENT\x10\rB\xe0\x01\n" +
+	"\x1cEVENT_TYPE_NOTIFICATION_SENT\x10\r\x12!\n" +
+	"\x1dEVENT_TYPE_SHIPMENT_CANCELLED\x10\x0eB\xe0\x01\n" +
 	"\x17com.sagasuite.events.v1B\rEnvelopeProtoP\x01ZHgithub.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1;eventsv1\xa2\x02\x03SEX\xaa\x02\x13Sagasuite.Events.V1\xca\x02\x13Sagasuite\\Events\\V1\xe2\x02\x1fSagasuite\\Events\\V1\\GPBMetadata\xea\x02\x15Sagasuite::Events::V1b\x06proto3"
 
 var (
@@ -554,6 +577,7 @@ var file_sagasuite_events_v1_envelope_proto_goTypes = []any{
 	(*ShipmentCreated)(nil),       // 13: sagasuite.events.v1.ShipmentCreated
 	(*ShipmentFailed)(nil),        // 14: sagasuite.events.v1.ShipmentFailed
 	(*NotificationSent)(nil),      // 15: sagasuite.events.v1.NotificationSent
+	(*ShipmentCancelled)(nil),     // 16: sagasuite.events.v1.ShipmentCancelled
 }
 var file_sagasuite_events_v1_envelope_proto_depIdxs = []int32{
 	0,  // 0: sagasuite.events.v1.Envelope.type:type_name -> sagasuite.events.v1.EventType
@@ -571,11 +595,12 @@ var file_sagasuite_events_v1_envelope_proto_depIdxs = []int32{
 	13, // 12: sagasuite.events.v1.Envelope.shipment_created:type_name -> sagasuite.events.v1.ShipmentCreated
 	14, // 13: sagasuite.events.v1.Envelope.shipment_failed:type_name -> sagasuite.events.v1.ShipmentFailed
 	15, // 14: sagasuite.events.v1.Envelope.notification_sent:type_name -> sagasuite.events.v1.NotificationSent
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	16, // 15: sagasuite.events.v1.Envelope.shipment_cancelled:type_name -> sagasuite.events.v1.ShipmentCancelled
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_sagasuite_events_v1_envelope_proto_init() }
@@ -602,6 +627,7 @@ func file_sagasuite_events_v1_envelope_proto_init() {
 		(*Envelope_ShipmentCreated)(nil),
 		(*Envelope_ShipmentFailed)(nil),
 		(*Envelope_NotificationSent)(nil),
+		(*Envelope_ShipmentCancelled)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -208,6 +208,72 @@ func (x *ShipmentFailed) GetDetail() string {
 	return ""
 }
 
+// ShipmentCancelled: a booked shipment was cancelled with its carrier because
+// the order was cancelled (ORDER_CANCELLED). A step in the order's history; the
+// order stays CANCELLED. Not sent for an order that was never booked.
+type ShipmentCancelled struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Shipping's id for the shipment.
+	ShipmentId string `protobuf:"bytes,1,opt,name=shipment_id,json=shipmentId,proto3" json:"shipment_id,omitempty"`
+	// The carrier the booking was cancelled with.
+	Carrier string `protobuf:"bytes,2,opt,name=carrier,proto3" json:"carrier,omitempty"`
+	// The cancelled booking's tracking number.
+	TrackingNumber string `protobuf:"bytes,3,opt,name=tracking_number,json=trackingNumber,proto3" json:"tracking_number,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ShipmentCancelled) Reset() {
+	*x = ShipmentCancelled{}
+	mi := &file_sagasuite_events_v1_shipping_events_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShipmentCancelled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShipmentCancelled) ProtoMessage() {}
+
+func (x *ShipmentCancelled) ProtoReflect() protoreflect.Message {
+	mi := &file_sagasuite_events_v1_shipping_events_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShipmentCancelled.ProtoReflect.Descriptor instead.
+func (*ShipmentCancelled) Descriptor() ([]byte, []int) {
+	return file_sagasuite_events_v1_shipping_events_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ShipmentCancelled) GetShipmentId() string {
+	if x != nil {
+		return x.ShipmentId
+	}
+	return ""
+}
+
+func (x *ShipmentCancelled) GetCarrier() string {
+	if x != nil {
+		return x.Carrier
+	}
+	return ""
+}
+
+func (x *ShipmentCancelled) GetTrackingNumber() string {
+	if x != nil {
+		return x.TrackingNumber
+	}
+	return ""
+}
+
 var File_sagasuite_events_v1_shipping_events_proto protoreflect.FileDescriptor
 
 const file_sagasuite_events_v1_shipping_events_proto_rawDesc = "" +
@@ -223,7 +289,12 @@ const file_sagasuite_events_v1_shipping_events_proto_rawDesc = "" +
 	"shipmentId\x12N\n" +
 	"\x06reason\x18\x02 \x01(\x0e2*.sagasuite.events.v1.ShipmentFailureReasonB\n" +
 	"\xbaH\a\x82\x01\x04\x10\x01 \x00R\x06reason\x12 \n" +
-	"\x06detail\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\x06detail*\xd2\x01\n" +
+	"\x06detail\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\x06detail\"\x97\x01\n" +
+	"\x11ShipmentCancelled\x12)\n" +
+	"\vshipment_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
+	"shipmentId\x12#\n" +
+	"\acarrier\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\acarrier\x122\n" +
+	"\x0ftracking_number\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x0etrackingNumber*\xd2\x01\n" +
 	"\x15ShipmentFailureReason\x12'\n" +
 	"#SHIPMENT_FAILURE_REASON_UNSPECIFIED\x10\x00\x121\n" +
 	"-SHIPMENT_FAILURE_REASON_UNDELIVERABLE_ADDRESS\x10\x01\x12,\n" +
@@ -244,11 +315,12 @@ func file_sagasuite_events_v1_shipping_events_proto_rawDescGZIP() []byte {
 }
 
 var file_sagasuite_events_v1_shipping_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sagasuite_events_v1_shipping_events_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_sagasuite_events_v1_shipping_events_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_sagasuite_events_v1_shipping_events_proto_goTypes = []any{
 	(ShipmentFailureReason)(0), // 0: sagasuite.events.v1.ShipmentFailureReason
 	(*ShipmentCreated)(nil),    // 1: sagasuite.events.v1.ShipmentCreated
 	(*ShipmentFailed)(nil),     // 2: sagasuite.events.v1.ShipmentFailed
+	(*ShipmentCancelled)(nil),  // 3: sagasuite.events.v1.ShipmentCancelled
 }
 var file_sagasuite_events_v1_shipping_events_proto_depIdxs = []int32{
 	0, // 0: sagasuite.events.v1.ShipmentFailed.reason:type_name -> sagasuite.events.v1.ShipmentFailureReason
@@ -270,7 +342,7 @@ func file_sagasuite_events_v1_shipping_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sagasuite_events_v1_shipping_events_proto_rawDesc), len(file_sagasuite_events_v1_shipping_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
