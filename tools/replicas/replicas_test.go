@@ -16,26 +16,17 @@ import (
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
-// Processes per service. Order, inventory, payment and notification run
-// two. Shipping runs one: two shipping processes on FerretDB v1 are not
-// safe until shipping holds a single-writer lease (issue 13, item 1; its
-// per-order lock is in-process and every process runs a Mongo relay), so
-// its Deployment must use the Recreate strategy meanwhile, and the rolling
-// restart below recreates it (stop, then start) instead of overlapping
-// two. Set shippingReplicas to 2 when services/shipping/README.md
-// describes the lease.
-const (
-	shippingReplicas = 1
-	defaultReplicas  = 2
-)
+// processesPerService: every service runs as two processes on one store
+// and consumer group, as a Deployment with two replicas does (shipping's
+// single-writer lease makes the second a standby: services/shipping/README.md).
+const processesPerService = 2
 
 // replicas is the process count of every service.
 func replicas() map[string]int {
 	n := map[string]int{}
 	for _, name := range suite.Services {
-		n[name] = defaultReplicas
+		n[name] = processesPerService
 	}
-	n[suite.Shipping] = shippingReplicas
 	return n
 }
 
@@ -72,7 +63,7 @@ var loadMix = bench.Mix{bench.Success: 70, bench.Declined: 10, bench.Undeliverab
 
 // disruption is one process stopped (rolling restart) or killed, and when.
 type disruption struct {
-	kind    string // "rolling" (SIGTERM after the new process was ready), "recreate" (SIGTERM, then a new one) or "kill9"
+	kind    string // "rolling" (SIGTERM after the new process was ready) or "kill9"
 	process string // e.g. order#1
 	at      time.Time
 	// replacementReady: how long the replacing process took from its
@@ -248,22 +239,8 @@ func TestReplicasRollingRestartAndKill(t *testing.T) {
 
 // roll restarts every process of the service as a Deployment's rolling
 // update does: for each process running now, start a new one in a free
-// slot, wait until it is ready, then SIGTERM the old one. A service run as
-// one process (not yet safe as two) is recreated instead: SIGTERM, then
-// a new process.
+// slot, wait until it is ready, then SIGTERM the old one.
 func roll(ctx context.Context, s *stack.Stack, name string, events *eventLog) error {
-	if s.Replicas(name) == 1 {
-		at := time.Now()
-		if err := s.Stop(name); err != nil {
-			return fmt.Errorf("recreate %s: %w", name, err)
-		}
-		started := time.Now()
-		if err := s.StartService(ctx, name); err != nil {
-			return fmt.Errorf("recreate %s: %w", name, err)
-		}
-		events.add(disruption{kind: "recreate", process: name, at: at, replacementReady: time.Since(started)})
-		return nil
-	}
 	for _, old := range runningSlots(s, name) {
 		free := -1
 		for slot := range s.Slots(name) {

@@ -130,11 +130,11 @@ func (f figures) takeovers() string {
 func (f figures) line() string {
 	r := f.res
 	return fmt.Sprintf("processes=%q rate=%d placing=%s placed=%d completed=%d cancelled=%d unfinished=%d outcomes=%s "+
-		"create_retries=%d create_errors=%d spread=%s p50=%s p99=%s rolling_stops=%d recreates=%d kill9=%d "+
+		"create_retries=%d create_errors=%d spread=%s p50=%s p99=%s rolling_stops=%d kill9=%d "+
 		"takeovers(process:kind:in_flight_drained/replacement_ready)=%s dlq=%d audit=%q total=%s",
 		f.processes, loadRate, secs(f.placingFor), r.Placed, r.Completed(), r.Cancelled(), r.Unfinished, sortedCounts(r.Outcomes),
 		f.retried, createErrors(r), sortedCounts(f.spread), secs(r.Latency.P50), secs(r.Latency.P99),
-		f.count("rolling"), f.count("recreate"), f.count("kill9"), f.takeovers(), f.dlqCount, f.audit, secs(f.total))
+		f.count("rolling"), f.count("kill9"), f.takeovers(), f.dlqCount, f.audit, secs(f.total))
 }
 
 func (f figures) log(t interface{ Logf(string, ...any) }) {
@@ -142,8 +142,8 @@ func (f figures) log(t interface{ Logf(string, ...any) }) {
 	t.Logf("%s: started in %s; orders placed for %s at %d/s: %d placed (%d COMPLETED, %d CANCELLED, %d unfinished; %v), CreateOrder per order process %s, %d retried after Unavailable; saga latency p50 %s, p99 %s",
 		f.processes, secs(f.startedIn), secs(f.placingFor), loadRate, r.Placed, r.Completed(), r.Cancelled(), r.Unfinished, r.Outcomes,
 		sortedCounts(f.spread), f.retried, secs(r.Latency.P50), secs(r.Latency.P99))
-	t.Logf("rolling restart of every service in %s: %d processes stopped after their replacement was ready, %d recreated; %d kill -9",
-		secs(f.rolled), f.count("rolling"), f.count("recreate"), f.count("kill9"))
+	t.Logf("rolling restart of every service in %s: %d processes stopped after their replacement was ready; %d kill -9",
+		secs(f.rolled), f.count("rolling"), f.count("kill9"))
 	for _, e := range f.events {
 		t.Logf("  %-8s %-16s replacement ready in %s; every saga in flight then had ended %s after", e.kind, e.process, secs(e.replacementReady), secs(e.drained))
 	}
