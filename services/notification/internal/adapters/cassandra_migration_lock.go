@@ -85,6 +85,13 @@ func AcquireMigrationLock(ctx context.Context, session *gocql.Session, cfg Migra
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("cassandra: migration lock: %w", ctx.Err())
 		}
+		// Only a timeout (unknown outcome) is worth another attempt; any other
+		// error (unavailable replicas, bad consistency setting) is returned
+		// as it is, and the process's restart tries again.
+		var timeout *gocql.RequestErrWriteTimeout
+		if err != nil && !errors.As(err, &timeout) && !errors.Is(err, gocql.ErrTimeoutNoResponse) {
+			return nil, fmt.Errorf("cassandra: migration lock: %w", err)
+		}
 		if time.Now().After(deadline) {
 			if err != nil {
 				return nil, fmt.Errorf("cassandra: migration lock not taken within %s: %w", cfg.Wait, err)
