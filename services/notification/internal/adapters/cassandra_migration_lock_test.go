@@ -132,4 +132,3 @@ func keyspaceSession(t *testing.T, keyspace string) *gocql.Session {
 	t.Cleanup(session.Close)
 	return session
 }
-
