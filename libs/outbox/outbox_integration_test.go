@@ -28,13 +28,14 @@ import (
 
 type fixture struct {
 	db       *sql.DB
+	dsn      string
 	topic    string
 	producer *bus.Producer
 }
 
 func newFixture(t testing.TB, partitions int) fixture {
 	t.Helper()
-	db, _ := testenv.MySQLDatabase(t)
+	db, dsn := testenv.MySQLDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := sqlstore.MigrateMessaging(ctx, db); err != nil {
@@ -46,7 +47,7 @@ func newFixture(t testing.TB, partitions int) fixture {
 	}
 	p := bus.NewProducer(testenv.Brokers())
 	t.Cleanup(func() { p.Close() })
-	return fixture{db: db, topic: topic, producer: p}
+	return fixture{db: db, dsn: dsn, topic: topic, producer: p}
 }
 
 // message makes an outbox record for order whose event id derives from cause.

@@ -2,10 +2,8 @@ package outbox
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/sagasuite/sagasuite/libs/bus"
+	"github.com/sagasuite/sagasuite/libs/sqlstore"
 )
 
 // Publisher is what the relay publishes through (a *bus.Producer).
@@ -54,6 +53,13 @@ type RelayConfig struct {
 	// holds its lock (default 1s), so Status notices a lost lock without
 	// traffic. A relay with rows to publish checks before every publish.
 	LockCheckInterval time.Duration
+	// LockIdleTimeout is the lock connection's wait_timeout (default 30s,
+	// at least 3×LockCheckInterval): a holder that froze or lost its network
+	// sends no FIN, so without it the server would keep the lock for its
+	// default eight hours. The active relay talks on that connection at every
+	// batch and every LockCheckInterval, so only a holder that cannot work
+	// reaches it; the standby then takes over.
+	LockIdleTimeout time.Duration
 	// Retention is how long sent rows are kept before being purged (default 24h).
 	Retention time.Duration
 	Logger    *slog.Logger
@@ -120,6 +126,10 @@ func NewRelay(db *sql.DB, pub Publisher, cfg RelayConfig) *Relay {
 	if cfg.LockCheckInterval <= 0 {
 		cfg.LockCheckInterval = time.Second
 	}
+	if cfg.LockIdleTimeout <= 0 {
+		cfg.LockIdleTimeout = 30 * time.Second
+	}
+	cfg.LockIdleTimeout = max(cfg.LockIdleTimeout, 3*cfg.LockCheckInterval, time.Second)
 	if cfg.Retention <= 0 {
 		cfg.Retention = 24 * time.Hour
 	}
@@ -308,13 +318,15 @@ func (r *Relay) flush(ctx context.Context, checkLock func(context.Context) error
 		toPublish = append(toPublish, row)
 		msgs = append(msgs, row.msg)
 	}
-	if len(msgs) > 0 && checkLock != nil {
-		if err := checkLock(ctx); err != nil {
+	if len(msgs) > 0 {
+		if err := r.durabilityBarrier(ctx); err != nil {
 			return 0, err
 		}
 	}
-	if len(msgs) > 0 {
-		if err := r.durabilityBarrier(ctx); err != nil {
+	// The lock check comes last before the publish, after the barrier's
+	// commit (which can stall), to keep the window below as short as it gets.
+	if len(msgs) > 0 && checkLock != nil {
+		if err := checkLock(ctx); err != nil {
 			return 0, err
 		}
 	}
@@ -605,6 +617,10 @@ func (r *Relay) acquireLock(ctx context.Context) (*sql.Conn, error) {
 		return nil, fmt.Errorf("relay lock: read database name: %w", err)
 	}
 	r.lock = scopedLockName(r.cfg.LockName, database.String)
+	if _, err := conn.ExecContext(ctx, "SET SESSION wait_timeout = ?", int(r.cfg.LockIdleTimeout.Round(time.Second).Seconds())); err != nil {
+		dropConn(conn)
+		return nil, fmt.Errorf("relay lock: set wait_timeout: %w", err)
+	}
 	for {
 		var got sql.NullInt64
 		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 1)", r.lock).Scan(&got); err != nil {
@@ -617,26 +633,19 @@ func (r *Relay) acquireLock(ctx context.Context) (*sql.Conn, error) {
 		}
 		r.status.Set(StateStandby, nil)
 		if ctx.Err() != nil {
-			conn.Close()
+			dropConn(conn) // its wait_timeout is the lock's, not the pool's
 			return nil, ctx.Err()
 		}
 	}
 }
 
 // scopedLockName is name/database, hashed to fit MySQL's 64-character limit.
-func scopedLockName(name, database string) string {
-	scoped := name + "/" + database
-	if len(scoped) <= 64 {
-		return scoped
-	}
-	sum := sha256.Sum256([]byte(scoped))
-	return name[:min(len(name), 31)] + "/" + hex.EncodeToString(sum[:16])
-}
+var scopedLockName = sqlstore.ScopedLockName
 
-// releaseLock gives the lock up before the connection goes back to the pool
-// (sql.Conn.Close does not close it, so the lock would outlive the relay).
-// A connection that failed (lost) is dropped instead: the server frees
-// whatever it still held.
+// releaseLock gives the lock up at once, so a standby takes over without
+// waiting for the connection's end to reach the server; then it closes the
+// connection. A connection that failed (lost) is just dropped: the server
+// frees whatever it still held.
 func (r *Relay) releaseLock(conn *sql.Conn, lost bool) {
 	if lost {
 		dropConn(conn)
@@ -644,11 +653,10 @@ func (r *Relay) releaseLock(conn *sql.Conn, lost bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := conn.ExecContext(ctx, "DO RELEASE_LOCK(?)", r.lock); err != nil {
-		dropConn(conn)
-		return
-	}
-	conn.Close()
+	_, _ = conn.ExecContext(ctx, "DO RELEASE_LOCK(?)", r.lock)
+	// Not back to the pool either: its short wait_timeout would have the
+	// server close it under an idle pool.
+	dropConn(conn)
 }
 
 // dropConn closes conn's server connection rather than returning it to the pool.

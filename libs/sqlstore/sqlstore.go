@@ -6,8 +6,10 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -155,14 +157,33 @@ func ignoreDone(err error) error {
 	return err
 }
 
+// MigrationLockWait bounds how long Migrate waits for another process's
+// migration to finish before it gives up with an error naming the lock.
+const MigrationLockWait = 2 * time.Minute
+
 // Migrate applies the goose migrations in fsys (files NNNNN_name.sql at its
 // root) that are not applied yet, recording versions in versionTable.
+//
+// Replicas starting together must not race a schema change (two CREATE TABLE
+// of one migration, or a version row recorded twice), so Migrate first takes
+// the database's migration lock (MySQL GET_LOCK, see migrationLocker) on the
+// connection goose migrates on, waiting at most MigrationLockWait; whoever
+// comes second finds the migrations applied and does nothing. A pool of one
+// connection (the dev stack's in-process MySQL: one process) takes no lock.
 func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, versionTable string) error {
+	return migrate(ctx, db, fsys, versionTable, MigrationLockWait)
+}
+
+func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, versionTable string, lockWait time.Duration) error {
 	store, err := database.NewStore(database.DialectMySQL, versionTable)
 	if err != nil {
 		return fmt.Errorf("migration store: %w", err)
 	}
-	provider, err := goose.NewProvider("", db, fsys, goose.WithStore(store), goose.WithDisableGlobalRegistry(true))
+	opts := []goose.ProviderOption{goose.WithStore(store), goose.WithDisableGlobalRegistry(true)}
+	if db.Stats().MaxOpenConnections != 1 {
+		opts = append(opts, goose.WithSessionLocker(&migrationLocker{wait: lockWait}))
+	}
+	provider, err := goose.NewProvider("", db, fsys, opts...)
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}
@@ -170,6 +191,73 @@ func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, versionTable string) e
 		return fmt.Errorf("apply migrations (%s): %w", versionTable, err)
 	}
 	return nil
+}
+
+// migrationLocker is goose's SessionLocker on MySQL's GET_LOCK: the lock
+// belongs to the connection goose migrates on, so it is freed by the server
+// when that connection ends, also when the process is killed mid-migration
+// (no stale lock row to expire). One lock per database covers the service's
+// own schema and the messaging tables alike; the name is scoped to the
+// database because GET_LOCK names are server-wide.
+type migrationLocker struct {
+	wait time.Duration
+	name string // set by SessionLock
+}
+
+// lockPoll is one GET_LOCK wait; Migrate asks again until its bound, so a
+// cancelled ctx is noticed between polls without killing the connection.
+const lockPoll = time.Second
+
+func (l *migrationLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
+	var dbName sql.NullString
+	if err := conn.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&dbName); err != nil {
+		return fmt.Errorf("migration lock: read database name: %w", err)
+	}
+	l.name = ScopedLockName("sagasuite-migrate", dbName.String)
+	deadline := time.Now().Add(l.wait)
+	for {
+		var got sql.NullInt64
+		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", l.name, lockPoll.Seconds()).Scan(&got); err != nil {
+			return fmt.Errorf("migration lock %q: %w", l.name, err)
+		}
+		if got.Valid && got.Int64 == 1 {
+			return nil
+		}
+		if !got.Valid { // NULL: the server refused (e.g. killed the wait)
+			return fmt.Errorf("migration lock %q: GET_LOCK returned NULL", l.name)
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("migration lock %q: %w", l.name, err)
+		}
+		if time.Now().After(deadline) {
+			var holder sql.NullInt64
+			_ = conn.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?)", l.name).Scan(&holder)
+			return fmt.Errorf("migration lock %q on database %s still held by connection %d after %s: "+
+				"another process is migrating (or hangs; see SHOW PROCESSLIST)", l.name, dbName.String, holder.Int64, l.wait)
+		}
+	}
+}
+
+func (l *migrationLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
+	var released sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT RELEASE_LOCK(?)", l.name).Scan(&released); err != nil {
+		return fmt.Errorf("release migration lock %q: %w", l.name, err)
+	}
+	if !released.Valid || released.Int64 != 1 {
+		return fmt.Errorf("release migration lock %q: not held by this connection", l.name)
+	}
+	return nil
+}
+
+// ScopedLockName is name/database, hashed to fit MySQL's 64-character limit
+// on lock names (GET_LOCK names are server-wide; databases scope them).
+func ScopedLockName(name, database string) string {
+	scoped := name + "/" + database
+	if len(scoped) <= 64 {
+		return scoped
+	}
+	sum := sha256.Sum256([]byte(scoped))
+	return name[:min(len(name), 31)] + "/" + hex.EncodeToString(sum[:16])
 }
 
 //go:embed migrations/*.sql

@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,26 +33,44 @@ func Common() config.Common {
 // and fails the test if Run does not return nil within Wait.
 func Start(t testing.TB, rt service.Runtime, run func(context.Context, service.Runtime) error) *grpc.ClientConn {
 	t.Helper()
-	addrs := make(chan [2]net.Addr, 1)
-	rt.OnListening = func(g, o net.Addr) { addrs <- [2]net.Addr{g, o} }
+	return Launch(t, rt, run).WaitReady()
+}
+
+// Instance is one run of a service started by Launch: several of them on one
+// store and consumer group are replicas.
+type Instance struct {
+	t        testing.TB
+	addrs    chan [2]net.Addr
+	done     chan error
+	cancel   context.CancelFunc
+	stopOnce sync.Once
+	conn     *grpc.ClientConn
+}
+
+// Launch runs run(ctx, rt) in the background and returns at once, so several
+// replicas can start together (and race their migrations) before the test
+// waits for any (WaitReady). The instance is stopped when the test ends.
+func Launch(t testing.TB, rt service.Runtime, run func(context.Context, service.Runtime) error) *Instance {
+	t.Helper()
+	i := &Instance{t: t, addrs: make(chan [2]net.Addr, 1), done: make(chan error, 1)}
+	rt.OnListening = func(g, o net.Addr) { i.addrs <- [2]net.Addr{g, o} }
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, rt) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run after cancel: %v", err)
-			}
-		case <-time.After(Wait):
-			t.Errorf("Run did not stop within %s", Wait)
-		}
-	})
+	i.cancel = cancel
+	go func() { i.done <- run(ctx, rt) }()
+	t.Cleanup(i.Stop)
+	return i
+}
+
+// WaitReady waits until the instance listens and its /readyz answers 200, and
+// returns a gRPC connection to it. Call it from the test's goroutine.
+func (i *Instance) WaitReady() *grpc.ClientConn {
+	t := i.t
+	t.Helper()
 	var a [2]net.Addr
 	select {
-	case a = <-addrs:
-	case err := <-done:
+	case a = <-i.addrs:
+	case err := <-i.done:
+		i.done <- err // for Stop, which the cleanup runs
 		t.Fatalf("Run ended before listening: %v", err)
 	case <-time.After(Wait):
 		t.Fatalf("service did not listen within %s", Wait)
@@ -76,5 +95,23 @@ func Start(t testing.TB, rt service.Runtime, run func(context.Context, service.R
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	i.conn = conn
 	return conn
+}
+
+// Stop cancels the instance (a graceful shutdown, as a rolling update's
+// SIGTERM) and fails the test unless Run returns nil within Wait. Later calls
+// do nothing.
+func (i *Instance) Stop() {
+	i.stopOnce.Do(func() {
+		i.cancel()
+		select {
+		case err := <-i.done:
+			if err != nil {
+				i.t.Errorf("Run after cancel: %v", err)
+			}
+		case <-time.After(Wait):
+			i.t.Errorf("Run did not stop within %s", Wait)
+		}
+	})
 }

@@ -109,8 +109,14 @@ func (r *MySQLRepository) AddStock(ctx context.Context, requestID, sku string, q
 		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("read stock addition: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO stock_additions (request_id, sku, quantity, created_at) VALUES (?, ?, ?, ?)",
-			requestID, sku, quantity, now); err != nil {
+		_, err = tx.ExecContext(ctx, "INSERT INTO stock_additions (request_id, sku, quantity, created_at) VALUES (?, ?, ?, ?)",
+			requestID, sku, quantity, now)
+		if sqlstore.IsDuplicateKey(err) {
+			// The same request for another SKU (which locks another stock
+			// row) committed meanwhile, on this replica or another.
+			return fmt.Errorf("%w: request %s was used for another addition at the same time", stock.ErrRequestConflict, requestID)
+		}
+		if err != nil {
 			return fmt.Errorf("record stock addition: %w", err)
 		}
 		if err := levels.Add(quantity); err != nil {

@@ -104,10 +104,41 @@ func createKeyspace(ctx context.Context, cfg CassandraConfig) error {
 	return nil
 }
 
+// MigrationLockWait bounds how long Migrate waits for another process's
+// migration before it gives up with an error naming the holder.
+const MigrationLockWait = 2 * time.Minute
+
 // Migrate applies the NNNNN_name.cql files of migrationFS that the keyspace's
 // schema_migrations table does not list, in version order, recording each.
 // Statements within a file end with ";" at the end of a line.
+//
+// Replicas starting together must not race a schema change (Cassandra runs
+// concurrent ALTERs of one table side by side, and two processes would both
+// apply a migration neither has recorded yet), so Migrate holds the
+// keyspace's migration lock while it reads and applies: a lightweight
+// transaction on a row of schema_migration_lock (see MigrationLock).
 func Migrate(ctx context.Context, session *gocql.Session, migrationFS fs.FS) error {
+	return MigrateLocked(ctx, session, migrationFS, MigrationLockConfig{})
+}
+
+// MigrateLocked is Migrate with the lock's timings given (tests shorten them).
+func MigrateLocked(ctx context.Context, session *gocql.Session, migrationFS fs.FS, lockCfg MigrationLockConfig) error {
+	files, err := migrationFiles(migrationFS)
+	if err != nil {
+		return err
+	}
+	lock, err := AcquireMigrationLock(ctx, session, lockCfg)
+	if err != nil {
+		return err
+	}
+	err = applyMigrations(lock.Context(ctx), session, migrationFS, files)
+	if lostErr := lock.Release(); lostErr != nil {
+		err = errors.Join(err, lostErr)
+	}
+	return err
+}
+
+func applyMigrations(ctx context.Context, session *gocql.Session, migrationFS fs.FS, files []migrationFile) error {
 	if err := session.Query(`CREATE TABLE IF NOT EXISTS schema_migrations (
 		version int PRIMARY KEY, name text, applied_at timestamp)`).ExecContext(ctx); err != nil {
 		return fmt.Errorf("cassandra: create schema_migrations: %w", err)
@@ -120,10 +151,6 @@ func Migrate(ctx context.Context, session *gocql.Session, migrationFS fs.FS) err
 	}
 	if err := iter.Close(); err != nil {
 		return fmt.Errorf("cassandra: read schema_migrations: %w", err)
-	}
-	files, err := migrationFiles(migrationFS)
-	if err != nil {
-		return err
 	}
 	for _, f := range files {
 		if applied[f.version] {

@@ -38,8 +38,12 @@ func (r *NotificationCassandraRepository) Ping(ctx context.Context) error {
 }
 
 // PinOccurredAt reads the event's first time from saga_event_times, or
-// records at. A plain read-then-write: one order's events are applied one at a
-// time (the consumer serializes a key; a partition has one owner).
+// records at. A known event costs one read. A new one is recorded with a
+// lightweight transaction (INSERT … IF NOT EXISTS): two replicas can process
+// copies of one event at once while a partition changes owner (a rebalance in
+// a rolling update), and a plain read-then-write would let each keep its own
+// time, so the saga log (keyed by time) would hold the event twice. The loser
+// of the insert gets the winner's time back.
 func (r *NotificationCassandraRepository) PinOccurredAt(ctx context.Context, orderID, eventID string, at time.Time) (time.Time, error) {
 	var first time.Time
 	err := r.session.Query(`SELECT occurred_at FROM saga_event_times WHERE order_id = ? AND event_id = ?`,
@@ -51,11 +55,22 @@ func (r *NotificationCassandraRepository) PinOccurredAt(ctx context.Context, ord
 		return time.Time{}, fmt.Errorf("cassandra: read time of event %s: %w", eventID, err)
 	}
 	at = at.UTC().Truncate(time.Millisecond)
-	if err := r.session.Query(`INSERT INTO saga_event_times (order_id, event_id, occurred_at) VALUES (?, ?, ?)`,
-		orderID, eventID, at).Idempotent(true).ExecContext(ctx); err != nil {
+	existing := map[string]any{}
+	applied, err := r.session.Query(`INSERT INTO saga_event_times (order_id, event_id, occurred_at) VALUES (?, ?, ?) IF NOT EXISTS`,
+		orderID, eventID, at).SerialConsistency(gocql.Serial).MapScanCASContext(ctx, existing)
+	if err != nil {
+		// A timed-out LWT has an unknown outcome; the consumer's retry reads
+		// whatever was decided.
 		return time.Time{}, fmt.Errorf("cassandra: record time of event %s: %w", eventID, err)
 	}
-	return at, nil
+	if applied {
+		return at, nil
+	}
+	winner, ok := existing["occurred_at"].(time.Time)
+	if !ok {
+		return time.Time{}, fmt.Errorf("cassandra: record time of event %s: the row that won has no time (%v)", eventID, existing)
+	}
+	return winner.UTC(), nil
 }
 
 // RecordSagaEvent writes e into saga_log_by_order.

@@ -86,6 +86,7 @@ func TestStoreContract(t *testing.T) {
 			t.Run("saga log is per order, oldest first, as recorded", func(t *testing.T) { testSagaLog(t, impl.open(t)) })
 			t.Run("a saga event recorded again, even concurrently, is one entry", func(t *testing.T) { testSagaEventOnce(t, impl.open(t)) })
 			t.Run("an event's first time is pinned", func(t *testing.T) { testPinOccurredAt(t, impl.open(t)) })
+			t.Run("copies pinned at once by two replicas agree on one time", func(t *testing.T) { testPinOccurredAtConcurrently(t, impl.open(t)) })
 			t.Run("notifications are per customer, newest first, paged", func(t *testing.T) { testNotificationPages(t, impl.open(t)) })
 			t.Run("a notification saved again, even concurrently, is one row and keeps its delivery mark", func(t *testing.T) {
 				testNotificationOnce(t, impl.open(t))
@@ -364,5 +365,37 @@ func testPinOccurredAt(t *testing.T, store app.Store) {
 	other, err := store.PinOccurredAt(ctx, testenv.IDFor("order-pin-2"), event, first.Add(time.Second))
 	if err != nil || !other.Equal(first.Add(time.Second).Truncate(time.Millisecond)) {
 		t.Fatalf("same event id under another order: %v, %v", other, err)
+	}
+}
+
+// Two replicas can hold one partition for a moment during a rebalance, so
+// copies of one event (a producer's re-emission carries a later time) can be
+// pinned at the same instant: every caller must get the same time back, or the
+// saga log would keep the event twice (its key holds the time).
+func testPinOccurredAtConcurrently(t *testing.T, store app.Store) {
+	ctx := ctxFor(t)
+	const events, copies = 20, 8
+	for e := range events {
+		order, event := testenv.IDFor(fmt.Sprintf("order-pin-race-%d", e)), testenv.IDFor(fmt.Sprintf("event-pin-race-%d", e))
+		got := make([]time.Time, copies)
+		errs := make([]error, copies)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for c := range copies {
+			wg.Go(func() {
+				<-start
+				got[c], errs[c] = store.PinOccurredAt(ctx, order, event, base.Add(time.Duration(c)*time.Second))
+			})
+		}
+		close(start)
+		wg.Wait()
+		for c := range copies {
+			if errs[c] != nil {
+				t.Fatalf("event %d copy %d: %v", e, c, errs[c])
+			}
+			if !got[c].Equal(got[0]) {
+				t.Fatalf("event %d: copies pinned different times %v; want one", e, got)
+			}
+		}
 	}
 }

@@ -223,6 +223,7 @@ func TestRecordEventRedoneWithALaterTimeIsRecordedOnce(t *testing.T) {
 	first := command(notification.OrderCompleted)
 	redone := first
 	redone.Event.OccurredAt = first.Event.OccurredAt.Add(9 * time.Second)
+	redone.Envelope = []byte("the redone copy, with its later time")
 	for _, cmd := range []app.RecordEvent{first, redone} {
 		if err := a.Commands.RecordEvent.Handle(context.Background(), cmd); err != nil {
 			t.Fatalf("Handle: %v", err)
@@ -231,6 +232,9 @@ func TestRecordEventRedoneWithALaterTimeIsRecordedOnce(t *testing.T) {
 	log, err := store.SagaLog(context.Background(), first.Event.OrderID)
 	if err != nil || len(log) != 1 || !log[0].OccurredAt.Equal(first.Event.OccurredAt.Truncate(time.Millisecond)) {
 		t.Fatalf("saga log %v, %v; want one entry at the first time", log, err)
+	}
+	if string(log[0].Envelope) != string(first.Envelope) {
+		t.Fatalf("saga log entry holds envelope %q, want the first copy's (its time is the entry's)", log[0].Envelope)
 	}
 	page, err := store.ListNotifications(context.Background(), first.Event.CustomerID, 10, "")
 	if err != nil || len(page.Notifications) != 1 || len(sender.sent) != 1 {

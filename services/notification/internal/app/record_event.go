@@ -49,13 +49,21 @@ func (h RecordEventHandler) Handle(ctx context.Context, cmd RecordEvent) error {
 	if err != nil {
 		return fmt.Errorf("pin %s %s of order %s: %w", e.Type, e.ID, e.OrderID, err)
 	}
+	// A copy with another time is a re-emission: the entry belongs to the
+	// copy that pinned the time, which records it itself (it comes first on
+	// the partition, or again after a crash, since its offset is committed
+	// only once it is recorded). Rewriting the entry here would replace the
+	// recorded envelope with this copy's, whose time disagrees with the log's.
+	reemitted := !pinned.Equal(entry.OccurredAt)
 	e.OccurredAt, entry.OccurredAt = pinned.UTC(), pinned.UTC()
 	n, tell, err := notification.For(e)
 	if err != nil {
 		return err
 	}
-	if err := h.store.RecordSagaEvent(ctx, entry); err != nil {
-		return fmt.Errorf("record %s %s of order %s: %w", e.Type, e.ID, e.OrderID, err)
+	if !reemitted {
+		if err := h.store.RecordSagaEvent(ctx, entry); err != nil {
+			return fmt.Errorf("record %s %s of order %s: %w", e.Type, e.ID, e.OrderID, err)
+		}
 	}
 	if !tell {
 		return nil
