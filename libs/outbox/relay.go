@@ -354,7 +354,13 @@ func (r *Relay) flush(ctx context.Context, checkLock func(context.Context) error
 				return 0, err
 			}
 		}
-		if err := r.markSent(ctx, sent); err != nil {
+		// What went out is recorded even when ctx ended meanwhile (a
+		// graceful stop in a rolling update), or the next active relay
+		// publishes the batch again.
+		markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markSentTimeout)
+		err := r.markSent(markCtx, sent)
+		cancel()
+		if err != nil {
 			return 0, err
 		}
 		r.metrics.Published(ctx, len(sent), time.Since(start))
@@ -475,6 +481,10 @@ func truncate(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// markSentTimeout bounds recording a published batch after the relay's
+// context ended.
+const markSentTimeout = 10 * time.Second
 
 func (r *Relay) markSent(ctx context.Context, ids []uint64) error {
 	q := "UPDATE outbox SET sent_at = ? WHERE id IN (?" + strings.Repeat(", ?", len(ids)-1) + ")"

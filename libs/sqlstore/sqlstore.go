@@ -166,26 +166,42 @@ const MigrationLockWait = 2 * time.Minute
 //
 // Replicas starting together must not race a schema change (two CREATE TABLE
 // of one migration, or a version row recorded twice), so Migrate first takes
-// the database's migration lock (MySQL GET_LOCK, see migrationLocker) on the
-// connection goose migrates on, waiting at most MigrationLockWait; whoever
+// the database's migration lock (MySQL GET_LOCK, see migrationLocker) on a
+// connection of its own, waiting at most MigrationLockWait; whoever
 // comes second finds the migrations applied and does nothing. A pool of one
 // connection (the dev stack's in-process MySQL: one process) takes no lock.
 func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, versionTable string) error {
 	return migrate(ctx, db, fsys, versionTable, MigrationLockWait)
 }
 
-func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, versionTable string, lockWait time.Duration) error {
+func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, versionTable string, lockWait time.Duration) (err error) {
 	store, err := database.NewStore(database.DialectMySQL, versionTable)
 	if err != nil {
 		return fmt.Errorf("migration store: %w", err)
 	}
-	opts := []goose.ProviderOption{goose.WithStore(store), goose.WithDisableGlobalRegistry(true)}
-	if db.Stats().MaxOpenConnections != 1 {
-		opts = append(opts, goose.WithSessionLocker(&migrationLocker{wait: lockWait}))
-	}
-	provider, err := goose.NewProvider("", db, fsys, opts...)
+	provider, err := goose.NewProvider("", db, fsys, goose.WithStore(store), goose.WithDisableGlobalRegistry(true))
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
+	}
+	// The lock is held on a connection of its own around all of Up, not
+	// through goose's session locker: goose's Up first asks HasPending,
+	// which creates the version table outside the locker, and a replica
+	// that sees the table before its zero row fails with "missing zero
+	// version migration".
+	if db.Stats().MaxOpenConnections != 1 {
+		lockConn, err := db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		defer lockConn.Close()
+		locker := &migrationLocker{wait: lockWait}
+		if err := locker.SessionLock(ctx, lockConn); err != nil {
+			return err
+		}
+		defer func() {
+			// A detached context: the caller's may be done, the lock must go.
+			err = errors.Join(err, locker.SessionUnlock(context.WithoutCancel(ctx), lockConn))
+		}()
 	}
 	if _, err := provider.Up(ctx); err != nil {
 		return fmt.Errorf("apply migrations (%s): %w", versionTable, err)
@@ -193,8 +209,8 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS, versionTable string, l
 	return nil
 }
 
-// migrationLocker is goose's SessionLocker on MySQL's GET_LOCK: the lock
-// belongs to the connection goose migrates on, so it is freed by the server
+// migrationLocker is MySQL's GET_LOCK on a connection held while migrating:
+// the lock belongs to that connection, so it is freed by the server
 // when that connection ends, also when the process is killed mid-migration
 // (no stale lock row to expire). One lock per database covers the service's
 // own schema and the messaging tables alike; the name is scoped to the
