@@ -59,7 +59,7 @@ func newServer(t *testing.T) *ports.GRPCServer {
 func createRequest(customerID string) *orderv1.CreateOrderRequest {
 	return &orderv1.CreateOrderRequest{
 		CustomerId: customerID, RequestId: events.NewID(), Currency: "EUR", PaymentMethodToken: "tok_visa",
-		Lines: []*commonv1.LineItem{{Sku: "BOOK-1", Quantity: 1, UnitPriceMinor: 1250}},
+		Lines:           []*commonv1.LineItem{{Sku: "BOOK-1", Quantity: 1, UnitPriceMinor: 1250}},
 		ShippingAddress: &commonv1.Address{Name: "Ada", Line1: "Main St 1", City: "Berlin", PostalCode: "10115", CountryCode: "DE"},
 	}
 }
