@@ -20,7 +20,10 @@ import (
 )
 
 // GRPCServer is the InventoryService API. Requests arrive already checked
-// against their protovalidate rules (the server's interceptor).
+// against their protovalidate rules (the server's interceptor). It holds no
+// customer's data, so unlike the other services' ports it scopes nothing:
+// GetStock and ListProducts are catalog reads for any caller, and who may
+// UpsertProduct or AddStock is the policy table's role check (libs/grpcserver).
 type GRPCServer struct {
 	inventoryv1.UnimplementedInventoryServiceServer
 	svc    *app.Service

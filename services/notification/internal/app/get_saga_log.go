@@ -20,7 +20,14 @@ func (h GetSagaLogHandler) Handle(ctx context.Context, orderID string) ([]SagaEv
 		return nil, fmt.Errorf("saga log of %s: %w", orderID, err)
 	}
 	if len(log) == 0 {
-		return nil, fmt.Errorf("saga log of order %s: %w", orderID, ErrNotFound)
+		return nil, SagaLogNotFound(orderID)
 	}
 	return log, nil
+}
+
+// SagaLogNotFound is the error for an order with no log the caller may see.
+// The query answers an order without events with it and the API another
+// customer's order, so the two read the same and ids cannot be probed.
+func SagaLogNotFound(orderID string) error {
+	return fmt.Errorf("saga log of order %s: %w", orderID, ErrNotFound)
 }

@@ -66,8 +66,7 @@ func RecordCommand(env *eventsv1.Envelope) (app.RecordEvent, error) {
 	case *eventsv1.Envelope_OrderCreated:
 		e.OrderTotal = money(p.OrderCreated.GetTotal())
 	case *eventsv1.Envelope_OrderCancelled:
-		e.CancelReason = cancelReason(p.OrderCancelled.GetReason())
-		e.CancelDetail = p.OrderCancelled.GetDetail()
+		e.CancelReason = cancelReason(p.OrderCancelled.GetReason()) // the detail stays out: it may be a caller's free text
 	case *eventsv1.Envelope_PaymentRefunded:
 		e.RefundAmount = money(p.PaymentRefunded.GetAmount())
 	}

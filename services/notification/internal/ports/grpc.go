@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sagasuite/sagasuite/libs/events"
@@ -33,10 +34,15 @@ func NewGRPCServer(a app.Application, logger *slog.Logger) *GRPCServer {
 	return &GRPCServer{app: a, logger: logger}
 }
 
-// ListNotifications pages through a customer's notifications, newest first.
+// ListNotifications pages through a customer's notifications, newest
+// first; a customer lists their own only.
 func (s *GRPCServer) ListNotifications(ctx context.Context, req *notificationv1.ListNotificationsRequest) (*notificationv1.ListNotificationsResponse, error) {
+	customerID, err := customerFilter(ctx, req.GetCustomerId())
+	if err != nil {
+		return nil, err
+	}
 	page, err := s.app.Queries.ListNotifications.Handle(ctx, app.ListNotifications{
-		CustomerID: req.GetCustomerId(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
+		CustomerID: customerID, PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
 	})
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
@@ -48,11 +54,20 @@ func (s *GRPCServer) ListNotifications(ctx context.Context, req *notificationv1.
 	return resp, nil
 }
 
-// GetSagaLog returns an order's recorded envelopes, oldest first.
+// GetSagaLog returns an order's recorded envelopes, oldest first, with
+// payment method tokens masked; another customer's order is NotFound, as
+// one without events.
 func (s *GRPCServer) GetSagaLog(ctx context.Context, req *notificationv1.GetSagaLogRequest) (*notificationv1.GetSagaLogResponse, error) {
 	log, err := s.app.Queries.GetSagaLog.Handle(ctx, req.GetOrderId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
+	}
+	// Every entry must be the caller's, and before anything else is looked
+	// at: a foreign log must not answer differently (e.g. DataLoss).
+	for _, entry := range log {
+		if !visible(ctx, entry.CustomerID) {
+			return nil, s.toStatus(ctx, app.SagaLogNotFound(req.GetOrderId()))
+		}
 	}
 	resp := &notificationv1.GetSagaLogResponse{OrderId: req.GetOrderId()}
 	for _, entry := range log {
@@ -61,9 +76,46 @@ func (s *GRPCServer) GetSagaLog(ctx context.Context, req *notificationv1.GetSaga
 			s.logger.ErrorContext(ctx, "stored envelope does not decode", "order_id", entry.OrderID, "event_id", entry.EventID, "error", err)
 			return nil, status.Errorf(codes.DataLoss, "stored event %s of order %s does not decode", entry.EventID, entry.OrderID)
 		}
+		maskPaymentTokens(env.ProtoReflect())
 		resp.Events = append(resp.Events, env)
 	}
 	return resp, nil
+}
+
+// PaymentTokenMask replaces a payment method token in an API answer: the
+// field stays set (and valid: 1–256 characters) so a reader sees one was
+// given, but the token never leaves the payment path.
+const PaymentTokenMask = "[redacted]"
+
+// paymentTokenField is the name every event gives a payment method token.
+const paymentTokenField = "payment_method_token"
+
+// maskPaymentTokens masks every set payment_method_token in m, at any
+// depth: by field name, so a payload type added later is covered too.
+func maskPaymentTokens(m protoreflect.Message) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Name() == paymentTokenField && fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap():
+			m.Set(fd, protoreflect.ValueOfString(PaymentTokenMask))
+		case fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind:
+			switch {
+			case fd.IsList():
+				for i, list := 0, v.List(); i < list.Len(); i++ {
+					maskPaymentTokens(list.Get(i).Message())
+				}
+			case fd.IsMap():
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+					if fd.MapValue().Kind() == protoreflect.MessageKind {
+						maskPaymentTokens(mv.Message())
+					}
+					return true
+				})
+			default:
+				maskPaymentTokens(v.Message())
+			}
+		}
+		return true
+	})
 }
 
 func toProto(n notification.Notification) *notificationv1.Notification {

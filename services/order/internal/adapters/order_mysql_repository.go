@@ -372,7 +372,7 @@ func load(ctx context.Context, tx *sql.Tx, id string, forUpdate bool) (*order.Or
 	}
 	o, err := scanOrder(tx.QueryRowContext(ctx, q, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %s", order.ErrNotFound, id)
+		return nil, order.NotFound(id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load order %s: %w", id, err)

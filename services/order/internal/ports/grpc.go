@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/sagasuite/sagasuite/libs/auth"
 	"github.com/sagasuite/sagasuite/libs/grpcserver"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -39,15 +40,20 @@ func NewGRPCServer(a app.Application, logger *slog.Logger, refused func(ctx cont
 }
 
 // CreateOrder places an order (PENDING + ORDER_CREATED); a retry with the
-// same request_id returns the first order.
+// same request_id returns the first order. A customer orders for themselves
+// only.
 func (s *GRPCServer) CreateOrder(ctx context.Context, req *orderv1.CreateOrderRequest) (*orderv1.CreateOrderResponse, error) {
+	customerID, err := customerFilter(ctx, req.GetCustomerId())
+	if err != nil {
+		return nil, err
+	}
 	lines := make([]order.Line, len(req.GetLines()))
 	for i, l := range req.GetLines() {
 		lines[i] = order.Line{SKU: l.GetSku(), Quantity: l.GetQuantity(), UnitPriceMinor: l.GetUnitPriceMinor()}
 	}
 	a := req.GetShippingAddress()
 	o, err := s.app.CreateOrder.Handle(ctx, order.Draft{
-		CustomerID: req.GetCustomerId(),
+		CustomerID: customerID,
 		RequestID:  req.GetRequestId(),
 		Lines:      lines,
 		Currency:   req.GetCurrency(),
@@ -61,18 +67,27 @@ func (s *GRPCServer) CreateOrder(ctx context.Context, req *orderv1.CreateOrderRe
 	return &orderv1.CreateOrderResponse{Order: toProto(o)}, nil
 }
 
-// GetOrder returns one order with its step history.
+// GetOrder returns one order with its step history; another customer's
+// order is NotFound, as a missing one.
 func (s *GRPCServer) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*orderv1.GetOrderResponse, error) {
 	o, err := s.app.GetOrder.Handle(ctx, req.GetOrderId())
+	if err == nil && !visible(ctx, o.CustomerID) {
+		err = order.NotFound(req.GetOrderId())
+	}
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
 	return &orderv1.GetOrderResponse{Order: toProto(o)}, nil
 }
 
-// ListOrders returns a page of the customer's orders, newest first.
+// ListOrders returns a page of the customer's orders, newest first; a
+// customer lists their own only.
 func (s *GRPCServer) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest) (*orderv1.ListOrdersResponse, error) {
-	orders, next, err := s.app.ListOrders.Handle(ctx, req.GetCustomerId(), int(req.GetPageSize()), req.GetPageToken())
+	customerID, err := customerFilter(ctx, req.GetCustomerId())
+	if err != nil {
+		return nil, err
+	}
+	orders, next, err := s.app.ListOrders.Handle(ctx, customerID, int(req.GetPageSize()), req.GetPageToken())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -83,18 +98,29 @@ func (s *GRPCServer) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequ
 	return resp, nil
 }
 
-// CancelOrder cancels a PENDING order (CUSTOMER_REQUESTED).
+// CancelOrder cancels a PENDING order (CUSTOMER_REQUESTED). A customer
+// cancels their own orders only; another's is NotFound, as a missing one.
 func (s *GRPCServer) CancelOrder(ctx context.Context, req *orderv1.CancelOrderRequest) (*orderv1.CancelOrderResponse, error) {
-	o, err := s.app.CancelOrder.Handle(ctx, req.GetOrderId(), req.GetReason())
+	onlyCustomer, scoped := auth.CustomerScope(ctx)
+	if scoped && onlyCustomer == "" { // a customer without a subject owns nothing
+		return nil, s.status(ctx, order.NotFound(req.GetOrderId()))
+	}
+	o, err := s.app.CancelOrder.Handle(ctx, req.GetOrderId(), req.GetReason(), onlyCustomer)
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
 	return &orderv1.CancelOrderResponse{Order: toProto(o)}, nil
 }
 
-// WatchOrder streams the order now and after every change, until it ends.
+// WatchOrder streams the order now and after every change, until it ends;
+// another customer's order is NotFound, as a missing one, before anything
+// is sent.
 func (s *GRPCServer) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.OrderService_WatchOrderServer) error {
-	err := s.app.WatchOrder.Handle(stream.Context(), req.GetOrderId(), func(o *order.Order) error {
+	ctx := stream.Context()
+	err := s.app.WatchOrder.Handle(ctx, req.GetOrderId(), func(o *order.Order) error {
+		if !visible(ctx, o.CustomerID) { // an order's customer never changes: the first snapshot decides
+			return order.NotFound(req.GetOrderId())
+		}
 		return stream.Send(&orderv1.WatchOrderResponse{Order: toProto(o)})
 	})
 	if err != nil {

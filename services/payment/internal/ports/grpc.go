@@ -25,24 +25,33 @@ type GRPCServer struct {
 // NewGRPCServer returns the API over the use cases.
 func NewGRPCServer(a app.Application) *GRPCServer { return &GRPCServer{app: a} }
 
-// GetPayment returns the order's payment with its refunds.
+// GetPayment returns the order's payment with its refunds; another
+// customer's is NotFound, as a missing one.
 func (s *GRPCServer) GetPayment(ctx context.Context, req *paymentv1.GetPaymentRequest) (*paymentv1.GetPaymentResponse, error) {
 	if req.GetOrderId() == "" {
 		return nil, toStatus(payment.Invalid("order_id", "is required"))
 	}
 	p, err := s.app.GetPayment.Handle(ctx, req.GetOrderId())
+	if err == nil && !visible(ctx, p.CustomerID) {
+		err = payment.ErrNotFound
+	}
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	return &paymentv1.GetPaymentResponse{Payment: paymentToProto(p)}, nil
 }
 
-// ListPayments pages through the customer's payments, newest first.
+// ListPayments pages through the customer's payments, newest first; a
+// customer lists their own only.
 func (s *GRPCServer) ListPayments(ctx context.Context, req *paymentv1.ListPaymentsRequest) (*paymentv1.ListPaymentsResponse, error) {
-	if req.GetCustomerId() == "" {
+	customerID, err := customerFilter(ctx, req.GetCustomerId())
+	if err != nil {
+		return nil, err
+	}
+	if customerID == "" {
 		return nil, toStatus(payment.Invalid("customer_id", "is required"))
 	}
-	payments, next, err := s.app.ListPayments.Handle(ctx, req.GetCustomerId(), int(req.GetPageSize()), req.GetPageToken())
+	payments, next, err := s.app.ListPayments.Handle(ctx, customerID, int(req.GetPageSize()), req.GetPageToken())
 	if err != nil {
 		return nil, toStatus(err)
 	}

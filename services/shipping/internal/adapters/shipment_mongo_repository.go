@@ -361,7 +361,7 @@ func (r *ShipmentMongoRepository) Get(ctx context.Context, orderID string) (*shi
 	var doc shipmentDoc
 	err := r.shipments(orderID).FindOne(ctx, bson.D{{Key: "_id", Value: orderID}}, options.FindOne().SetProjection(stateProjection)).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("%w: order %s", shipment.ErrNotFound, orderID)
+		return nil, shipment.NotFound(orderID)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get shipment %s: %w", orderID, err)

@@ -27,19 +27,28 @@ type GRPCServer struct {
 // NewGRPCServer serves a's queries.
 func NewGRPCServer(a app.Application) *GRPCServer { return &GRPCServer{app: a} }
 
-// GetShipment returns one order's shipment.
+// GetShipment returns one order's shipment; another customer's is NotFound,
+// as a missing one.
 func (s *GRPCServer) GetShipment(ctx context.Context, req *shippingv1.GetShipmentRequest) (*shippingv1.GetShipmentResponse, error) {
 	sh, err := s.app.GetShipment.Handle(ctx, req.GetOrderId())
+	if err == nil && !visible(ctx, sh.CustomerID) {
+		err = shipment.NotFound(req.GetOrderId())
+	}
 	if err != nil {
 		return nil, grpcError(err)
 	}
 	return &shippingv1.GetShipmentResponse{Shipment: shipmentToProto(sh)}, nil
 }
 
-// ListShipments pages through a customer's shipments, newest first.
+// ListShipments pages through a customer's shipments, newest first; a
+// customer lists their own only.
 func (s *GRPCServer) ListShipments(ctx context.Context, req *shippingv1.ListShipmentsRequest) (*shippingv1.ListShipmentsResponse, error) {
+	customerID, err := customerFilter(ctx, req.GetCustomerId())
+	if err != nil {
+		return nil, err
+	}
 	page, next, err := s.app.ListShipments.Handle(ctx, app.ListShipments{
-		CustomerID: req.GetCustomerId(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
+		CustomerID: customerID, PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
 	})
 	if err != nil {
 		return nil, grpcError(err)

@@ -105,9 +105,11 @@ type Event struct {
 	CustomerID string
 	OccurredAt time.Time
 
-	OrderTotal   Money        // ORDER_CREATED
+	OrderTotal Money // ORDER_CREATED
+	// CancelReason is all a cancel tells the customer, in fixed words: the
+	// event's free-text detail (it may be another person's words, e.g. what
+	// a caller typed into CancelOrder) never reaches a notification.
 	CancelReason CancelReason // ORDER_CANCELLED
-	CancelDetail string       // ORDER_CANCELLED, may be empty
 	RefundAmount Money        // PAYMENT_REFUNDED
 }
 
@@ -174,9 +176,6 @@ func For(e Event) (n Notification, ok bool, err error) {
 		n.Template = "order_cancelled"
 		n.Subject = fmt.Sprintf("Your order %s was cancelled", ref)
 		n.Body = fmt.Sprintf("We are sorry: your order %s was cancelled because %s.", ref, e.CancelReason.Words())
-		if detail := strings.TrimSpace(e.CancelDetail); detail != "" {
-			n.Body += " Detail: " + detail
-		}
 	case PaymentRefunded:
 		n.Template = "payment_refunded"
 		n.Subject = fmt.Sprintf("Your refund of %s", e.RefundAmount)

@@ -81,6 +81,11 @@ var (
 	ErrInvalid = fielderr.ErrInvalid
 )
 
+// NotFound is the error for an order id that names no order the caller may
+// see. The store answers a missing id with it and the API a foreign one, so
+// the two read the same and ids cannot be probed.
+func NotFound(id string) error { return fmt.Errorf("%w: %s", ErrNotFound, id) }
+
 // InvalidError names the input field that is wrong, in the API's spelling
 // ("lines[1].quantity"), so clients can point at it.
 type InvalidError = fielderr.Error

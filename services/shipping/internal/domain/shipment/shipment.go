@@ -49,6 +49,11 @@ var ErrInvalid = errors.New("invalid shipment input")
 // ErrNotFound is returned by repositories for an order without a shipment.
 var ErrNotFound = errors.New("shipment not found")
 
+// NotFound is the error for an order id that names no shipment the caller
+// may see. The store answers a missing one with it and the API a foreign
+// one, so the two read the same and ids cannot be probed.
+func NotFound(orderID string) error { return fmt.Errorf("%w: order %s", ErrNotFound, orderID) }
+
 // Address is where the parcels go, as INVENTORY_UPDATED carries it.
 type Address struct {
 	Name        string
