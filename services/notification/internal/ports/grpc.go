@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/sagasuite/sagasuite/libs/auth"
 	"github.com/sagasuite/sagasuite/libs/grpcserver"
 
 	"google.golang.org/grpc/codes"
@@ -37,7 +38,7 @@ func NewGRPCServer(a app.Application, logger *slog.Logger) *GRPCServer {
 // ListNotifications pages through a customer's notifications, newest
 // first; a customer lists their own only.
 func (s *GRPCServer) ListNotifications(ctx context.Context, req *notificationv1.ListNotificationsRequest) (*notificationv1.ListNotificationsResponse, error) {
-	customerID, err := customerFilter(ctx, req.GetCustomerId())
+	customerID, err := auth.CustomerFilter(ctx, req.GetCustomerId())
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +66,7 @@ func (s *GRPCServer) GetSagaLog(ctx context.Context, req *notificationv1.GetSaga
 	// Every entry must be the caller's, and before anything else is looked
 	// at: a foreign log must not answer differently (e.g. DataLoss).
 	for _, entry := range log {
-		if !visible(ctx, entry.CustomerID) {
+		if !auth.Visible(ctx, entry.CustomerID) {
 			return nil, s.toStatus(ctx, app.SagaLogNotFound(req.GetOrderId()))
 		}
 	}

@@ -43,7 +43,7 @@ func NewGRPCServer(a app.Application, logger *slog.Logger, refused func(ctx cont
 // same request_id returns the first order. A customer orders for themselves
 // only.
 func (s *GRPCServer) CreateOrder(ctx context.Context, req *orderv1.CreateOrderRequest) (*orderv1.CreateOrderResponse, error) {
-	customerID, err := customerFilter(ctx, req.GetCustomerId())
+	customerID, err := auth.CustomerFilter(ctx, req.GetCustomerId())
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (s *GRPCServer) CreateOrder(ctx context.Context, req *orderv1.CreateOrderRe
 // order is NotFound, as a missing one.
 func (s *GRPCServer) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*orderv1.GetOrderResponse, error) {
 	o, err := s.app.GetOrder.Handle(ctx, req.GetOrderId())
-	if err == nil && !visible(ctx, o.CustomerID) {
+	if err == nil && !auth.Visible(ctx, o.CustomerID) {
 		err = order.NotFound(req.GetOrderId())
 	}
 	if err != nil {
@@ -83,7 +83,7 @@ func (s *GRPCServer) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest)
 // ListOrders returns a page of the customer's orders, newest first; a
 // customer lists their own only.
 func (s *GRPCServer) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest) (*orderv1.ListOrdersResponse, error) {
-	customerID, err := customerFilter(ctx, req.GetCustomerId())
+	customerID, err := auth.CustomerFilter(ctx, req.GetCustomerId())
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func (s *GRPCServer) CancelOrder(ctx context.Context, req *orderv1.CancelOrderRe
 func (s *GRPCServer) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.OrderService_WatchOrderServer) error {
 	ctx := stream.Context()
 	err := s.app.WatchOrder.Handle(ctx, req.GetOrderId(), func(o *order.Order) error {
-		if !visible(ctx, o.CustomerID) { // an order's customer never changes: the first snapshot decides
+		if !auth.Visible(ctx, o.CustomerID) { // an order's customer never changes: the first snapshot decides
 			return order.NotFound(req.GetOrderId())
 		}
 		return stream.Send(&orderv1.WatchOrderResponse{Order: toProto(o)})

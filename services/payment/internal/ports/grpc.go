@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/sagasuite/sagasuite/libs/auth"
 	"github.com/sagasuite/sagasuite/libs/grpcserver"
 
 	"google.golang.org/grpc/codes"
@@ -32,7 +33,7 @@ func (s *GRPCServer) GetPayment(ctx context.Context, req *paymentv1.GetPaymentRe
 		return nil, toStatus(payment.Invalid("order_id", "is required"))
 	}
 	p, err := s.app.GetPayment.Handle(ctx, req.GetOrderId())
-	if err == nil && !visible(ctx, p.CustomerID) {
+	if err == nil && !auth.Visible(ctx, p.CustomerID) {
 		err = payment.ErrNotFound
 	}
 	if err != nil {
@@ -44,7 +45,7 @@ func (s *GRPCServer) GetPayment(ctx context.Context, req *paymentv1.GetPaymentRe
 // ListPayments pages through the customer's payments, newest first; a
 // customer lists their own only.
 func (s *GRPCServer) ListPayments(ctx context.Context, req *paymentv1.ListPaymentsRequest) (*paymentv1.ListPaymentsResponse, error) {
-	customerID, err := customerFilter(ctx, req.GetCustomerId())
+	customerID, err := auth.CustomerFilter(ctx, req.GetCustomerId())
 	if err != nil {
 		return nil, err
 	}

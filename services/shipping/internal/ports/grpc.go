@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/sagasuite/sagasuite/libs/auth"
 	"github.com/sagasuite/sagasuite/libs/grpcserver"
 
 	"google.golang.org/grpc/codes"
@@ -31,7 +32,7 @@ func NewGRPCServer(a app.Application) *GRPCServer { return &GRPCServer{app: a} }
 // as a missing one.
 func (s *GRPCServer) GetShipment(ctx context.Context, req *shippingv1.GetShipmentRequest) (*shippingv1.GetShipmentResponse, error) {
 	sh, err := s.app.GetShipment.Handle(ctx, req.GetOrderId())
-	if err == nil && !visible(ctx, sh.CustomerID) {
+	if err == nil && !auth.Visible(ctx, sh.CustomerID) {
 		err = shipment.NotFound(req.GetOrderId())
 	}
 	if err != nil {
@@ -43,7 +44,7 @@ func (s *GRPCServer) GetShipment(ctx context.Context, req *shippingv1.GetShipmen
 // ListShipments pages through a customer's shipments, newest first; a
 // customer lists their own only.
 func (s *GRPCServer) ListShipments(ctx context.Context, req *shippingv1.ListShipmentsRequest) (*shippingv1.ListShipmentsResponse, error) {
-	customerID, err := customerFilter(ctx, req.GetCustomerId())
+	customerID, err := auth.CustomerFilter(ctx, req.GetCustomerId())
 	if err != nil {
 		return nil, err
 	}
