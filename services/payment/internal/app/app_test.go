@@ -55,6 +55,14 @@ func (g *countingGateway) Refund(ctx context.Context, key, chargeID string, amou
 	return g.inner.Refund(ctx, key, chargeID, amount)
 }
 
+func (g *countingGateway) ChargeStatus(ctx context.Context, key string) (payment.ChargeOutcome, bool, error) {
+	return g.inner.ChargeStatus(ctx, key)
+}
+
+func (g *countingGateway) RefundStatus(ctx context.Context, key string) (string, bool, error) {
+	return g.inner.RefundStatus(ctx, key)
+}
+
 type fixture struct {
 	app     app.Application
 	db      *sql.DB
