@@ -73,8 +73,9 @@ type Config struct {
 // Hooks are test seams of RunWith.
 type Hooks struct {
 	// AfterGatewayCall runs after each gateway call (op "charge" or
-	// "refund") and before its answer is recorded.
-	AfterGatewayCall func(ctx context.Context, op, orderID string)
+	// "refund") and before its answer is recorded; an error stands for the
+	// process dying there: the answer is dropped, the intent stays pending.
+	AfterGatewayCall func(ctx context.Context, op, orderID string) error
 }
 
 // Validate is called by config.Load after parsing.
@@ -107,14 +108,32 @@ func (c Config) Validate() error {
 		key string
 		v   time.Duration
 	}{{"PAYMENT_GATEWAY_TIMEOUT", c.GatewayTimeout}, {"PAYMENT_INTENT_LEASE", c.IntentLease}, {"PAYMENT_SWEEP_INTERVAL", c.SweepInterval}} {
-		if d.v <= 0 {
-			bad(d.key, "must be positive, got %v", d.v)
+		if d.v < 0 {
+			bad(d.key, "must be positive (0: the default), got %v", d.v)
 		}
 	}
 	if c.MySQLMaxOpenConns <= 0 {
 		bad("PAYMENT_MYSQL_MAX_OPEN_CONNS", "must be positive, got %d", c.MySQLMaxOpenConns)
 	}
 	return errors.Join(problems...)
+}
+
+// withDefaults fills what a Config built in Go (the dev stack, tests) leaves
+// zero with the defaults config.Load would give.
+func (c Config) withDefaults() Config {
+	if c.GatewayTimeout == 0 {
+		c.GatewayTimeout = 5 * time.Second
+	}
+	if c.GatewaySlowDelay == 0 {
+		c.GatewaySlowDelay = time.Second
+	}
+	if c.IntentLease == 0 {
+		c.IntentLease = 30 * time.Second
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = time.Second
+	}
+	return c
 }
 
 // gateway builds the configured gateway and what closes it.
@@ -143,6 +162,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 
 // RunWith is Run with test hooks.
 func RunWith(ctx context.Context, cfg Config, rt service.Runtime, hooks Hooks) error {
+	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -194,7 +214,7 @@ func RunWith(ctx context.Context, cfg Config, rt service.Runtime, hooks Hooks) e
 				return application.Sweeper.Run(ctx, cfg.SweepInterval)
 			},
 		},
-		Ready:      db.PingContext,
-		Outbox:     relay,
+		Ready:  db.PingContext,
+		Outbox: relay,
 	})
 }

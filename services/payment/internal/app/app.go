@@ -94,8 +94,9 @@ type Deps struct {
 	// leaves the intent to the sweeper (0: 3).
 	CallAttempts int
 	// AfterGatewayCall, if set, runs after each gateway call and before its
-	// answer is recorded: tests crash a replica exactly there.
-	AfterGatewayCall func(ctx context.Context, op, orderID string)
+	// answer is recorded; an error stands for the process dying there (the
+	// answer is not recorded). Tests crash replicas exactly there.
+	AfterGatewayCall func(ctx context.Context, op, orderID string) error
 }
 
 // now is the clock cut to what the store keeps (microseconds), so a payment
@@ -173,7 +174,9 @@ func (d Deps) settle(ctx context.Context, p *payment.Payment, lookupFirst bool) 
 			if outcome, err = d.chargeCall(ctx, p, lookupFirst); err != nil {
 				return err
 			}
-			d.afterCall(ctx, "charge", p.OrderID)
+			if err := d.afterCall(ctx, "charge", p.OrderID); err != nil {
+				return err
+			}
 			next, err = d.record(ctx, p.OrderID, func(cur *payment.Payment, now time.Time) (*payment.Payment, payment.Event, error) {
 				return payment.RecordCharge(cur, outcome, RefundIDFor(cur.OrderID), now)
 			})
@@ -182,7 +185,9 @@ func (d Deps) settle(ctx context.Context, p *payment.Payment, lookupFirst bool) 
 			if refundID, err = d.refundCall(ctx, p, lookupFirst); err != nil {
 				return err
 			}
-			d.afterCall(ctx, "refund", p.OrderID)
+			if err := d.afterCall(ctx, "refund", p.OrderID); err != nil {
+				return err
+			}
 			next, err = d.record(ctx, p.OrderID, func(cur *payment.Payment, now time.Time) (*payment.Payment, payment.Event, error) {
 				return payment.RecordRefund(cur, refundID, now)
 			})
@@ -198,10 +203,11 @@ func (d Deps) settle(ctx context.Context, p *payment.Payment, lookupFirst bool) 
 	return nil
 }
 
-func (d Deps) afterCall(ctx context.Context, op, orderID string) {
+func (d Deps) afterCall(ctx context.Context, op, orderID string) error {
 	if d.AfterGatewayCall != nil {
-		d.AfterGatewayCall(ctx, op, orderID)
+		return d.AfterGatewayCall(ctx, op, orderID)
 	}
+	return nil
 }
 
 // chargeCall asks the gateway for the charge of a CHARGE_PENDING payment,

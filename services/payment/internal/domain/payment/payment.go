@@ -117,8 +117,8 @@ type Payment struct {
 	// PendingRefund is the refund intent while REFUND_PENDING.
 	PendingRefund *Refund
 	Refund        *Refund
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // Refund is the money paid back for a captured payment (at most one).
