@@ -249,7 +249,7 @@ func run(t *testing.T, sc scenario) {
 	var rep audit.Report
 	var auditErr error
 	if len(exits) == 0 {
-		rep, auditErr = awaitAudit(ctx, s.Clients(), audit.Scope{CustomerIDs: res.CustomerIDs, SKUs: res.SKUs})
+		rep, auditErr = awaitAudit(ctx, s.Clients(), audit.Scope{CustomerIDs: res.CustomerIDs, SKUs: res.SKUs, GatewayURL: s.GatewayURL()})
 		fig.auditResult = fmt.Sprintf("%d orders, %d pending, %d violations", rep.Orders, rep.Pending, len(rep.Violations))
 	} else {
 		fig.auditResult = "skipped (a service exited)"

@@ -46,12 +46,12 @@ type Scope struct {
 // Report is the audit's outcome. Violations are readable sentences naming the
 // order, payment, shipment or SKU and the numbers; none means all adds up.
 type Report struct {
-	Orders     int            `json:"orders"`
-	Completed  int            `json:"completed"`
-	Cancelled  int            `json:"cancelled"`
-	Pending    int            `json:"pending"`
-	Stock      []StockLine    `json:"stock"`
-	Money      []CurrencyLine `json:"money"`
+	Orders    int            `json:"orders"`
+	Completed int            `json:"completed"`
+	Cancelled int            `json:"cancelled"`
+	Pending   int            `json:"pending"`
+	Stock     []StockLine    `json:"stock"`
+	Money     []CurrencyLine `json:"money"`
 	// GatewayAccounts is how many orders' gateway ledger accounts were
 	// compared with payment (0 without a gateway URL).
 	GatewayAccounts int      `json:"gateway_accounts"`
