@@ -191,7 +191,7 @@ func (w *world) audit() audit.Report {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(w.ctx, auditWait)
 	defer cancel()
-	rep, err := audit.Await(ctx, w.s.Clients(), audit.Scope{CustomerIDs: w.customers, SKUs: w.skus}, 200*time.Millisecond)
+	rep, err := audit.Await(ctx, w.s.Clients(), audit.Scope{CustomerIDs: w.customers, SKUs: w.skus, GatewayURL: w.s.GatewayURL()}, 200*time.Millisecond)
 	if err != nil {
 		w.t.Fatalf("audit: %v", err)
 	}

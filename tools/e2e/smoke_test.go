@@ -83,7 +83,7 @@ func TestHappyPathOrderCompletes(t *testing.T) {
 	auditCtx, cancelAudit := context.WithTimeout(ctx, auditWait)
 	defer cancelAudit()
 	auditStarted := time.Now()
-	rep, err := audit.Await(auditCtx, c, audit.Scope{CustomerIDs: []string{customer}, SKUs: []string{sku}}, 200*time.Millisecond)
+	rep, err := audit.Await(auditCtx, c, audit.Scope{CustomerIDs: []string{customer}, SKUs: []string{sku}, GatewayURL: s.GatewayURL()}, 200*time.Millisecond)
 	if err != nil {
 		t.Fatalf("audit: %v", err)
 	}

@@ -209,7 +209,7 @@ func run(t *testing.T, sc scenario) {
 	var rep audit.Report
 	var auditErr error
 	if len(exits) == 0 {
-		rep, auditErr = audit.Settle(ctx, s.Clients(), audit.Scope{CustomerIDs: res.CustomerIDs, SKUs: res.SKUs}, auditBound)
+		rep, auditErr = audit.Settle(ctx, s.Clients(), audit.Scope{CustomerIDs: res.CustomerIDs, SKUs: res.SKUs, GatewayURL: s.GatewayURL()}, auditBound)
 		fig.auditResult = fmt.Sprintf("%d orders, %d pending, %d violations", rep.Orders, rep.Pending, len(rep.Violations))
 	} else {
 		fig.auditResult = "skipped (a service exited)"

@@ -183,7 +183,7 @@ func TestReplicasRollingRestartAndKill(t *testing.T) {
 	var auditErr error
 	auditResult := "skipped (a service process exited on its own)"
 	if len(crashed) == 0 {
-		rep, auditErr = audit.Settle(ctx, s.Clients(), audit.Scope{CustomerIDs: res.CustomerIDs, SKUs: res.SKUs}, auditBound)
+		rep, auditErr = audit.Settle(ctx, s.Clients(), audit.Scope{CustomerIDs: res.CustomerIDs, SKUs: res.SKUs, GatewayURL: s.GatewayURL()}, auditBound)
 		auditResult = fmt.Sprintf("%d orders, %d pending, %d violations", rep.Orders, rep.Pending, len(rep.Violations))
 	}
 

@@ -26,20 +26,22 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&addrs.Notification, "notification", "127.0.0.1:50055", "notification service gRPC `address`")
 	customers := fs.String("customers", "", "comma-separated customer `ids` whose orders, payments and shipments to audit (required)")
 	skus := fs.String("skus", "", "comma-separated `SKUs` whose stock to audit; they should be ordered only by these customers")
+	gateway := fs.String("gateway", "", "payment gateway base `URL` whose own ledger must match payment per order (the dev stack's: http://127.0.0.1:8086; default: not compared)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	wait := fs.Duration("wait", 0, "repeat the audit until it is clean, for at most this `long` (sagas may still be settling)")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on one audit's RPCs")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sagactl audit --customers ID,ID [--skus SKU,SKU] [--order ADDR ...] [--json] [--wait 30s]")
 		fmt.Fprintln(stderr, "\nChecks through the services' gRPC APIs that every order of the customers ended and that stock,")
-		fmt.Fprintln(stderr, "money, shipments and the saga log add up. Exit status 1 when it finds violations.")
+		fmt.Fprintln(stderr, "money (and the payment gateway's own ledger, --gateway), shipments and the saga log add up.")
+		fmt.Fprintln(stderr, "Exit status 1 when it finds violations.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
-	scope := audit.Scope{CustomerIDs: splitList(*customers), SKUs: splitList(*skus)}
+	scope := audit.Scope{CustomerIDs: splitList(*customers), SKUs: splitList(*skus), GatewayURL: *gateway}
 	if len(scope.CustomerIDs) == 0 {
 		fmt.Fprintln(stderr, "sagactl audit: --customers is required")
 		fs.Usage()

@@ -20,6 +20,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	orderTimeout := fs.Duration("order-timeout", 3*time.Minute, "bound on the wait for one order to end")
 	auditTimeout := fs.Duration("audit-timeout", 3*time.Minute, "bound on the wait for a clean audit while compensations settle")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	gateway := fs.String("gateway", "", "payment gateway base `URL` whose own ledger the audit compares with payment per order (e.g. the dev stack's http://"+devstack.DefaultGatewayAddr+"; default: not compared; --dev: its stack's)")
 	dev := fs.Bool("dev", false, "start the embedded dev stack in this process (free ports, 10 min order deadline) and run on it;\nthe demo can then stall services and give the deadline path's order alone a short deadline,\nso every path, deadline included, is deterministic")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sagactl demo [--order ADDR ...]")
@@ -36,7 +37,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args, stderr); !ok {
 		return code
 	}
-	opts := demo.Options{OrderTimeout: *orderTimeout, AuditTimeout: *auditTimeout}
+	opts := demo.Options{OrderTimeout: *orderTimeout, AuditTimeout: *auditTimeout, GatewayURL: *gateway}
 	if !*quiet {
 		opts.Progress = stderr
 	}
@@ -60,7 +61,7 @@ func demoOnDevStack(ctx context.Context, opts demo.Options, stdout, stderr io.Wr
 	free := "127.0.0.1:0"
 	all := suite.Addrs{Order: free, Inventory: free, Payment: free, Shipping: free, Notification: free}
 	st, err := devstack.Start(ctx, devstack.Options{
-		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, OrderDeadline: 10 * time.Minute,
+		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, GatewayAddr: free, OrderDeadline: 10 * time.Minute,
 		LogLevel: config.LevelError, LogOutput: stderr,
 	})
 	if err != nil {
@@ -81,7 +82,7 @@ func demoOnDevStack(ctx context.Context, opts demo.Options, stdout, stderr io.Wr
 		return exitError
 	}
 	defer conns.Close()
-	opts.Control = st.Control()
+	opts.Control, opts.GatewayURL = st.Control(), st.GatewayURL
 	return demoOn(ctx, conns.Clients, opts, stdout, stderr)
 }
 

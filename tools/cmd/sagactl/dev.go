@@ -30,6 +30,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.KafkaAddr, "kafka-listen", devstack.DefaultKafkaAddr, "where the in-process Kafka listens (loopback `host:port`)")
 	fs.StringVar(&opts.MySQLAddr, "mysql-listen", devstack.DefaultMySQLAddr, "where the in-process MySQL listens (`host:port`)")
 	fs.StringVar(&opts.MongoAddr, "mongo-listen", devstack.DefaultMongoAddr, "where the in-process MongoDB (FerretDB) listens (`host:port`)")
+	fs.StringVar(&opts.GatewayAddr, "gateway-listen", devstack.DefaultGatewayAddr, "where the simulated payment gateway listens (HTTP, `host:port`)")
+	fs.StringVar(&opts.GatewayLedger, "gateway-ledger", "", "the simulated gateway's ledger `file` (default: temporary; with --mysql, dev-gateway-ledger.jsonl in the user cache directory)")
 	kafka := fs.String("kafka", "", "use this external Kafka (`host:port`, comma-separated) instead of the in-process one")
 	fs.StringVar(&opts.MySQLDSN, "mysql", "", "use this external MySQL/MariaDB (go-sql-driver `DSN`, e.g. 'sagasuite:sagasuite@tcp(127.0.0.1:13306)/'; databases "+devstack.Namespace+"* are created)")
 	fs.StringVar(&opts.MongoURI, "mongo", "", "use this external MongoDB/FerretDB (`URI`, e.g. mongodb://127.0.0.1:17017/)")

@@ -2,8 +2,9 @@
 // but the five services' public gRPC APIs: every order ended (COMPLETED or
 // CANCELLED), stock balances per SKU, money balances per currency, each
 // completed order has exactly one live shipment and each cancelled one none,
-// and the notification service's saga log holds every step the order service
-// saw, once.
+// the notification service's saga log holds every step the order service
+// saw, once, and — given the payment gateway's URL — the gateway's own ledger
+// holds, per order, exactly the money the payment service says it kept.
 //
 // The audit is meant for a quiet suite (no saga in flight). Right after the
 // last order turned terminal some compensations may still be settling; Await
@@ -37,18 +38,24 @@ type Clients = suite.Clients
 type Scope struct {
 	CustomerIDs []string
 	SKUs        []string
+	// GatewayURL is the payment gateway whose ledger to compare with the
+	// payment API per order ("": not compared).
+	GatewayURL string
 }
 
 // Report is the audit's outcome. Violations are readable sentences naming the
 // order, payment, shipment or SKU and the numbers; none means all adds up.
 type Report struct {
-	Orders     int            `json:"orders"`
-	Completed  int            `json:"completed"`
-	Cancelled  int            `json:"cancelled"`
-	Pending    int            `json:"pending"`
-	Stock      []StockLine    `json:"stock"`
-	Money      []CurrencyLine `json:"money"`
-	Violations []string       `json:"violations"`
+	Orders    int            `json:"orders"`
+	Completed int            `json:"completed"`
+	Cancelled int            `json:"cancelled"`
+	Pending   int            `json:"pending"`
+	Stock     []StockLine    `json:"stock"`
+	Money     []CurrencyLine `json:"money"`
+	// GatewayAccounts is how many orders' gateway ledger accounts were
+	// compared with payment (0 without a gateway URL).
+	GatewayAccounts int      `json:"gateway_accounts"`
+	Violations      []string `json:"violations"`
 }
 
 // OK reports whether the audit found nothing wrong.
@@ -124,6 +131,7 @@ type snapshot struct {
 	stock     []*inventoryv1.Stock
 	missing   []string                        // SKUs inventory does not know
 	logs      map[string][]*eventsv1.Envelope // saga log per order id
+	gateway   map[string]GatewayAccount       // by order id; nil: not read
 	listed    []string                        // violations found while reading (paging faults)
 }
 
@@ -191,6 +199,20 @@ func read(ctx context.Context, c Clients, scope Scope) (*snapshot, error) {
 			return nil, fmt.Errorf("get saga log of order %s: %w", o.GetOrderId(), err)
 		}
 		s.logs[o.GetOrderId()] = resp.GetEvents()
+	}
+
+	if scope.GatewayURL != "" {
+		var ids []string
+		for _, o := range s.orders {
+			ids = append(ids, o.GetOrderId())
+		}
+		for _, p := range s.payments {
+			ids = append(ids, p.GetOrderId())
+		}
+		var err error
+		if s.gateway, err = readGateway(ctx, scope.GatewayURL, ids); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

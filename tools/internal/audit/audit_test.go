@@ -305,3 +305,57 @@ func TestAwait(t *testing.T) {
 		}
 	})
 }
+
+// The gateway's own ledger is compared with the payment API per order: a
+// consistent world passes; money the gateway holds that payment does not
+// show (a charge recorded nowhere, a refund the gateway never made) is a
+// violation naming the order and both amounts.
+func TestGatewayLedgerMustMatchPaymentPerOrder(t *testing.T) {
+	withGateway := func(w *audittest.World) audit.Scope {
+		sc := scope
+		sc.GatewayURL = audittest.ServeGateway(t, w)
+		return sc
+	}
+	w := audittest.Consistent()
+	rep := run(t, w, withGateway(w))
+	if !rep.OK() || rep.GatewayAccounts != 4 {
+		t.Fatalf("consistent world with its gateway: %d accounts compared, violations:\n%s", rep.GatewayAccounts, strings.Join(rep.Violations, "\n"))
+	}
+
+	cases := []struct {
+		name   string
+		mutate func(w *audittest.World)
+		want   string
+	}{
+		{"a charge payment never recorded (the out-of-stock order was charged at the gateway)", func(w *audittest.World) {
+			w.Gateway[audittest.OrderOutOfStock] = &audittest.GatewayAccount{Key: audittest.OrderOutOfStock,
+				Charge: &audittest.GatewayCharge{Status: "succeeded", AmountMinor: 700, Currency: "EUR"}, Net: 700}
+		}, "Gateway ledger of order " + audittest.OrderOutOfStock + " holds 700 minor units (charge succeeded of 700 EUR, 0 refund(s) of 0), but payment's API keeps 0 captured (no payment at all)."},
+		{"a refund payment recorded but the gateway never made", func(w *audittest.World) {
+			a := w.Gateway[audittest.OrderRefunded]
+			a.Refunds, a.Net = nil, 4500
+		}, "Gateway ledger of order " + audittest.OrderRefunded + " holds 4500 minor units (charge succeeded of 4500 EUR, 0 refund(s) of 0), but payment's API keeps 0 captured (payment pay-refunded REFUNDED)."},
+		{"a capture the gateway does not hold", func(w *audittest.World) {
+			delete(w.Gateway, audittest.OrderCompleted)
+		}, "Gateway ledger of order " + audittest.OrderCompleted + " holds 0 minor units (no charge), but payment's API keeps 3990 captured (payment pay-completed CAPTURED)."},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			w := audittest.Consistent()
+			tt.mutate(w)
+			rep := run(t, w, withGateway(w))
+			if len(rep.Violations) != 1 || rep.Violations[0] != tt.want {
+				t.Fatalf("violations:\n%s\nwant exactly:\n%s", strings.Join(rep.Violations, "\n"), tt.want)
+			}
+		})
+	}
+
+	// An unreachable gateway is an error, not a clean audit.
+	sc := scope
+	sc.GatewayURL = "http://127.0.0.1:1"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := audit.Run(ctx, clients(t, audittest.Consistent()), sc); err == nil || !strings.Contains(err.Error(), "gateway ledger") {
+		t.Fatalf("audit with an unreachable gateway: %v, want an error naming the gateway ledger", err)
+	}
+}

@@ -28,6 +28,7 @@ func check(s *snapshot) Report {
 	a.shipments(s)
 	a.stock(s)
 	a.sagaLogs(s)
+	a.gatewayLedger(s)
 	return a.Report
 }
 

@@ -73,6 +73,9 @@ type Options struct {
 	// AuditTimeout bounds the wait for a clean audit while compensations
 	// settle (3 min).
 	AuditTimeout time.Duration
+	// GatewayURL is the payment gateway whose own ledger the audit compares
+	// with payment ("": not compared).
+	GatewayURL string
 }
 
 func (o Options) withDefaults() Options {
@@ -230,7 +233,7 @@ func Run(ctx context.Context, c suite.Clients, opts Options) (*Result, error) {
 	// for its full history (late compensations included).
 	r.progress("auditing %d orders (stock, money, shipments, saga log) while compensations settle", len(r.orders))
 	actx, cancel := context.WithTimeout(ctx, r.opts.AuditTimeout)
-	rep, err := audit.Await(actx, c, audit.Scope{CustomerIDs: r.customers, SKUs: r.skuList()}, 200*time.Millisecond)
+	rep, err := audit.Await(actx, c, audit.Scope{CustomerIDs: r.customers, SKUs: r.skuList(), GatewayURL: r.opts.GatewayURL}, 200*time.Millisecond)
 	cancel()
 	res.Orders, res.Audit = r.orders, rep
 	for _, p := range r.orders {

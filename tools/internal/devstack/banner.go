@@ -43,6 +43,11 @@ func (s *Stack) PrintBanner(w io.Writer) {
 		mongo += "  (SQLite files in " + sv.MongoDir + ", removed on exit)"
 	}
 	fmt.Fprintf(tw, "  MongoDB\t%s\t%s\n", where(sv.MongoInProcess, "(FerretDB v1, SQLite)"), mongo)
+	ledger := "ledger " + sv.GatewayLedger
+	if sv.GatewayLedgerTemp {
+		ledger += " (removed on exit)"
+	}
+	fmt.Fprintf(tw, "  Gateway\tin-process (simulated payment gateway, HTTP)\t%s  %s\n", s.GatewayURL, ledger)
 	if sv.NotificationInMemory {
 		fmt.Fprintf(tw, "  Cassandra\tnone\tno Cassandra server exists in Go: notification keeps its saga log and notifications IN MEMORY (lost on exit)\n")
 	} else {

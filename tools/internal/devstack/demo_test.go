@@ -23,7 +23,7 @@ func TestDemoPassesOnTheDevStack(t *testing.T) {
 	logs := &syncBuffer{}
 	all := suite.Addrs{Order: free, Inventory: free, Payment: free, Shipping: free, Notification: free}
 	st, err := devstack.Start(ctx, devstack.Options{
-		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, OrderDeadline: 10 * time.Minute,
+		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, GatewayAddr: free, OrderDeadline: 10 * time.Minute,
 		LogLevel: config.LevelWarn, LogOutput: logs, ReadyTimeout: 3 * time.Minute,
 	})
 	if err != nil {
@@ -42,7 +42,7 @@ func TestDemoPassesOnTheDevStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conns.Close()
-	res, err := demo.Run(ctx, conns.Clients, demo.Options{Control: st.Control(), Progress: io.Discard})
+	res, err := demo.Run(ctx, conns.Clients, demo.Options{Control: st.Control(), Progress: io.Discard, GatewayURL: st.GatewayURL})
 	if err != nil {
 		t.Fatalf("demo: %v", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,6 +61,9 @@ const (
 	DefaultKafkaAddr = "127.0.0.1:29092"
 	DefaultMySQLAddr = "127.0.0.1:23306" // order; inventory and payment on the next two ports
 	DefaultMongoAddr = "127.0.0.1:27018"
+	// DefaultGatewayAddr is where the simulated payment gateway listens
+	// (HTTP; payment reaches it by URL, the audit reads its ledger there).
+	DefaultGatewayAddr = "127.0.0.1:8086"
 	// DefaultExternalTopicPrefix namespaces topics and consumer groups on an
 	// external Kafka, which may be shared (the local real stack is).
 	DefaultExternalTopicPrefix = "sagasuite-dev."
@@ -78,6 +82,12 @@ type Options struct {
 	// is one MySQL server per SQL service: order's on MySQLAddr, inventory's
 	// and payment's on the next two ports.
 	KafkaAddr, MySQLAddr, MongoAddr string
+	// GatewayAddr is where the simulated payment gateway listens (default
+	// DefaultGatewayAddr). GatewayLedger is its ledger file (default: a
+	// temporary file with in-process MySQL; with an external MySQL, whose
+	// payments outlive the stack, dev-gateway-ledger.jsonl in the user's
+	// cache directory, so the two keep agreeing across runs).
+	GatewayAddr, GatewayLedger string
 
 	// External servers, each used instead of the in-process one when set.
 	// Kafka: bootstrap brokers. MySQLDSN: a go-sql-driver DSN whose user may
@@ -118,6 +128,8 @@ type Stack struct {
 	ReadyIn time.Duration
 	// Catalog is what was seeded.
 	Catalog []Product
+	// GatewayURL is the simulated payment gateway's base URL.
+	GatewayURL string
 
 	reserved  map[string][]net.Listener // by service, until it starts
 	svcCtx    context.Context
@@ -164,6 +176,8 @@ type Servers struct {
 	Cassandra            string // contact points; empty: in memory
 	CassandraKeyspace    string
 	NotificationInMemory bool
+	GatewayLedger        string // the simulated gateway's ledger file
+	GatewayLedgerTemp    bool   // removed on exit
 }
 
 // Start starts the servers (in-process unless external ones are given), the
@@ -254,6 +268,9 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		st.stops = append(st.stops, stop)
 		srv.Mongo, srv.MongoInProcess, srv.MongoDir = uri, true, dir
 	}
+	if err := st.startGateway(ctx, opts); err != nil {
+		return st, err
+	}
 	srv.Cassandra = strings.Join(opts.Cassandra, ",")
 	srv.NotificationInMemory = len(opts.Cassandra) == 0
 	if !srv.NotificationInMemory {
@@ -306,7 +323,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		},
 		suite.Payment: func(ctx context.Context, rt service.Runtime) error {
 			return payment.Run(ctx, payment.Config{Common: common(suite.Payment), KafkaConfig: kafka,
-				MySQLDSN: dsns[suite.Payment], MySQLMaxOpenConns: maxConns}, rt)
+				MySQLDSN: dsns[suite.Payment], MySQLMaxOpenConns: maxConns, GatewayURL: st.GatewayURL}, rt)
 		},
 		suite.Shipping: func(ctx context.Context, rt service.Runtime) error {
 			return shipping.Run(ctx, shipping.Config{Common: common(suite.Shipping), KafkaConfig: kafka,
@@ -367,6 +384,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MongoAddr == "" {
 		o.MongoAddr = DefaultMongoAddr
+	}
+	if o.GatewayAddr == "" {
+		o.GatewayAddr = DefaultGatewayAddr
 	}
 	if o.Catalog == nil {
 		o.Catalog = DefaultCatalog
@@ -443,6 +463,50 @@ func listenWhenFree(ctx context.Context, addr string, log io.Writer) (net.Listen
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// startGateway serves the simulated payment gateway over HTTP in this
+// process, with its own ledger file: payment (restarted or not) reaches it by
+// URL, as replicas reach a real processor, and the audit reads its ledger.
+func (s *Stack) startGateway(ctx context.Context, opts Options) error {
+	srv := &s.Servers
+	srv.GatewayLedger = opts.GatewayLedger
+	if srv.GatewayLedger == "" && srv.MySQLInProcess {
+		dir, err := os.MkdirTemp("", "sagasuite-dev-gateway-")
+		if err != nil {
+			return err
+		}
+		s.stops = append(s.stops, func() error { return os.RemoveAll(dir) })
+		srv.GatewayLedger, srv.GatewayLedgerTemp = filepath.Join(dir, "ledger.jsonl"), true
+	} else if srv.GatewayLedger == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return fmt.Errorf("gateway ledger: %w (choose a file with --gateway-ledger)", err)
+		}
+		if err := os.MkdirAll(filepath.Join(cache, "sagasuite"), 0o700); err != nil {
+			return fmt.Errorf("gateway ledger: %w", err)
+		}
+		srv.GatewayLedger = filepath.Join(cache, "sagasuite", "dev-gateway-ledger.jsonl")
+	}
+	var ln net.Listener
+	var err error
+	if _, port, perr := net.SplitHostPort(opts.GatewayAddr); perr == nil && port == "0" {
+		ln, err = net.Listen("tcp", opts.GatewayAddr)
+	} else {
+		ln, err = listenWhenFree(ctx, opts.GatewayAddr, opts.LogOutput)
+	}
+	if err != nil {
+		return fmt.Errorf("payment gateway address %s: %w (choose another with --gateway-listen)", opts.GatewayAddr, err)
+	}
+	s.GatewayURL = "http://" + ln.Addr().String()
+	gwCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- payment.ServeGateway(gwCtx, ln, payment.GatewayConfig{LedgerPath: srv.GatewayLedger}) }()
+	s.stops = append(s.stops, func() error {
+		stop()
+		return <-done
+	})
+	return nil
 }
 
 // release closes the named service's reserved listeners.

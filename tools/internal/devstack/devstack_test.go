@@ -41,7 +41,7 @@ func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 	defer cancel()
 	all := suite.Addrs{Order: free, Inventory: free, Payment: free, Shipping: free, Notification: free}
 	st, err := devstack.Start(ctx, devstack.Options{
-		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, OrderDeadline: 10 * time.Minute,
+		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, GatewayAddr: free, OrderDeadline: 10 * time.Minute,
 		LogLevel: config.LevelWarn, LogOutput: logs, ReadyTimeout: 3 * time.Minute,
 	})
 	if err != nil {
@@ -108,15 +108,16 @@ func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 	expect(soldOut, orderv1.OrderStatus_ORDER_STATUS_CANCELLED, eventsv1.CancelReason_CANCEL_REASON_OUT_OF_STOCK)
 
 	auditCtx, auditCancel := context.WithTimeout(ctx, 3*time.Minute)
-	rep, err := audit.Await(auditCtx, conns.Clients, audit.Scope{CustomerIDs: []string{customer}}, 100*time.Millisecond)
+	rep, err := audit.Await(auditCtx, conns.Clients, audit.Scope{CustomerIDs: []string{customer}, GatewayURL: st.GatewayURL}, 100*time.Millisecond)
 	auditCancel()
-	if err != nil || !rep.OK() || rep.Orders != 2 {
+	if err != nil || !rep.OK() || rep.Orders != 2 || rep.GatewayAccounts != 2 {
 		t.Fatalf("audit: %v; %d orders, violations %q", err, rep.Orders, rep.Violations)
 	}
 	conns.Close()
 
 	// Every address the stack listened on.
-	addrs := []string{st.Servers.Kafka, strings.TrimSuffix(strings.TrimPrefix(st.Servers.Mongo, "mongodb://"), "/")}
+	addrs := []string{st.Servers.Kafka, strings.TrimSuffix(strings.TrimPrefix(st.Servers.Mongo, "mongodb://"), "/"),
+		strings.TrimPrefix(st.GatewayURL, "http://")}
 	for _, dsn := range st.Servers.MySQL {
 		cfg, err := mysql.ParseDSN(dsn)
 		if err != nil {

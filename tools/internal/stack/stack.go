@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,6 +33,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/sagasuite/sagasuite/libs/testenv"
+	"github.com/sagasuite/sagasuite/services/payment"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
@@ -101,6 +103,7 @@ type Stack struct {
 	ports       map[string][]servicePorts // per service, one per slot
 	logDir      string
 	conns       *suite.Conns
+	gatewayURL  string // the simulated payment gateway, served by this process
 
 	mu          sync.Mutex
 	env         map[string]map[string]string // overrides
@@ -195,11 +198,12 @@ func New(t testing.TB, opts Options) *Stack {
 	for _, name := range suite.Services {
 		slots += s.slotCount(name)
 	}
-	ports, err := reservePorts(2 * slots)
+	ports, err := reservePorts(2*slots + 1) // + the payment gateway's
 	if err != nil {
 		t.Fatalf("stack: %v", err)
 	}
 	t.Cleanup(func() { releasePorts(ports) })
+	s.startGateway(loopback(ports[len(ports)-1]))
 	addrs := map[string][]string{}
 	for _, name := range suite.Services {
 		for range s.slotCount(name) {
@@ -263,6 +267,34 @@ func (s *Stack) slotCount(name string) int {
 	}
 	return 1
 }
+
+// startGateway serves the simulated payment gateway from the test process,
+// its ledger in a file of its own: payment processes (killed, restarted, two
+// at once) reach it by PAYMENT_GATEWAY_URL as they would a real processor,
+// and the audit reads its ledger (GatewayURL). Registered before the stack's
+// cleanup, so it stops after every process.
+func (s *Stack) startGateway(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		s.t.Fatalf("stack: payment gateway: %v", err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- payment.ServeGateway(ctx, ln, payment.GatewayConfig{LedgerPath: filepath.Join(s.logDir, "gateway-ledger.jsonl")})
+	}()
+	s.t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			s.t.Errorf("stack: payment gateway: %v", err)
+		}
+	})
+	s.gatewayURL = "http://" + addr
+}
+
+// GatewayURL is the simulated payment gateway's base URL (its ledger is
+// what the audit compares with payment: audit.Scope.GatewayURL).
+func (s *Stack) GatewayURL() string { return s.gatewayURL }
 
 // Clients are gRPC clients of the five services; they reconnect to a
 // restarted service by themselves, and spread calls over a replicated
@@ -359,6 +391,9 @@ func (s *Stack) environ(name string, slot int) []string {
 	switch name {
 	case suite.Order, suite.Inventory, suite.Payment:
 		vars[p+"MYSQL_DSN"] = s.mysql[name].dsn
+		if name == suite.Payment {
+			vars[p+"GATEWAY_URL"] = s.gatewayURL
+		}
 		if name == suite.Order {
 			vars[p+"DEADLINE"] = TestOrderDeadline
 			// The admission bound follows the deadline (backlog ÷ throughput

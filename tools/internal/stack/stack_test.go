@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -190,6 +191,14 @@ func TestProcessControl(t *testing.T) {
 		if env[k] != want {
 			t.Errorf("order's %s = %q, want %q", k, env[k], want)
 		}
+	}
+	if env := lastEnv(t, s, suite.Payment); env["PAYMENT_GATEWAY_URL"] != s.GatewayURL() || s.GatewayURL() == "" {
+		t.Errorf("payment's PAYMENT_GATEWAY_URL = %q, want the stack's gateway %q", env["PAYMENT_GATEWAY_URL"], s.GatewayURL())
+	}
+	if resp, err := http.Get(s.GatewayURL() + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the stack's payment gateway does not answer: %v", err)
+	} else {
+		resp.Body.Close()
 	}
 	if env := lastEnv(t, s, suite.Shipping); env["SHIPPING_MONGO_DATABASE"] != s.MongoDatabase() || env["SHIPPING_MONGO_URI"] != testenv.MongoURI() {
 		t.Errorf("shipping env %v lacks its Mongo settings", env)

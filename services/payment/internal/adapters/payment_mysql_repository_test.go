@@ -325,3 +325,74 @@ func orderIDs(ps []*payment.Payment) string {
 	}
 	return s
 }
+
+// Intents round-trip (token, noted cancel, pending refund), keep their lease
+// while live, and once it runs out each is claimed by exactly one of several
+// concurrent sweepers; a decided record is never claimed.
+func TestIntentsRoundTripAndExpiredOnesAreClaimedOnce(t *testing.T) {
+	repo, _ := newRepo(t)
+	repo.WithLease(3 * time.Second)
+	ctx := context.Background()
+	const n = 30
+	pending := map[string]*payment.Payment{}
+	for i := range n {
+		orderID := testenv.IDFor(fmt.Sprintf("%s/%d", t.Name(), i))
+		p := &payment.Payment{OrderID: orderID, PaymentID: app.PaymentIDFor(orderID), CustomerID: testenv.IDFor("customer"),
+			Amount: payment.Money{AmountMinor: 100, Currency: "EUR"}, Status: payment.StatusChargePending, PaymentToken: "tok_visa",
+			CausationID: testenv.IDFor("reserved/" + orderID), CreatedAt: t0, UpdatedAt: t0}
+		switch i % 3 {
+		case 1:
+			p.CancelCausationID = testenv.IDFor("cancel/" + orderID)
+		case 2:
+			p = captured(orderID, p.CustomerID, t0)
+			p.Status = payment.StatusRefundPending
+			p.PendingRefund = &payment.Refund{RefundID: app.RefundIDFor(orderID), Amount: p.Amount, Reason: payment.RefundShipmentFailed,
+				CausationID: testenv.IDFor("failed/" + orderID), CreatedAt: t0}
+		}
+		store(t, repo, p)
+		pending[orderID] = p
+	}
+	decided := captured(testenv.IDFor(t.Name()+"/decided"), testenv.IDFor("customer"), t0)
+	store(t, repo, decided)
+	for id, want := range pending {
+		got, err := repo.Get(ctx, id)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("read back %+v, %v; want %+v", got, err, want)
+		}
+	}
+	if early, err := repo.ClaimExpired(ctx, 100); err != nil || len(early) != 0 {
+		t.Fatalf("claimed %d live intents (%v)", len(early), err)
+	}
+	// Wait for the leases to run out (an outcome, not a duration); a claim
+	// then holds its row for an hour, so no row can be claimed twice here.
+	repo.WithLease(time.Hour)
+	deadline := time.Now().Add(time.Minute)
+	var mu sync.Mutex
+	claims := map[string]int{}
+	for len(claims) < n && time.Now().Before(deadline) {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				got, err := repo.ClaimExpired(ctx, 100)
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, p := range got {
+					claims[p.OrderID]++
+				}
+			})
+		}
+		wg.Wait()
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(claims) != n {
+		t.Fatalf("claimed %d of %d expired intents", len(claims), n)
+	}
+	for id, c := range claims {
+		if c != 1 || pending[id] == nil {
+			t.Fatalf("order %s claimed %d times (pending %v)", id, c, pending[id] != nil)
+		}
+	}
+}

@@ -55,6 +55,14 @@ func (g *countingGateway) Refund(ctx context.Context, key, chargeID string, amou
 	return g.inner.Refund(ctx, key, chargeID, amount)
 }
 
+func (g *countingGateway) ChargeStatus(ctx context.Context, key string) (payment.ChargeOutcome, bool, error) {
+	return g.inner.ChargeStatus(ctx, key)
+}
+
+func (g *countingGateway) RefundStatus(ctx context.Context, key string) (string, bool, error) {
+	return g.inner.RefundStatus(ctx, key)
+}
+
 type fixture struct {
 	app     app.Application
 	db      *sql.DB
@@ -426,4 +434,56 @@ func BenchmarkChargePayment(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "charges/s")
+}
+
+// A replica dies after the gateway charged and before the answer was
+// recorded: the intent stays CHARGE_PENDING; once its lease runs out the
+// sweeper finds the charge by its key and records it — PAYMENT_PROCESSED
+// once, no second charge. A cancel noted meanwhile turns it into a refund.
+func TestSweeperRecordsWhatACrashedReplicaLeftAtTheGateway(t *testing.T) {
+	db, _ := testenv.MySQLDatabase(t)
+	must(t, adapters.Migrate(context.Background(), db))
+	sim, err := simgateway.New(0)
+	must(t, err)
+	gw := &countingGateway{inner: sim}
+	now := func() time.Time { return t0 }
+	deps := app.Deps{Repo: adapters.NewPaymentMySQLRepository(db, "payment", now).WithLease(time.Second), Gateway: gw,
+		Encode: ports.Encode, Now: now}
+	crashing := deps
+	crashing.AfterGatewayCall = func(context.Context, string, string) error { return errors.New("crashed") }
+	dying, healthy := app.New(crashing), app.New(deps)
+	f := &fixture{db: db}
+	ctx := context.Background()
+
+	kept, cancelled := newOrder(t, "kept"), newOrder(t, "cancelled")
+	must(t, dying.ChargePayment.Handle(ctx, kept.reserved("tok_visa", 700)))
+	must(t, dying.ChargePayment.Handle(ctx, cancelled.reserved("tok_visa", 800)))
+	must(t, healthy.CancelPayment.Handle(ctx, cancelled.cancelled())) // noted on the pending charge
+	if n := len(f.emitted(t, kept.id)) + len(f.emitted(t, cancelled.id)); n != 0 || gw.charges.Load() != 2 {
+		t.Fatalf("before the sweep: %d events, %d charges; want none recorded, 2 charges", n, gw.charges.Load())
+	}
+	deadline := time.Now().Add(time.Minute)
+	for swept := 0; swept < 2; {
+		n, err := healthy.Sweeper.SweepOnce(ctx)
+		must(t, err)
+		swept += n
+		if time.Now().After(deadline) {
+			t.Fatalf("swept %d of 2 intents within a minute", swept)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := fmt.Sprint(types(f.emitted(t, kept.id))); got != "[PAYMENT_PROCESSED]" {
+		t.Fatalf("kept order emitted %s", got)
+	}
+	if got := fmt.Sprint(types(f.emitted(t, cancelled.id))); got != "[PAYMENT_PROCESSED PAYMENT_REFUNDED]" {
+		t.Fatalf("cancelled order emitted %s", got)
+	}
+	if gw.charges.Load() != 2 || gw.distinctRefunds() != 1 {
+		t.Fatalf("%d charges, %d refunds at the gateway; want 2 and 1 (the sweeper looked them up)", gw.charges.Load(), gw.distinctRefunds())
+	}
+	for _, o := range []order{kept, cancelled} {
+		if net := sim.Ledger().Account(o.id).NetMinor; (o == kept) != (net == 700) || (o == cancelled && net != 0) {
+			t.Fatalf("order %s: the gateway holds %d", o.id, net)
+		}
+	}
 }

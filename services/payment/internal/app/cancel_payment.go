@@ -18,14 +18,20 @@ type CancelPayment struct {
 // CancelPaymentHandler undoes payment's part of a cancelled order.
 type CancelPaymentHandler struct{ deps Deps }
 
-// Handle refunds a CAPTURED payment (REFUNDED + PAYMENT_REFUNDED caused by the
-// cancel), or, when nothing was charged yet, stores a CANCELLED tombstone so a
-// later STOCK_RESERVED charges nothing. Exactly once per event id; a second
-// compensation (SHIPMENT_FAILED) finds REFUNDED and does nothing.
+// Handle undoes payment's part of the order: a CAPTURED payment gets a
+// refund intent (then the gateway call, then REFUNDED + PAYMENT_REFUNDED
+// caused by the cancel); a charge still pending has the cancel noted, so its
+// outcome — recorded by the replica holding it or by the sweeper — is
+// refunded if it was captured; with nothing yet, a CANCELLED tombstone makes
+// a later STOCK_RESERVED charge nothing. Exactly once per event id; a second
+// compensation (SHIPMENT_FAILED) finds the refund pending or done.
 func (h CancelPaymentHandler) Handle(ctx context.Context, cmd CancelPayment) error {
-	err := h.deps.apply(ctx, cmd.OrderID, cmd.EventID, func(existing *payment.Payment, now time.Time) (*payment.Payment, payment.Event, error) {
-		return payment.Cancel(existing, cmd.OrderID, cmd.CustomerID, cmd.EventID, RefundIDFor(cmd.OrderID), h.deps.refund(ctx), now)
+	took, err := h.deps.intent(ctx, cmd.OrderID, cmd.EventID, func(existing *payment.Payment, now time.Time) (*payment.Payment, error) {
+		return payment.Cancel(existing, cmd.OrderID, cmd.CustomerID, cmd.EventID, RefundIDFor(cmd.OrderID), now)
 	})
+	if err == nil {
+		err = h.deps.settleOrLeave(ctx, took)
+	}
 	if err != nil {
 		return fmt.Errorf("cancel payment of order %s (event %s): %w", cmd.OrderID, cmd.EventID, err)
 	}

@@ -20,21 +20,23 @@ type ChargePayment struct {
 // ChargePaymentHandler charges an order's reserved total.
 type ChargePaymentHandler struct{ deps Deps }
 
-// Handle charges the order through the gateway (idempotency key = order id)
-// unless the order has a payment record already — a decided charge, or the
-// tombstone of an order cancelled first — and stores CAPTURED with
-// PAYMENT_PROCESSED or FAILED with PAYMENT_FAILED, exactly once per event id.
+// Handle records the charge intent (CHARGE_PENDING) unless the order has a
+// payment record already — an intent, a decided charge, or the tombstone of
+// an order cancelled first — exactly once per event id, then calls the
+// gateway (idempotency key = order id) outside any transaction and records
+// CAPTURED with PAYMENT_PROCESSED or FAILED with PAYMENT_FAILED. A call that
+// does not resolve is left to the sweeper.
 func (h ChargePaymentHandler) Handle(ctx context.Context, cmd ChargePayment) error {
 	req := payment.ChargeRequest{
 		OrderID: cmd.OrderID, PaymentID: PaymentIDFor(cmd.OrderID), CustomerID: cmd.CustomerID,
 		Amount: cmd.Amount, PaymentToken: cmd.PaymentToken, CausationID: cmd.EventID,
 	}
-	charge := func(r payment.ChargeRequest) (string, error) {
-		return h.deps.Gateway.Charge(ctx, r.OrderID, r.Amount, r.PaymentToken)
-	}
-	err := h.deps.apply(ctx, cmd.OrderID, cmd.EventID, func(existing *payment.Payment, now time.Time) (*payment.Payment, payment.Event, error) {
-		return payment.Charge(existing, req, charge, now)
+	took, err := h.deps.intent(ctx, cmd.OrderID, cmd.EventID, func(existing *payment.Payment, now time.Time) (*payment.Payment, error) {
+		return payment.BeginCharge(existing, req, now)
 	})
+	if err == nil {
+		err = h.deps.settleOrLeave(ctx, took)
+	}
 	if err != nil {
 		return fmt.Errorf("charge order %s (event %s): %w", cmd.OrderID, cmd.EventID, err)
 	}

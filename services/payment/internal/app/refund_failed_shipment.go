@@ -17,13 +17,17 @@ type RefundFailedShipment struct {
 // RefundFailedShipmentHandler pays back an order that could not be shipped.
 type RefundFailedShipmentHandler struct{ deps Deps }
 
-// Handle refunds a CAPTURED payment (REFUNDED + PAYMENT_REFUNDED caused by the
-// failure); on any other state it does nothing. Exactly once per event id; the
-// ORDER_CANCELLED that follows finds REFUNDED and does nothing.
+// Handle gives a CAPTURED payment a refund intent and settles it (REFUNDED +
+// PAYMENT_REFUNDED caused by the failure); on any other state it does
+// nothing. Exactly once per event id; the ORDER_CANCELLED that follows finds
+// the refund pending or done.
 func (h RefundFailedShipmentHandler) Handle(ctx context.Context, cmd RefundFailedShipment) error {
-	err := h.deps.apply(ctx, cmd.OrderID, cmd.EventID, func(existing *payment.Payment, now time.Time) (*payment.Payment, payment.Event, error) {
-		return payment.ShipmentFailed(existing, cmd.EventID, RefundIDFor(cmd.OrderID), h.deps.refund(ctx), now)
+	took, err := h.deps.intent(ctx, cmd.OrderID, cmd.EventID, func(existing *payment.Payment, now time.Time) (*payment.Payment, error) {
+		return payment.ShipmentFailed(existing, cmd.EventID, RefundIDFor(cmd.OrderID), now)
 	})
+	if err == nil {
+		err = h.deps.settleOrLeave(ctx, took)
+	}
 	if err != nil {
 		return fmt.Errorf("refund failed shipment of order %s (event %s): %w", cmd.OrderID, cmd.EventID, err)
 	}

@@ -104,7 +104,9 @@ func paymentToProto(p *payment.Payment) *paymentv1.Payment {
 
 func statusToProto(s payment.Status) paymentv1.PaymentStatus {
 	switch s {
-	case payment.StatusCaptured:
+	case payment.StatusCaptured, payment.StatusRefundPending:
+		// A refund asked of the gateway but not confirmed: the money is
+		// still captured (the API has no pending status).
 		return paymentv1.PaymentStatus_PAYMENT_STATUS_CAPTURED
 	case payment.StatusFailed:
 		return paymentv1.PaymentStatus_PAYMENT_STATUS_FAILED

@@ -74,6 +74,7 @@ func (r *fakeRepo) Get(context.Context, string) (*payment.Payment, error) {
 func (r *fakeRepo) ListByCustomer(context.Context, string, *app.Cursor, int) ([]*payment.Payment, error) {
 	return nil, nil
 }
+func (r *fakeRepo) ClaimExpired(context.Context, int) ([]*payment.Payment, error) { return nil, nil }
 
 type approveAll struct{}
 
@@ -83,6 +84,10 @@ func (approveAll) Charge(context.Context, string, payment.Money, string) (string
 func (approveAll) Refund(context.Context, string, string, payment.Money) (string, error) {
 	return "re", nil
 }
+func (approveAll) ChargeStatus(context.Context, string) (payment.ChargeOutcome, bool, error) {
+	return payment.ChargeOutcome{}, false, nil
+}
+func (approveAll) RefundStatus(context.Context, string) (string, bool, error) { return "", false, nil }
 
 func TestEventHandlerRoutesIgnoresAndDeadLettersInvalidInput(t *testing.T) {
 	repo := &fakeRepo{}

@@ -6,7 +6,10 @@ package audittest
 
 import (
 	"context"
+	"encoding/json"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +39,49 @@ type World struct {
 	Shipments []*shippingv1.Shipment
 	SagaLogs  map[string][]*eventsv1.Envelope
 	PageSize  int
+	// Gateway is the payment gateway's ledger by order id (ServeGateway).
+	Gateway map[string]*GatewayAccount
+}
+
+// GatewayAccount is one order's account at the gateway, as the simulated
+// gateway's GET /v1/accounts/{key} answers it.
+type GatewayAccount struct {
+	Key     string          `json:"key"`
+	Charge  *GatewayCharge  `json:"charge"`
+	Refunds []GatewayRefund `json:"refunds"`
+	Net     int64           `json:"net_minor"`
+}
+
+// GatewayCharge is a charge in the gateway's ledger.
+type GatewayCharge struct {
+	Status      string `json:"status"` // succeeded, declined
+	AmountMinor int64  `json:"amount_minor"`
+	Currency    string `json:"currency"`
+}
+
+// GatewayRefund is a refund in the gateway's ledger.
+type GatewayRefund struct {
+	AmountMinor int64 `json:"amount_minor"`
+}
+
+// ServeGateway answers the gateway's account lookups from w.Gateway (an
+// order it does not hold has an empty account) until the test ends, and
+// returns its base URL.
+func ServeGateway(t testing.TB, w *World) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/accounts/{key}", func(rw http.ResponseWriter, r *http.Request) {
+		key := r.PathValue("key")
+		a := w.Gateway[key]
+		if a == nil {
+			a = &GatewayAccount{Key: key, Refunds: []GatewayRefund{}}
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(rw).Encode(a)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // Serve answers the five APIs from w on one loopback listener until the test
@@ -241,6 +287,17 @@ func Consistent() *World {
 		{PaymentId: "pay-declined", OrderId: declined.GetOrderId(), CustomerId: Customer,
 			Amount: proto.Clone(declined.GetTotal()).(*commonv1.Money), Status: paymentv1.PaymentStatus_PAYMENT_STATUS_FAILED,
 			FailureReason: eventsv1.PaymentFailureReason_PAYMENT_FAILURE_REASON_DECLINED},
+	}
+	// The gateway: the completed order's charge kept, the refunded one's
+	// charge and refund, the declined one's declined charge.
+	w.Gateway = map[string]*GatewayAccount{
+		completed.GetOrderId(): {Key: completed.GetOrderId(), Charge: &GatewayCharge{Status: "succeeded",
+			AmountMinor: completed.GetTotal().GetAmountMinor(), Currency: "EUR"}, Refunds: []GatewayRefund{}, Net: completed.GetTotal().GetAmountMinor()},
+		refunded.GetOrderId(): {Key: refunded.GetOrderId(), Charge: &GatewayCharge{Status: "succeeded",
+			AmountMinor: refunded.GetTotal().GetAmountMinor(), Currency: "EUR"},
+			Refunds: []GatewayRefund{{AmountMinor: refunded.GetTotal().GetAmountMinor()}}, Net: 0},
+		declined.GetOrderId(): {Key: declined.GetOrderId(), Charge: &GatewayCharge{Status: "declined",
+			AmountMinor: declined.GetTotal().GetAmountMinor(), Currency: "EUR"}, Refunds: []GatewayRefund{}, Net: 0},
 	}
 	w.Shipments = []*shippingv1.Shipment{
 		{ShipmentId: "ship-completed", OrderId: completed.GetOrderId(), CustomerId: Customer, Status: shippingv1.ShipmentStatus_SHIPMENT_STATUS_CREATED},

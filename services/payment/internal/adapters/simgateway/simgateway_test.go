@@ -35,12 +35,12 @@ func TestDeclineRules(t *testing.T) {
 		{"amount above the limit", "tok_visa", simgateway.AmountLimitMinor + 1, payment.FailureDeclined, "amount_limit_exceeded"},
 		{"a token rule wins over the amount limit", simgateway.TokenExpired, simgateway.AmountLimitMinor + 1, payment.FailureInvalidPaymentMethod, "expired_card"},
 	}
-	g, err := simgateway.New(0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			g, err := simgateway.New(0) // a fresh ledger: the key is reused
+			if err != nil {
+				t.Fatal(err)
+			}
 			chargeID, err := g.Charge(context.Background(), key, eur(tt.amount), tt.token)
 			var decline *payment.Decline
 			if tt.wantReason == "" {

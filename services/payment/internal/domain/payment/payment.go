@@ -1,11 +1,15 @@
 // Package payment is the payment aggregate: one record per order, and the
-// saga's rules for it as pure transitions. It knows nothing of SQL, Kafka or
-// protobuf; the money moves through functions the caller passes in (the
-// gateway), so every decision — including "do not call the gateway at all" —
-// is made and tested here.
+// saga's rules for it as pure transitions. It knows nothing of SQL, Kafka,
+// protobuf or the gateway: it decides which intent to record and what a
+// gateway's answer means, so every decision — including "do not call the
+// gateway at all" — is made and tested here.
 //
-//	(none) ─STOCK_RESERVED─→ CAPTURED ─ORDER_CANCELLED / SHIPMENT_FAILED─→ REFUNDED
-//	(none) ─STOCK_RESERVED─→ FAILED
+// Money moves in three steps (intent → gateway call → outcome), so every
+// gateway call has a committed intent before it and a recorded outcome after:
+//
+//	(none) ─STOCK_RESERVED─→ CHARGE_PENDING ─gateway─→ CAPTURED | FAILED
+//	CHARGE_PENDING ─ORDER_CANCELLED─→ CHARGE_PENDING (+cancel noted) ─gateway─→ REFUND_PENDING | FAILED
+//	CAPTURED ─ORDER_CANCELLED / SHIPMENT_FAILED─→ REFUND_PENDING ─gateway─→ REFUNDED
 //	(none) ─ORDER_CANCELLED─→ CANCELLED  (a tombstone: a later STOCK_RESERVED charges nothing)
 //
 // Every other event, and every event on a record that has decided already, is
@@ -30,6 +34,10 @@ const (
 	StatusFailed    Status = "FAILED"
 	StatusRefunded  Status = "REFUNDED"
 	StatusCancelled Status = "CANCELLED" // the order was cancelled before any charge
+	// The intents: recorded and committed before the gateway is called, and
+	// left by the call's recorded outcome (or by the sweeper after a crash).
+	StatusChargePending Status = "CHARGE_PENDING"
+	StatusRefundPending Status = "REFUND_PENDING"
 )
 
 // FailureReason says why a charge did not happen.
@@ -101,9 +109,16 @@ type Payment struct {
 	FailureDetail string
 	// CausationID is the event that created the record.
 	CausationID string
-	Refund      *Refund
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// PaymentToken is kept while CHARGE_PENDING (a retry needs it), then dropped.
+	PaymentToken string
+	// CancelCausationID is an ORDER_CANCELLED that came while CHARGE_PENDING:
+	// a charge that then turns out captured is refunded for it.
+	CancelCausationID string
+	// PendingRefund is the refund intent while REFUND_PENDING.
+	PendingRefund *Refund
+	Refund        *Refund
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // Refund is the money paid back for a captured payment (at most one).
@@ -149,14 +164,6 @@ func (r ChargeRequest) validate() error {
 	return r.Amount.validate()
 }
 
-// ChargeFunc charges the request through the gateway and returns the
-// gateway's charge id, a *Decline, or another error (retry later).
-type ChargeFunc func(ChargeRequest) (chargeID string, err error)
-
-// RefundFunc pays a captured payment back in full and returns the gateway's
-// refund id, or an error (retry later).
-type RefundFunc func(p *Payment, refundID string) (gatewayRefundID string, err error)
-
 // Event is what a transition emits; nil means nothing happened.
 type Event interface{ paymentEvent() }
 
@@ -185,94 +192,156 @@ func (Processed) paymentEvent() {}
 func (Failed) paymentEvent()    {}
 func (Refunded) paymentEvent()  {}
 
-// Charge decides STOCK_RESERVED. existing is the order's record (nil: none).
-// When there is one — a charge decided before, or the tombstone of an order
-// cancelled first — nothing happens and charge is not called. Otherwise
-// charge runs once and the result is a new CAPTURED or FAILED payment with
-// its event. An error from charge other than a *Decline is returned as is
-// (nothing decided; the caller retries).
-func Charge(existing *Payment, req ChargeRequest, charge ChargeFunc, now time.Time) (*Payment, Event, error) {
+// BeginCharge decides STOCK_RESERVED: with no record yet it returns the
+// charge intent to store (CHARGE_PENDING, holding the token until the
+// gateway has answered); the caller calls the gateway only after the intent
+// is committed. With a record — an intent or a charge decided before, or the
+// tombstone of an order cancelled first — nothing happens.
+func BeginCharge(existing *Payment, req ChargeRequest, now time.Time) (*Payment, error) {
 	if existing != nil {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if err := req.validate(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	p := &Payment{
-		OrderID: req.OrderID, PaymentID: req.PaymentID, CustomerID: req.CustomerID,
-		Amount: req.Amount, CausationID: req.CausationID, CreatedAt: now, UpdatedAt: now,
-	}
-	chargeID, err := charge(req)
-	var decline *Decline
-	switch {
-	case errors.As(err, &decline):
-		if decline.Reason == "" {
-			return nil, nil, fmt.Errorf("charge order %s: decline without a reason", req.OrderID)
-		}
-		p.Status = StatusFailed
-		p.FailureReason, p.DeclineCode, p.FailureDetail = decline.Reason, decline.Code, decline.Detail
-		return p, Failed{Reason: decline.Reason, DeclineCode: decline.Code, Detail: decline.Detail}, nil
-	case err != nil:
-		return nil, nil, fmt.Errorf("charge order %s: %w", req.OrderID, err)
-	case chargeID == "":
-		return nil, nil, fmt.Errorf("charge order %s: gateway approved without a charge id", req.OrderID)
-	}
-	p.Status = StatusCaptured
-	p.ChargeID = chargeID
-	return p, Processed{PaymentID: p.PaymentID, Amount: p.Amount}, nil
+	return &Payment{
+		OrderID: req.OrderID, PaymentID: req.PaymentID, CustomerID: req.CustomerID, Amount: req.Amount,
+		Status: StatusChargePending, PaymentToken: req.PaymentToken, CausationID: req.CausationID,
+		CreatedAt: now, UpdatedAt: now,
+	}, nil
 }
 
-// Cancel decides ORDER_CANCELLED. With no record yet it returns a CANCELLED
-// tombstone to save (no event), so a STOCK_RESERVED that arrives later charges
-// nothing. A CAPTURED payment is refunded (see refundOnce). Anything else has
-// nothing to undo.
-func Cancel(existing *Payment, orderID, customerID, causationID, refundID string, refund RefundFunc, now time.Time) (*Payment, Event, error) {
-	if existing == nil {
-		if orderID == "" || customerID == "" || causationID == "" {
-			return nil, nil, fmt.Errorf("%w: cancel needs order, customer and causation ids", ErrInvalid)
+// ChargeOutcome is what the gateway said about a charge: a charge id, or a
+// decline.
+type ChargeOutcome struct {
+	ChargeID string
+	Decline  *Decline
+}
+
+// RecordCharge stores the gateway's answer to a CHARGE_PENDING intent:
+// CAPTURED with Processed, or FAILED with Failed. When the order was
+// cancelled while the charge was pending, a captured charge goes on to
+// REFUND_PENDING at once (Processed is still emitted: the money moved, and
+// the refund's PAYMENT_REFUNDED follows). Any other status has decided
+// already: nothing happens.
+func RecordCharge(p *Payment, outcome ChargeOutcome, refundID string, now time.Time) (*Payment, Event, error) {
+	if p == nil || p.Status != StatusChargePending {
+		return nil, nil, nil
+	}
+	changed := *p
+	changed.PaymentToken = "" // the token is needed no more
+	changed.UpdatedAt = now
+	if d := outcome.Decline; d != nil {
+		if d.Reason == "" {
+			return nil, nil, fmt.Errorf("charge order %s: decline without a reason", p.OrderID)
+		}
+		changed.Status = StatusFailed
+		changed.FailureReason, changed.DeclineCode, changed.FailureDetail = d.Reason, d.Code, d.Detail
+		return &changed, Failed{Reason: d.Reason, DeclineCode: d.Code, Detail: d.Detail}, nil
+	}
+	if outcome.ChargeID == "" {
+		return nil, nil, fmt.Errorf("charge order %s: gateway approved without a charge id", p.OrderID)
+	}
+	changed.Status = StatusCaptured
+	changed.ChargeID = outcome.ChargeID
+	if p.CancelCausationID != "" {
+		changed.Status = StatusRefundPending
+		changed.PendingRefund = &Refund{RefundID: refundID, Amount: p.Amount, Reason: RefundOrderCancelled,
+			CausationID: p.CancelCausationID, CreatedAt: now}
+	}
+	return &changed, Processed{PaymentID: p.PaymentID, Amount: p.Amount}, nil
+}
+
+// Cancel decides ORDER_CANCELLED; it emits nothing itself. With no record
+// yet it returns a CANCELLED tombstone, so a STOCK_RESERVED that arrives
+// later charges nothing. On a CHARGE_PENDING intent it notes the cancel: the
+// charge's outcome, once known, is refunded (RecordCharge). A CAPTURED
+// payment becomes REFUND_PENDING. Anything else has nothing to undo.
+func Cancel(existing *Payment, orderID, customerID, causationID, refundID string, now time.Time) (*Payment, error) {
+	if causationID == "" {
+		return nil, fmt.Errorf("%w: cancel needs a causation id", ErrInvalid)
+	}
+	switch {
+	case existing == nil:
+		if orderID == "" || customerID == "" {
+			return nil, fmt.Errorf("%w: cancel needs order, customer and causation ids", ErrInvalid)
 		}
 		return &Payment{
 			OrderID: orderID, CustomerID: customerID, Status: StatusCancelled,
 			CausationID: causationID, CreatedAt: now, UpdatedAt: now,
-		}, nil, nil
+		}, nil
+	case existing.Status == StatusChargePending && existing.CancelCausationID == "":
+		changed := *existing
+		changed.CancelCausationID = causationID
+		changed.UpdatedAt = now
+		return &changed, nil
 	}
-	return refundOnce(existing, RefundOrderCancelled, causationID, refundID, refund, now)
+	return beginRefund(existing, RefundOrderCancelled, causationID, refundID, now)
 }
 
-// ShipmentFailed decides SHIPMENT_FAILED: a CAPTURED payment is refunded
-// (see refundOnce); anything else — including no record, which the saga's
-// order makes impossible — has nothing to undo.
-func ShipmentFailed(existing *Payment, causationID, refundID string, refund RefundFunc, now time.Time) (*Payment, Event, error) {
+// ShipmentFailed decides SHIPMENT_FAILED: a CAPTURED payment becomes
+// REFUND_PENDING; anything else — including no record or a pending charge,
+// which the saga's order makes impossible — has nothing to undo.
+func ShipmentFailed(existing *Payment, causationID, refundID string, now time.Time) (*Payment, error) {
 	if existing == nil {
-		return nil, nil, nil
+		return nil, nil
 	}
-	return refundOnce(existing, RefundShipmentFailed, causationID, refundID, refund, now)
+	return beginRefund(existing, RefundShipmentFailed, causationID, refundID, now)
 }
 
-// refundOnce pays a CAPTURED payment back in full and moves it to REFUNDED;
-// on any other status (already REFUNDED, FAILED, CANCELLED) it does nothing
-// and refund is not called. It returns the changed payment to save.
-func refundOnce(p *Payment, reason RefundReason, causationID, refundID string, refund RefundFunc, now time.Time) (*Payment, Event, error) {
+// beginRefund records the intent to pay a CAPTURED payment back in full
+// (REFUND_PENDING); on any other status (a refund pending or done, FAILED,
+// CANCELLED) it does nothing: a refund happens at most once.
+func beginRefund(p *Payment, reason RefundReason, causationID, refundID string, now time.Time) (*Payment, error) {
 	if p.Status != StatusCaptured {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if causationID == "" || refundID == "" {
-		return nil, nil, fmt.Errorf("%w: refund needs causation and refund ids", ErrInvalid)
+		return nil, fmt.Errorf("%w: refund needs causation and refund ids", ErrInvalid)
 	}
-	gatewayRefundID, err := refund(p, refundID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("refund order %s: %w", p.OrderID, err)
+	changed := *p
+	changed.Status = StatusRefundPending
+	changed.UpdatedAt = now
+	changed.PendingRefund = &Refund{RefundID: refundID, Amount: p.Amount, Reason: reason, CausationID: causationID, CreatedAt: now}
+	return &changed, nil
+}
+
+// RecordRefund stores the gateway's refund of a REFUND_PENDING payment:
+// REFUNDED with Refunded. Any other status: nothing happens.
+func RecordRefund(p *Payment, gatewayRefundID string, now time.Time) (*Payment, Event, error) {
+	if p == nil || p.Status != StatusRefundPending || p.PendingRefund == nil {
+		return nil, nil, nil
+	}
+	if gatewayRefundID == "" {
+		return nil, nil, fmt.Errorf("refund order %s: gateway refunded without a refund id", p.OrderID)
 	}
 	changed := *p
 	changed.Status = StatusRefunded
 	changed.UpdatedAt = now
-	changed.Refund = &Refund{
-		RefundID: refundID, Amount: p.Amount, Reason: reason, GatewayRefundID: gatewayRefundID,
-		CausationID: causationID, CreatedAt: now,
+	rf := *p.PendingRefund
+	rf.GatewayRefundID = gatewayRefundID
+	changed.Refund, changed.PendingRefund = &rf, nil
+	return &changed, Refunded{PaymentID: p.PaymentID, RefundID: rf.RefundID, Amount: rf.Amount, Reason: rf.Reason}, nil
+}
+
+// Pending reports whether the record waits for the gateway (a charge or a
+// refund intent whose outcome is not recorded yet).
+func (p *Payment) Pending() bool {
+	return p != nil && (p.Status == StatusChargePending || p.Status == StatusRefundPending)
+}
+
+// EventCausation is the event a recorded outcome's event answers: the
+// STOCK_RESERVED of a charge, the compensation of a refund.
+func (p *Payment) EventCausation(ev Event) string {
+	if _, ok := ev.(Refunded); ok && p.Refund != nil {
+		return p.Refund.CausationID
 	}
-	return &changed, Refunded{PaymentID: p.PaymentID, RefundID: refundID, Amount: p.Amount, Reason: reason}, nil
+	return p.CausationID
 }
 
 // Visible reports whether the record is a payment the API shows: a
-// CANCELLED tombstone is not (nothing was charged or tried).
-func (p *Payment) Visible() bool { return p != nil && p.Status != StatusCancelled }
+// CANCELLED tombstone is not (nothing was charged or tried), nor a charge
+// whose outcome is not known yet (the API has no status for it).
+func (p *Payment) Visible() bool {
+	return p != nil && p.Status != StatusCancelled && p.Status != StatusChargePending
+}

@@ -44,139 +44,143 @@ func withStatus(s payment.Status) *payment.Payment {
 	return p
 }
 
-// gatewayCalls counts calls of the functions a transition is given, so a
-// test can assert that a no-op did not touch the gateway.
-type gatewayCalls struct{ charges, refunds int }
-
-func (g *gatewayCalls) charge(id string, err error) payment.ChargeFunc {
-	return func(payment.ChargeRequest) (string, error) { g.charges++; return id, err }
+func chargePending() *payment.Payment {
+	return &payment.Payment{OrderID: orderID, PaymentID: paymentID, CustomerID: customerID, Amount: eur(2500),
+		Status: payment.StatusChargePending, PaymentToken: "tok_visa", CausationID: reservedID, CreatedAt: t0, UpdatedAt: t0}
 }
 
-func (g *gatewayCalls) refund(id string, err error) payment.RefundFunc {
-	return func(*payment.Payment, string) (string, error) { g.refunds++; return id, err }
+func refundPending(reason payment.RefundReason, causation string) *payment.Payment {
+	p := captured()
+	p.Status, p.UpdatedAt = payment.StatusRefundPending, t1
+	p.PendingRefund = &payment.Refund{RefundID: refundID, Amount: eur(2500), Reason: reason, CausationID: causation, CreatedAt: t1}
+	return p
 }
 
-func TestCharge(t *testing.T) {
-	transient := errors.New("gateway timeout")
+func TestBeginCharge(t *testing.T) {
+	bad := request()
+	bad.PaymentToken = ""
+	negative := request()
+	negative.Amount = eur(-1)
 	tests := []struct {
-		name       string
-		existing   *payment.Payment
-		req        payment.ChargeRequest
-		chargeID   string
-		chargeErr  error
-		want       *payment.Payment
-		wantEvent  payment.Event
-		wantErr    error
-		wantCalled int
+		name     string
+		existing *payment.Payment
+		req      payment.ChargeRequest
+		want     *payment.Payment
+		wantErr  error
 	}{
-		{
-			name: "approved: CAPTURED + PAYMENT_PROCESSED", req: request(), chargeID: "ch_1",
-			want:      captured(),
-			wantEvent: payment.Processed{PaymentID: paymentID, Amount: eur(2500)}, wantCalled: 1,
-		},
-		{
-			name: "declined: FAILED + PAYMENT_FAILED with reason, code and detail", req: request(),
-			chargeErr: &payment.Decline{Reason: payment.FailureInsufficientFunds, Code: "insufficient_funds", Detail: "no money"},
-			want: &payment.Payment{OrderID: orderID, PaymentID: paymentID, CustomerID: customerID, Amount: eur(2500),
-				Status: payment.StatusFailed, FailureReason: payment.FailureInsufficientFunds, DeclineCode: "insufficient_funds",
-				FailureDetail: "no money", CausationID: reservedID, CreatedAt: t0, UpdatedAt: t0},
-			wantEvent:  payment.Failed{Reason: payment.FailureInsufficientFunds, DeclineCode: "insufficient_funds", Detail: "no money"},
-			wantCalled: 1,
-		},
-		{name: "late STOCK_RESERVED after ORDER_CANCELLED: tombstone, nothing charged", existing: withStatus(payment.StatusCancelled), req: request()},
-		{name: "second STOCK_RESERVED on CAPTURED: nothing charged again", existing: captured(), req: request()},
-		{name: "STOCK_RESERVED on FAILED: no retry of a declined charge", existing: withStatus(payment.StatusFailed), req: request()},
-		{name: "STOCK_RESERVED on REFUNDED: nothing", existing: withStatus(payment.StatusRefunded), req: request()},
-		{name: "gateway error: nothing decided, retry", req: request(), chargeErr: transient, wantErr: transient, wantCalled: 1},
-		{name: "approval without a charge id is an error", req: request(), wantErr: errAny, wantCalled: 1},
-		{name: "decline without a reason is an error", req: request(), chargeErr: &payment.Decline{Code: "x"}, wantErr: errAny, wantCalled: 1},
-		{name: "negative amount is invalid", req: func() payment.ChargeRequest { r := request(); r.Amount.AmountMinor = -1; return r }(), wantErr: payment.ErrInvalid},
-		{name: "bad currency is invalid", req: func() payment.ChargeRequest { r := request(); r.Amount.Currency = "eur"; return r }(), wantErr: payment.ErrInvalid},
-		{name: "missing token is invalid", req: func() payment.ChargeRequest { r := request(); r.PaymentToken = ""; return r }(), wantErr: payment.ErrInvalid},
-		{name: "missing payment id is invalid", req: func() payment.ChargeRequest { r := request(); r.PaymentID = ""; return r }(), wantErr: payment.ErrInvalid},
+		{"no record: a CHARGE_PENDING intent holding the token", nil, request(), chargePending(), nil},
+		{"an intent already: nothing", chargePending(), request(), nil, nil},
+		{"decided already: nothing", captured(), request(), nil, nil},
+		{"a late STOCK_RESERVED after the cancel's tombstone: nothing", withStatus(payment.StatusCancelled), request(), nil, nil},
+		{"no token: invalid", nil, bad, nil, payment.ErrInvalid},
+		{"negative amount: invalid", nil, negative, nil, payment.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var calls gatewayCalls
-			got, ev, err := payment.Charge(tt.existing, tt.req, calls.charge(tt.chargeID, tt.chargeErr), t0)
+			got, err := payment.BeginCharge(tt.existing, tt.req, t0)
+			checkOutcome(t, got, nil, err, tt.want, nil, tt.wantErr)
+		})
+	}
+}
+
+func TestRecordCharge(t *testing.T) {
+	decline := &payment.Decline{Reason: payment.FailureDeclined, Code: "card_declined", Detail: "no"}
+	capturedAt1 := captured()
+	capturedAt1.UpdatedAt = t1
+	failed := chargePending()
+	failed.Status, failed.PaymentToken, failed.UpdatedAt = payment.StatusFailed, "", t1
+	failed.FailureReason, failed.DeclineCode, failed.FailureDetail = payment.FailureDeclined, "card_declined", "no"
+	cancelNoted := chargePending()
+	cancelNoted.CancelCausationID = cancelID
+	refundAfterCancel := refundPending(payment.RefundOrderCancelled, cancelID)
+	refundAfterCancel.CancelCausationID = cancelID
+	tests := []struct {
+		name      string
+		p         *payment.Payment
+		outcome   payment.ChargeOutcome
+		want      *payment.Payment
+		wantEvent payment.Event
+		wantErr   error
+	}{
+		{"captured: CAPTURED, token dropped, PAYMENT_PROCESSED", chargePending(), payment.ChargeOutcome{ChargeID: "ch_1"},
+			capturedAt1, payment.Processed{PaymentID: paymentID, Amount: eur(2500)}, nil},
+		{"declined: FAILED with the reason, PAYMENT_FAILED", chargePending(), payment.ChargeOutcome{Decline: decline},
+			failed, payment.Failed{Reason: payment.FailureDeclined, DeclineCode: "card_declined", Detail: "no"}, nil},
+		{"captured after the order was cancelled: processed, refund intent for the cancel", cancelNoted,
+			payment.ChargeOutcome{ChargeID: "ch_1"}, refundAfterCancel, payment.Processed{PaymentID: paymentID, Amount: eur(2500)}, nil},
+		{"recorded already (another replica): nothing", captured(), payment.ChargeOutcome{ChargeID: "ch_1"}, nil, nil, nil},
+		{"no record: nothing", nil, payment.ChargeOutcome{ChargeID: "ch_1"}, nil, nil, nil},
+		{"approved without a charge id: error", chargePending(), payment.ChargeOutcome{}, nil, nil, errAny},
+		{"a decline without a reason: error", chargePending(), payment.ChargeOutcome{Decline: &payment.Decline{Code: "x"}}, nil, nil, errAny},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ev, err := payment.RecordCharge(clone(tt.p), tt.outcome, refundID, t1)
 			checkOutcome(t, got, ev, err, tt.want, tt.wantEvent, tt.wantErr)
-			if calls.charges != tt.wantCalled {
-				t.Errorf("gateway charged %d times, want %d", calls.charges, tt.wantCalled)
-			}
 		})
 	}
 }
 
 func refunded(reason payment.RefundReason, causation string) *payment.Payment {
 	p := captured()
-	p.Status = payment.StatusRefunded
-	p.UpdatedAt = t1
+	p.Status, p.UpdatedAt = payment.StatusRefunded, t1
 	p.Refund = &payment.Refund{RefundID: refundID, Amount: eur(2500), Reason: reason, GatewayRefundID: "re_1", CausationID: causation, CreatedAt: t1}
 	return p
 }
 
 func TestCompensations(t *testing.T) {
-	transient := errors.New("gateway timeout")
-	cancel := func(existing *payment.Payment, refund payment.RefundFunc) (*payment.Payment, payment.Event, error) {
-		return payment.Cancel(existing, orderID, customerID, cancelID, refundID, refund, t1)
-	}
-	shipFailed := func(existing *payment.Payment, refund payment.RefundFunc) (*payment.Payment, payment.Event, error) {
-		return payment.ShipmentFailed(existing, shipFailID, refundID, refund, t1)
-	}
+	tombstone := &payment.Payment{OrderID: orderID, CustomerID: customerID, Status: payment.StatusCancelled,
+		CausationID: cancelID, CreatedAt: t1, UpdatedAt: t1}
+	cancelNoted := chargePending()
+	cancelNoted.CancelCausationID, cancelNoted.UpdatedAt = cancelID, t1
 	tests := []struct {
-		name        string
-		decide      func(*payment.Payment, payment.RefundFunc) (*payment.Payment, payment.Event, error)
-		existing    *payment.Payment
-		refundErr   error
-		want        *payment.Payment
-		wantEvent   payment.Event
-		wantErr     error
-		wantRefunds int
+		name     string
+		existing *payment.Payment
+		cancel   bool // ORDER_CANCELLED, else SHIPMENT_FAILED
+		want     *payment.Payment
 	}{
-		{
-			name: "ORDER_CANCELLED on CAPTURED: refund, REFUNDED + PAYMENT_REFUNDED caused by the cancel", decide: cancel,
-			existing: captured(), want: refunded(payment.RefundOrderCancelled, cancelID),
-			wantEvent:   payment.Refunded{PaymentID: paymentID, RefundID: refundID, Amount: eur(2500), Reason: payment.RefundOrderCancelled},
-			wantRefunds: 1,
-		},
-		{
-			name: "SHIPMENT_FAILED on CAPTURED: refund, REFUNDED + PAYMENT_REFUNDED caused by the failure", decide: shipFailed,
-			existing: captured(), want: refunded(payment.RefundShipmentFailed, shipFailID),
-			wantEvent:   payment.Refunded{PaymentID: paymentID, RefundID: refundID, Amount: eur(2500), Reason: payment.RefundShipmentFailed},
-			wantRefunds: 1,
-		},
-		{
-			name: "ORDER_CANCELLED before any payment: CANCELLED tombstone, no event", decide: cancel,
-			want: &payment.Payment{OrderID: orderID, CustomerID: customerID, Status: payment.StatusCancelled,
-				CausationID: cancelID, CreatedAt: t1, UpdatedAt: t1},
-		},
-		{name: "ORDER_CANCELLED after SHIPMENT_FAILED refunded: nothing (refund at most once)", decide: cancel, existing: withStatus(payment.StatusRefunded)},
-		{name: "SHIPMENT_FAILED after ORDER_CANCELLED refunded: nothing (refund at most once)", decide: shipFailed, existing: withStatus(payment.StatusRefunded)},
-		{name: "ORDER_CANCELLED on FAILED: nothing was taken", decide: cancel, existing: withStatus(payment.StatusFailed)},
-		{name: "ORDER_CANCELLED on the tombstone: nothing", decide: cancel, existing: withStatus(payment.StatusCancelled)},
-		{name: "SHIPMENT_FAILED on FAILED: nothing", decide: shipFailed, existing: withStatus(payment.StatusFailed)},
-		{name: "SHIPMENT_FAILED with no payment: nothing", decide: shipFailed},
-		{name: "SHIPMENT_FAILED on the tombstone: nothing", decide: shipFailed, existing: withStatus(payment.StatusCancelled)},
-		{name: "refund error: nothing decided, retry", decide: cancel, existing: captured(), refundErr: transient, wantErr: transient, wantRefunds: 1},
+		{"cancel with nothing: a tombstone", nil, true, tombstone},
+		{"cancel of a pending charge: the cancel is noted", chargePending(), true, cancelNoted},
+		{"a second cancel of a pending charge: nothing", cancelNoted, true, nil},
+		{"cancel of a capture: refund intent", captured(), true, refundPending(payment.RefundOrderCancelled, cancelID)},
+		{"shipment failed on a capture: refund intent", captured(), false, refundPending(payment.RefundShipmentFailed, shipFailID)},
+		{"cancel while the refund is pending: nothing", refundPending(payment.RefundShipmentFailed, shipFailID), true, nil},
+		{"shipment failed while the refund is pending: nothing", refundPending(payment.RefundOrderCancelled, cancelID), false, nil},
+		{"cancel after the refund: nothing", refunded(payment.RefundShipmentFailed, shipFailID), true, nil},
+		{"cancel of a FAILED charge: nothing", withStatus(payment.StatusFailed), true, nil},
+		{"shipment failed with nothing: nothing", nil, false, nil},
+		{"shipment failed on a pending charge: nothing", chargePending(), false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var calls gatewayCalls
-			before := clone(tt.existing)
-			got, ev, err := tt.decide(tt.existing, calls.refund("re_1", tt.refundErr))
-			checkOutcome(t, got, ev, err, tt.want, tt.wantEvent, tt.wantErr)
-			if calls.refunds != tt.wantRefunds {
-				t.Errorf("gateway refunded %d times, want %d", calls.refunds, tt.wantRefunds)
+			var got *payment.Payment
+			var err error
+			if tt.cancel {
+				got, err = payment.Cancel(clone(tt.existing), orderID, customerID, cancelID, refundID, t1)
+			} else {
+				got, err = payment.ShipmentFailed(clone(tt.existing), shipFailID, refundID, t1)
 			}
-			if !reflect.DeepEqual(tt.existing, before) {
-				t.Errorf("the loaded payment was modified in place: %+v", tt.existing)
-			}
+			checkOutcome(t, got, nil, err, tt.want, nil, nil)
 		})
 	}
 }
 
+func TestRecordRefund(t *testing.T) {
+	pending := refundPending(payment.RefundOrderCancelled, cancelID)
+	got, ev, err := payment.RecordRefund(clone(pending), "re_1", t1)
+	checkOutcome(t, got, ev, err, refunded(payment.RefundOrderCancelled, cancelID),
+		payment.Refunded{PaymentID: paymentID, RefundID: refundID, Amount: eur(2500), Reason: payment.RefundOrderCancelled}, nil)
+	if got.EventCausation(ev) != cancelID {
+		t.Errorf("PAYMENT_REFUNDED answers %s, want the cancel %s", got.EventCausation(ev), cancelID)
+	}
+	got, ev, err = payment.RecordRefund(refunded(payment.RefundOrderCancelled, cancelID), "re_1", t1)
+	checkOutcome(t, got, ev, err, nil, nil, nil)
+	_, _, err = payment.RecordRefund(clone(pending), "", t1)
+	checkErr(t, err, errAny)
+}
+
 func TestCancelNeedsIDsForATombstone(t *testing.T) {
-	_, _, err := payment.Cancel(nil, orderID, "", cancelID, refundID, nil, t1)
+	_, err := payment.Cancel(nil, orderID, "", cancelID, refundID, t1)
 	checkErr(t, err, payment.ErrInvalid)
 }
 
@@ -188,6 +192,12 @@ func TestVisible(t *testing.T) {
 	}
 	if withStatus(payment.StatusCancelled).Visible() {
 		t.Error("a CANCELLED tombstone is visible")
+	}
+	if chargePending().Visible() {
+		t.Error("a charge of unknown outcome is visible")
+	}
+	if !refundPending(payment.RefundOrderCancelled, cancelID).Visible() {
+		t.Error("a capture with a refund pending is not visible")
 	}
 	var none *payment.Payment
 	if none.Visible() {
@@ -203,6 +213,10 @@ func clone(p *payment.Payment) *payment.Payment {
 	if p.Refund != nil {
 		r := *p.Refund
 		c.Refund = &r
+	}
+	if p.PendingRefund != nil {
+		r := *p.PendingRefund
+		c.PendingRefund = &r
 	}
 	return &c
 }
