@@ -100,6 +100,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 		Name:     Name,
 		Common:   cfg.Common,
 		Kafka:    cfg.KafkaConfig,
+		Policy:   ports.Policy,
 		Register: func(s *grpc.Server) { paymentv1.RegisterPaymentServiceServer(s, api) },
 		Consumers: []service.Consumer{{
 			Group:   Name,
