@@ -70,8 +70,12 @@ func (m Matrix) Run(t *testing.T) {
 		}
 	}
 	now := time.Now()
-	customer := func(id string) auth.Principal { return auth.Principal{Subject: id, Roles: []auth.Role{auth.RoleCustomer}} }
-	role := func(r auth.Role) auth.Principal { return auth.Principal{Subject: "matrix-" + string(r), Roles: []auth.Role{r}} }
+	customer := func(id string) auth.Principal {
+		return auth.Principal{Subject: id, Roles: []auth.Role{auth.RoleCustomer}}
+	}
+	role := func(r auth.Role) auth.Principal {
+		return auth.Principal{Subject: "matrix-" + string(r), Roles: []auth.Role{r}}
+	}
 	foreign := testenv.IDFor("matrix foreign customer of " + m.Owner)
 	rows := []matrixRow{
 		{name: "no token"},
