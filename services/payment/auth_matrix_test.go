@@ -19,7 +19,9 @@ func TestAuthMatrix(t *testing.T) {
 	o := newOrder(t, "order")
 	s.publish(t, o, stockReserved("tok_visa", 2500))
 	s.seen.wait(t, o.id, processedType)
-	client := func(conn *grpc.ClientConn) paymentv1.PaymentServiceClient { return paymentv1.NewPaymentServiceClient(conn) }
+	client := func(conn *grpc.ClientConn) paymentv1.PaymentServiceClient {
+		return paymentv1.NewPaymentServiceClient(conn)
+	}
 	servicetest.Matrix{
 		Addr:   s.addr,
 		Owner:  o.customer,

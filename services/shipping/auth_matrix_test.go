@@ -18,7 +18,9 @@ func TestAuthMatrix(t *testing.T) {
 	h := start(t)
 	o := newOrder()
 	h.deliver(t, o.inventoryUpdated(t, address("DE", "10115"), 1))
-	client := func(conn *grpc.ClientConn) shippingv1.ShippingServiceClient { return shippingv1.NewShippingServiceClient(conn) }
+	client := func(conn *grpc.ClientConn) shippingv1.ShippingServiceClient {
+		return shippingv1.NewShippingServiceClient(conn)
+	}
 	servicetest.Matrix{
 		Addr:   h.addr,
 		Owner:  o.customerID,
