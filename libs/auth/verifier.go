@@ -25,6 +25,9 @@ type VerifierConfig struct {
 	// key is accepted as soon as it is published.
 	JWKSFile string
 	JWKSURL  string
+	// Keys, instead of a file or URL, is a fixed key set (tests and the
+	// in-process dev stack, which hold their signer's public keys).
+	Keys *jose.JSONWebKeySet
 	// Issuer and Audience the token must carry.
 	Issuer   string
 	Audience string
@@ -54,8 +57,14 @@ type Verifier struct {
 
 // NewVerifier reads the keys once; a start-up without any key is an error.
 func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
-	if (cfg.JWKSFile == "") == (cfg.JWKSURL == "") {
-		return nil, errors.New("auth: configure exactly one of a JWKS file and a JWKS URL")
+	sources := 0
+	for _, set := range []bool{cfg.JWKSFile != "", cfg.JWKSURL != "", cfg.Keys != nil} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return nil, errors.New("auth: configure exactly one of a JWKS file, a JWKS URL and a fixed key set")
 	}
 	if cfg.Issuer == "" || cfg.Audience == "" {
 		return nil, errors.New("auth: issuer and audience are required")
@@ -127,6 +136,9 @@ func (v *Verifier) keySet() jose.JSONWebKeySet {
 // read keeps the keys held (an identity provider blip must not lock
 // everyone out).
 func (v *Verifier) refreshIfStale(ctx context.Context) {
+	if v.cfg.Keys != nil {
+		return // fixed keys: nothing to re-read
+	}
 	v.mu.Lock()
 	now := v.cfg.Now()
 	stale := false
@@ -149,6 +161,9 @@ func (v *Verifier) refreshIfStale(ctx context.Context) {
 // refreshNow re-reads the keys unless that was tried within MinRefresh;
 // it tells whether it read them.
 func (v *Verifier) refreshNow(ctx context.Context) bool {
+	if v.cfg.Keys != nil {
+		return false
+	}
 	v.mu.Lock()
 	if v.cfg.Now().Sub(v.tried) < v.cfg.MinRefresh {
 		v.mu.Unlock()
@@ -167,9 +182,12 @@ func (v *Verifier) reload(ctx context.Context) error {
 		mod time.Time
 		err error
 	)
-	if v.cfg.JWKSFile != "" {
+	switch {
+	case v.cfg.Keys != nil:
+		raw, err = json.Marshal(v.cfg.Keys)
+	case v.cfg.JWKSFile != "":
 		raw, mod, err = readFile(v.cfg.JWKSFile)
-	} else {
+	default:
 		raw, err = v.fetch(ctx)
 	}
 	if err != nil {

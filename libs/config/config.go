@@ -60,6 +60,48 @@ type Common struct {
 	// port. Off by default: profiles reveal internals and cost CPU while
 	// they run, so an operator turns them on where they are wanted.
 	PprofEnabled bool `env:"PPROF_ENABLED" envDefault:"false"`
+	// Auth says whose bearer tokens the gRPC API and the ops port's admin
+	// endpoints accept (<P>_AUTH_*). A service refuses to start without it
+	// (AuthConfig.Check): there is no open mode.
+	Auth AuthConfig `envPrefix:"AUTH_"`
+}
+
+// AuthConfig locates the token issuer's public keys and names the issuer
+// and audience every token must carry.
+type AuthConfig struct {
+	// JWKSFile (a mounted Secret or ConfigMap, re-read on change) or
+	// JWKSURL (the identity provider's, refreshed): exactly one.
+	JWKSFile string `env:"JWKS_FILE"`
+	JWKSURL  string `env:"JWKS_URL"`
+	Issuer   string `env:"ISSUER"`
+	Audience string `env:"AUDIENCE"`
+}
+
+// Check names every missing or conflicting <prefix>_AUTH_* variable. It is
+// not a required tag, because an in-process caller (tests, the dev stack)
+// may hand the service a verifier instead; the service's Run calls it when
+// none was handed.
+func (a AuthConfig) Check(prefix string) error {
+	if prefix != "" && !strings.HasSuffix(prefix, "_") {
+		prefix += "_"
+	}
+	var problems []error
+	switch {
+	case a.JWKSFile == "" && a.JWKSURL == "":
+		problems = append(problems, &VarError{Key: prefix + "AUTH_JWKS_FILE", Problem: "or " + prefix + "AUTH_JWKS_URL is required (every gRPC call needs a verified bearer token)"})
+	case a.JWKSFile != "" && a.JWKSURL != "":
+		problems = append(problems, &VarError{Key: prefix + "AUTH_JWKS_FILE", Problem: "and " + prefix + "AUTH_JWKS_URL are both set; set one"})
+	}
+	if a.Issuer == "" {
+		problems = append(problems, &VarError{Key: prefix + "AUTH_ISSUER", Problem: "is required"})
+	}
+	if a.Audience == "" {
+		problems = append(problems, &VarError{Key: prefix + "AUTH_AUDIENCE", Problem: "is required"})
+	}
+	if len(problems) > 0 {
+		return &Error{Problems: problems}
+	}
+	return nil
 }
 
 // common lets Load find an embedded Common in any config struct: the

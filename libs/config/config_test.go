@@ -211,3 +211,32 @@ func clearEnv(t *testing.T) {
 		}
 	}
 }
+
+// <P>_AUTH_* fill Common.Auth; Check names what is missing or conflicting.
+func TestAuthConfigIsReadAndChecked(t *testing.T) {
+	type svc struct{ config.Common }
+	cfg, err := config.LoadFrom[svc]("ORDER", []string{"ORDER_AUTH_JWKS_URL=https://idp/jwks", "ORDER_AUTH_ISSUER=https://idp", "ORDER_AUTH_AUDIENCE=sagasuite"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Auth; a.JWKSURL != "https://idp/jwks" || a.Issuer != "https://idp" || a.Audience != "sagasuite" || a.JWKSFile != "" {
+		t.Fatalf("Auth = %+v", a)
+	}
+	if err := cfg.Auth.Check("ORDER"); err != nil {
+		t.Errorf("Check(complete) = %v", err)
+	}
+	for name, tc := range map[string]struct {
+		auth config.AuthConfig
+		want []string
+	}{
+		"none":     {config.AuthConfig{}, []string{"ORDER_AUTH_JWKS_FILE or ORDER_AUTH_JWKS_URL is required", "ORDER_AUTH_ISSUER is required", "ORDER_AUTH_AUDIENCE is required"}},
+		"two sets": {config.AuthConfig{JWKSFile: "f", JWKSURL: "u", Issuer: "i", Audience: "a"}, []string{"both set"}},
+	} {
+		err := tc.auth.Check("ORDER_")
+		for _, want := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: Check = %v, want %q", name, err, want)
+			}
+		}
+	}
+}

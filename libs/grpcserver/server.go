@@ -43,6 +43,9 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// ServerOptions are appended to the server's own (e.g. keepalive).
 	ServerOptions []grpc.ServerOption
+	// Auth, when set, requires a verified bearer token on every method but
+	// health and reflection, and admits each caller by its Policy (auth.go).
+	Auth *Auth
 }
 
 // Server is a listening gRPC server; run it with Serve.
@@ -79,6 +82,11 @@ func New(opts Options) (*Server, error) {
 		timeout = DefaultShutdownTimeout
 	}
 
+	authUnary, authStream, err := authInterceptors(opts.Auth, logger)
+	if err != nil {
+		return nil, err
+	}
+
 	drain, stopDrain := context.WithCancel(context.Background())
 	s := &Server{
 		health:          health.NewServer(),
@@ -94,11 +102,13 @@ func New(opts Options) (*Server, error) {
 		grpc.ChainUnaryInterceptor(
 			unaryRecovery(logger),
 			unaryLogging(logger),
+			authUnary,
 			unaryValidation(validator),
 		),
 		grpc.ChainStreamInterceptor(
 			streamRecovery(logger),
 			streamLogging(logger),
+			authStream,
 			streamValidation(validator),
 			s.streamDrain,
 		),
@@ -109,6 +119,12 @@ func New(opts Options) (*Server, error) {
 	reflection.Register(s.grpc)
 	if opts.Register != nil {
 		opts.Register(s.grpc)
+	}
+	if opts.Auth != nil {
+		if err := checkPolicy(opts.Auth.Policy, registeredMethods(s.grpc)); err != nil {
+			stopDrain()
+			return nil, fmt.Errorf("grpcserver: %w", err)
+		}
 	}
 	for name := range s.grpc.GetServiceInfo() {
 		if name == healthpb.Health_ServiceDesc.ServiceName || isReflection(name) {

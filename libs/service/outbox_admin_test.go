@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagasuite/sagasuite/libs/auth"
 	"github.com/sagasuite/sagasuite/libs/outbox"
 	"github.com/sagasuite/sagasuite/libs/service"
+	"github.com/sagasuite/sagasuite/libs/service/servicetest"
 	"github.com/sagasuite/sagasuite/libs/testenv"
 )
 
@@ -70,8 +72,12 @@ func TestOutboxAdminOnTheOpsPortAndInReadiness(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("service did not listen within 60s")
 	}
-	status := func(method, path string) int {
+	operator := servicetest.Token(t, auth.Principal{Subject: "op", Roles: []auth.Role{auth.RoleOperator}})
+	statusAs := func(token, method, path string) int {
 		req, _ := http.NewRequest(method, ops+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -79,6 +85,7 @@ func TestOutboxAdminOnTheOpsPortAndInReadiness(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	status := func(method, path string) int { return statusAs(operator, method, path) }
 	if code := status("GET", "/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with the relay failing: %d, want 503", code)
 	}
@@ -87,7 +94,9 @@ func TestOutboxAdminOnTheOpsPortAndInReadiness(t *testing.T) {
 		t.Fatalf("/readyz with the relay standing by: %d, want 200", code)
 	}
 
-	resp, err := http.Get(ops + outbox.AdminListPath + "?state=parked&limit=5")
+	req, _ := http.NewRequest("GET", ops+outbox.AdminListPath+"?state=parked&limit=5", nil)
+	req.Header.Set("Authorization", "Bearer "+operator)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +121,32 @@ func TestOutboxAdminOnTheOpsPortAndInReadiness(t *testing.T) {
 	} {
 		if code := status(tc.method, tc.path); code != tc.want {
 			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, code, tc.want)
+		}
+	}
+
+	// The admin API needs an operator or a service identity; probes and
+	// metrics stay open.
+	customer := servicetest.Token(t, auth.Principal{Subject: "c1", Roles: []auth.Role{auth.RoleCustomer}})
+	catalog := servicetest.Token(t, auth.Principal{Subject: "cat", Roles: []auth.Role{auth.RoleCatalogAdmin}})
+	expired := servicetest.Mint(t, auth.Principal{Subject: "op", Roles: []auth.Role{auth.RoleOperator}}, servicetest.Audience, time.Now().Add(-2*time.Hour), time.Hour)
+	service := servicetest.Token(t, servicetest.ServiceIdentity)
+	for _, tc := range []struct {
+		name, token, method, path string
+		want                      int
+	}{
+		{"no token", "", "GET", outbox.AdminListPath, http.StatusUnauthorized},
+		{"no token", "", "POST", outbox.AdminRetryPath + "?all=true", http.StatusUnauthorized},
+		{"garbage", "x.y.z", "GET", outbox.AdminListPath, http.StatusUnauthorized},
+		{"expired", expired, "GET", outbox.AdminListPath, http.StatusUnauthorized},
+		{"customer", customer, "GET", outbox.AdminListPath, http.StatusForbidden},
+		{"catalog admin", catalog, "POST", outbox.AdminRetryPath + "?id=9", http.StatusForbidden},
+		{"service", service, "GET", outbox.AdminListPath, http.StatusOK},
+		{"no token", "", "GET", "/healthz", http.StatusOK},
+		{"no token", "", "GET", "/readyz", http.StatusOK},
+		{"no token", "", "GET", "/metrics", http.StatusOK},
+	} {
+		if code := statusAs(tc.token, tc.method, tc.path); code != tc.want {
+			t.Errorf("%s %s as %s: %d, want %d", tc.method, tc.path, tc.name, code, tc.want)
 		}
 	}
 	if fake.retried == nil || len(fake.retried) != 2 || fake.retried[0] != "9" || fake.retried[1] != "" {

@@ -75,6 +75,9 @@ type Runtime struct {
 	// OnListening, if set, is told the gRPC and ops addresses once both
 	// listen (tests and the dev stack use ":0"-style addresses).
 	OnListening func(grpcAddr, opsAddr net.Addr)
+	// Verifier checks bearer tokens instead of one built from
+	// Common.Auth (tests and the dev stack hold their own signing key).
+	Verifier grpcserver.TokenVerifier
 }
 
 // Now is the runtime's clock, the system clock by default.
@@ -93,7 +96,11 @@ type Spec struct {
 	Common config.Common
 	Kafka  KafkaConfig
 	// Register adds the gRPC API implementations.
-	Register  func(*grpc.Server)
+	Register func(*grpc.Server)
+	// Policy says which roles may call each registered method (the
+	// service's ports package declares it); a method without one stops
+	// start-up.
+	Policy    grpcserver.Policy
 	Consumers []Consumer
 	// Background loops (outbox relay, deadline timer …); each runs until ctx
 	// ends. A loop that returns an error stops the service.
@@ -109,6 +116,15 @@ type Spec struct {
 
 // Run runs the service until ctx ends or a part fails, then shuts it down.
 func Run(ctx context.Context, spec Spec) (err error) {
+	// First, so a misconfigured binary stops at once, naming the variable.
+	verifier := spec.Verifier
+	if verifier == nil {
+		v, err := newVerifier(ctx, spec)
+		if err != nil {
+			return fmt.Errorf("%s: %w", spec.Name, err)
+		}
+		verifier = v
+	}
 	logger := spec.Logger
 	if logger == nil {
 		logger = logging.New(os.Stderr, spec.Common.LogLevel, string(spec.Common.LogFormat)).With("service", spec.Name)
@@ -163,6 +179,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	server, err := grpcserver.New(grpcserver.Options{
 		Addr: spec.Common.GRPCAddr, Logger: logger, ServiceName: spec.Name, Register: spec.Register,
 		ShutdownTimeout: spec.Common.ShutdownTimeout,
+		Auth:            &grpcserver.Auth{Verifier: verifier, Policy: spec.Policy},
 	})
 	if err != nil {
 		return fmt.Errorf("%s: grpc: %w", spec.Name, err)
@@ -187,7 +204,9 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	}
 	ops := telemetry.OpsServer(spec.Common.OpsAddr, registry, ready, telemetry.WithPprof(spec.Common.PprofEnabled))
 	if mux, ok := ops.Handler.(*http.ServeMux); ok && spec.Outbox != nil {
-		registerOutboxAdmin(mux, spec.Name, spec.Outbox)
+		admin := http.NewServeMux()
+		registerOutboxAdmin(admin, spec.Name, spec.Outbox)
+		mux.Handle(AdminPathPrefix, requireAdmin(verifier, logger, admin))
 	}
 	opsListener, err := net.Listen("tcp", spec.Common.OpsAddr)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/sagasuite/sagasuite/libs/config"
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/service"
+	"github.com/sagasuite/sagasuite/libs/service/servicetest"
 	"github.com/sagasuite/sagasuite/libs/testenv"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 )
@@ -27,7 +28,24 @@ func spec(t *testing.T, prefix string) service.Spec {
 		Name:    "svctest",
 		Common:  config.Common{GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 5 * time.Second},
 		Kafka:   service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 1, ReplicationFactor: 1},
-		Runtime: service.Runtime{SharedTelemetry: true, Registry: prometheus.NewRegistry()},
+		Runtime: service.Runtime{SharedTelemetry: true, Registry: prometheus.NewRegistry(), Verifier: servicetest.Verifier(t)},
+	}
+}
+
+// Without a verifier handed in, Run needs <P>_AUTH_*: it refuses to start,
+// naming every missing variable, before it touches anything else.
+func TestRunRefusesToStartWithoutAuthConfig(t *testing.T) {
+	s := spec(t, testenv.UniqueName("svctest-")+".")
+	s.Verifier = nil
+	err := service.Run(context.Background(), s)
+	for _, want := range []string{"SVCTEST_AUTH_JWKS_FILE", "SVCTEST_AUTH_JWKS_URL", "SVCTEST_AUTH_ISSUER", "SVCTEST_AUTH_AUDIENCE"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Run without auth config = %v, want it to name %s", err, want)
+		}
+	}
+	s.Common.Auth = config.AuthConfig{JWKSFile: t.TempDir() + "/none.json", Issuer: "i", Audience: "a"}
+	if err := service.Run(context.Background(), s); err == nil || !strings.Contains(err.Error(), "JWKS file") {
+		t.Errorf("Run with a missing JWKS file = %v, want it to say so", err)
 	}
 }
 

@@ -62,6 +62,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 		Name:    Name,
 		Common:  cfg.Common,
 		Kafka:   cfg.KafkaConfig,
+		Policy:  ports.Policy,
 		Register: func(s *grpc.Server) {
 			inventoryv1.RegisterInventoryServiceServer(s, ports.NewGRPCServer(svc, rt.Logger))
 		},

@@ -41,6 +41,7 @@ type harness struct {
 	client   inventoryv1.InventoryServiceClient
 	producer *bus.Producer
 	emitted  *collector
+	addr     string // the gRPC API, for callers other than the test's service identity
 }
 
 func start(t *testing.T) *harness {
@@ -58,7 +59,7 @@ func start(t *testing.T) *harness {
 	producer := bus.NewProducer(testenv.Brokers(), bus.WithTopicPrefix(prefix))
 	t.Cleanup(func() { producer.Close() })
 	return &harness{db: db, client: inventoryv1.NewInventoryServiceClient(conn), producer: producer,
-		emitted: readEmitted(t, prefix, quiet)}
+		emitted: readEmitted(t, prefix, quiet), addr: conn.Target()}
 }
 
 // collector keeps the events inventory emitted, by order, without duplicates.

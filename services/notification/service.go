@@ -159,6 +159,7 @@ func serve(ctx context.Context, cfg Config, rt service.Runtime, store app.Store,
 		Name:    Name,
 		Common:  cfg.Common,
 		Kafka:   cfg.KafkaConfig,
+		Policy:  ports.Policy,
 		Register: func(s *grpc.Server) {
 			notificationv1.RegisterNotificationServiceServer(s, ports.NewGRPCServer(application, rt.Logger))
 		},

@@ -79,6 +79,7 @@ type running struct {
 	client notificationv1.NotificationServiceClient
 	logs   *syncBuffer
 	prefix string
+	addr   string // the gRPC API, for callers other than the test's service identity
 }
 
 // start runs the service in-process on a fresh keyspace and topic prefix.
@@ -100,7 +101,7 @@ func start(t *testing.T) running {
 		SharedTelemetry: true, Registry: prometheus.NewRegistry(),
 	}
 	conn := servicetest.Start(t, rt, func(ctx context.Context, rt service.Runtime) error { return notification.Run(ctx, cfg, rt) })
-	return running{client: notificationv1.NewNotificationServiceClient(conn), logs: logs, prefix: prefix}
+	return running{client: notificationv1.NewNotificationServiceClient(conn), logs: logs, prefix: prefix, addr: conn.Target()}
 }
 
 // waitBound bounds this test's waits for the service and Kafka: a bound for

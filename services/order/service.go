@@ -140,6 +140,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 		Name:     Name,
 		Common:   cfg.Common,
 		Kafka:    cfg.KafkaConfig,
+		Policy:   ports.Policy,
 		Register: func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, api) },
 		Consumers: []service.Consumer{{
 			Group:   Name,

@@ -78,6 +78,7 @@ type suite struct {
 	clock  *clock.Manual
 	pub    *bus.Producer
 	seen   *collector
+	addr   string // the gRPC API, for callers other than the test's service identity
 }
 
 // start runs the service on a fresh database and topic prefix; tune
@@ -126,7 +127,7 @@ func startReplicas(t *testing.T, cfg order.Config, n int) []*suite {
 	for range n {
 		rt := service.Runtime{Clock: clk, SharedTelemetry: true, Registry: prometheus.NewRegistry()}
 		conn := servicetest.Start(t, rt, func(ctx context.Context, rt service.Runtime) error { return order.Run(ctx, cfg, rt) })
-		replicas = append(replicas, &suite{dsn: cfg.MySQLDSN, client: orderv1.NewOrderServiceClient(conn), clock: clk, pub: pub})
+		replicas = append(replicas, &suite{dsn: cfg.MySQLDSN, client: orderv1.NewOrderServiceClient(conn), clock: clk, pub: pub, addr: conn.Target()})
 	}
 	// What the service emits, and what its consumer dead-letters.
 	seen := collect(t, cfg.KafkaConfig, prefix+events.TopicOrders, prefix+order.Name+".dlq")

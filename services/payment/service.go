@@ -202,6 +202,7 @@ func RunWith(ctx context.Context, cfg Config, rt service.Runtime, hooks Hooks) e
 		Name:     Name,
 		Common:   cfg.Common,
 		Kafka:    cfg.KafkaConfig,
+		Policy:   ports.Policy,
 		Register: func(s *grpc.Server) { paymentv1.RegisterPaymentServiceServer(s, api) },
 		Consumers: []service.Consumer{{
 			Group:   Name,

@@ -83,6 +83,7 @@ type suite struct {
 	pub    *bus.Producer
 	seen   *collector
 	now    time.Time
+	addr   string // the gRPC API, for callers other than the test's service identity
 }
 
 func start(t *testing.T) *suite {
@@ -102,7 +103,7 @@ func start(t *testing.T) *suite {
 	pub := bus.NewProducer(testenv.Brokers(), bus.WithTopicPrefix(prefix))
 	t.Cleanup(func() { pub.Close() })
 	seen := collect(t, cfg.KafkaConfig, prefix+events.TopicPayments, prefix+payment.Name+".dlq")
-	return &suite{client: paymentv1.NewPaymentServiceClient(conn), db: db, pub: pub, seen: seen, now: now}
+	return &suite{client: paymentv1.NewPaymentServiceClient(conn), db: db, pub: pub, seen: seen, now: now, addr: conn.Target()}
 }
 
 // --- the subtests ---

@@ -126,6 +126,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 		Name:    Name,
 		Common:  cfg.Common,
 		Kafka:   cfg.KafkaConfig,
+		Policy:  ports.Policy,
 		Register: func(s *grpc.Server) {
 			shippingv1.RegisterShippingServiceServer(s, ports.NewGRPCServer(svc))
 		},

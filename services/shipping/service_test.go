@@ -41,6 +41,7 @@ type harness struct {
 	db       *mongo.Database
 	client   shippingv1.ShippingServiceClient
 	producer *bus.Producer
+	addr     string // the gRPC API, for callers other than the test's service identity
 }
 
 func start(t *testing.T) *harness {
@@ -72,7 +73,7 @@ func start(t *testing.T) *harness {
 	conn := servicetest.Start(t, rt, func(ctx context.Context, rt service.Runtime) error { return shipping.Run(ctx, cfg, rt) })
 	producer := bus.NewProducer(testenv.Brokers(), bus.WithTopicPrefix(prefix))
 	t.Cleanup(func() { producer.Close() })
-	return &harness{prefix: prefix, db: db, client: shippingv1.NewShippingServiceClient(conn), producer: producer}
+	return &harness{prefix: prefix, db: db, client: shippingv1.NewShippingServiceClient(conn), producer: producer, addr: conn.Target()}
 }
 
 func (h *harness) publish(t *testing.T, envs ...*eventsv1.Envelope) {

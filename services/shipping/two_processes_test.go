@@ -23,6 +23,7 @@ import (
 
 	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/events"
+	"github.com/sagasuite/sagasuite/libs/service/servicetest"
 	"github.com/sagasuite/sagasuite/libs/testenv"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 	"github.com/sagasuite/sagasuite/services/shipping/internal/adapters"
@@ -180,6 +181,7 @@ func TestTwoProcessesSurviveKillOfTheWriter(t *testing.T) {
 		"SHIPPING_MONGO_URI=" + testenv.MongoURI(), "SHIPPING_MONGO_DATABASE=" + dbName,
 		"SHIPPING_LEASE_TTL=" + leaseTTL.String(), "SHIPPING_LOG_LEVEL=info",
 	}
+	env = append(env, servicetest.AuthEnv(t, "SHIPPING")...) // the binary refuses to start without it
 	a := startShipping(t, bin, "shipping-a", env)
 	waitUntil(t, "shipping-a to be the writer", func() bool { h, _ := a.leaseHolder(); return h })
 	b := startShipping(t, bin, "shipping-b", env)

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/sagasuite/sagasuite/libs/auth"
 	"github.com/sagasuite/sagasuite/libs/config"
 	"github.com/sagasuite/sagasuite/libs/service"
 )
@@ -45,6 +45,7 @@ type Instance struct {
 	cancel   context.CancelFunc
 	stopOnce sync.Once
 	conn     *grpc.ClientConn
+	grpcAddr string
 }
 
 // Launch runs run(ctx, rt) in the background and returns at once, so several
@@ -54,6 +55,9 @@ func Launch(t testing.TB, rt service.Runtime, run func(context.Context, service.
 	t.Helper()
 	i := &Instance{t: t, addrs: make(chan [2]net.Addr, 1), done: make(chan error, 1)}
 	rt.OnListening = func(g, o net.Addr) { i.addrs <- [2]net.Addr{g, o} }
+	if rt.Verifier == nil {
+		rt.Verifier = Verifier(t)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	i.cancel = cancel
 	go func() { i.done <- run(ctx, rt) }()
@@ -62,7 +66,8 @@ func Launch(t testing.TB, rt service.Runtime, run func(context.Context, service.
 }
 
 // WaitReady waits until the instance listens and its /readyz answers 200, and
-// returns a gRPC connection to it. Call it from the test's goroutine.
+// returns a gRPC connection to it that calls as ServiceIdentity. Call it
+// from the test's goroutine.
 func (i *Instance) WaitReady() *grpc.ClientConn {
 	t := i.t
 	t.Helper()
@@ -90,13 +95,18 @@ func (i *Instance) WaitReady() *grpc.ClientConn {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	conn, err := grpc.NewClient(a[0].String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	i.conn = conn
-	return conn
+	i.grpcAddr = a[0].String()
+	i.conn = Dial(t, i.grpcAddr, Token(t, ServiceIdentity))
+	return i.conn
+}
+
+// GRPCAddr is where the instance's gRPC API listens (after WaitReady).
+func (i *Instance) GRPCAddr() string { return i.grpcAddr }
+
+// DialAs connects to the instance calling as p (after WaitReady).
+func (i *Instance) DialAs(p auth.Principal) *grpc.ClientConn {
+	i.t.Helper()
+	return Dial(i.t, i.grpcAddr, Token(i.t, p))
 }
 
 // Stop cancels the instance (a graceful shutdown, as a rolling update's
