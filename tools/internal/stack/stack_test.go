@@ -23,6 +23,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/sagasuite/sagasuite/libs/auth"
 	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/testenv"
@@ -189,6 +190,21 @@ func TestProcessControl(t *testing.T) {
 	} {
 		if env[k] != want {
 			t.Errorf("order's %s = %q, want %q", k, env[k], want)
+		}
+	}
+	// Each service is told to verify the stack's own key's tokens.
+	for _, name := range suite.Services {
+		env, p := lastEnv(t, s, name), strings.ToUpper(name)+"_AUTH_"
+		v, err := auth.NewVerifier(ctx, auth.VerifierConfig{JWKSFile: env[p+"JWKS_FILE"], Issuer: env[p+"ISSUER"], Audience: env[p+"AUDIENCE"]})
+		if err != nil {
+			t.Fatalf("%s's %s* settings: %v", name, p, err)
+		}
+		token, err := s.Keys().Service("stack-test").Token(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := v.Verify(ctx, token); err != nil || got.Subject != "stack-test" {
+			t.Errorf("%s would refuse the stack's service token: %+v, %v", name, got, err)
 		}
 	}
 	if env := lastEnv(t, s, suite.Shipping); env["SHIPPING_MONGO_DATABASE"] != s.MongoDatabase() || env["SHIPPING_MONGO_URI"] != testenv.MongoURI() {
