@@ -35,7 +35,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	noInstruments := fs.Bool("no-instruments", false, "measure latency only: no CPU per process (/proc), no counters")
 	asJSON := fs.Bool("json", false, "print the result as JSON instead of a table")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
-	tokens := addTokenFlags(fs, "sagactl-bench")
+	tokens := addTokenFlags(fs, "sagactl-bench", true)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sagactl bench [--rate N | --concurrency N] [--duration 30s | --orders N] [--mix success=90,declined=10] [--json] [--order ADDR ...]")
 		fmt.Fprintln(stderr, "\nPlaces orders against a running suite and follows each from CreateOrder to COMPLETED or CANCELLED;")

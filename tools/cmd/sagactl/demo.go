@@ -20,7 +20,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	orderTimeout := fs.Duration("order-timeout", 3*time.Minute, "bound on the wait for one order to end")
 	auditTimeout := fs.Duration("audit-timeout", 3*time.Minute, "bound on the wait for a clean audit while compensations settle")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
-	tokens := addTokenFlags(fs, "sagactl-demo")
+	tokens := addTokenFlags(fs, "sagactl-demo", true)
 	dev := fs.Bool("dev", false, "start the embedded dev stack in this process (free ports, 10 min order deadline) and run on it;\nthe demo can then stall services and give the deadline path's order alone a short deadline,\nso every path, deadline included, is deterministic")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sagactl demo [--order ADDR ...]")

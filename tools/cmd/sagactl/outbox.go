@@ -75,7 +75,7 @@ func outboxTargetFlags(fs *flag.FlagSet) outboxTarget {
 		service: fs.String("service", "", "`name` of the service: "+strings.Join(outboxServices(), ", ")+" (required)"),
 		ops:     fs.String("ops", "", "the service's ops `address` (default: its documented port, 8081–8084)"),
 		timeout: fs.Duration("timeout", 10*time.Second, "bound on the request"),
-		tokens:  addTokenFlags(fs, "sagactl-outbox"),
+		tokens:  addTokenFlags(fs, "sagactl-outbox", false),
 		stderr:  fs.Output(),
 	}
 }

@@ -17,7 +17,7 @@ import (
 // service token of the stack's key.
 func stackArgs(t *testing.T, s *stack.Stack, cmd string, extra ...string) []string {
 	t.Helper()
-	token, err := s.Keys().Mint(auth.Principal{Subject: "sagactl-" + cmd, Roles: []auth.Role{auth.RoleService}}, time.Hour)
+	token, err := s.Keys().Mint(auth.Principal{Subject: "sagactl-" + cmd, Roles: []auth.Role{auth.RoleService, auth.RoleCatalogAdmin}}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

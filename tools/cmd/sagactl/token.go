@@ -27,14 +27,18 @@ const (
 // services' gRPC API or ops admin API.
 type tokenFlags struct {
 	subject          string // the service identity a self-minted token names
+	seedsCatalog     bool   // a self-minted token also carries catalog-admin
 	token, tokenFile *string
 }
 
-func addTokenFlags(fs *flag.FlagSet, subject string) *tokenFlags {
+// addTokenFlags registers the flags; a command that seeds products and
+// stock (bench, demo) says so with seedsCatalog.
+func addTokenFlags(fs *flag.FlagSet, subject string, seedsCatalog bool) *tokenFlags {
 	return &tokenFlags{
-		subject:   subject,
-		token:     fs.String("token", "", "bearer `token` sent with every call (default $"+envToken+"; without one: a service token minted with the running dev stack's key, if any)"),
-		tokenFile: fs.String("token-file", "", "read the bearer token from this `file` (default $"+envTokenFile+")"),
+		subject:      subject,
+		seedsCatalog: seedsCatalog,
+		token:        fs.String("token", "", "bearer `token` sent with every call (default $"+envToken+"; without one: a service token minted with the running dev stack's key, if any)"),
+		tokenFile:    fs.String("token-file", "", "read the bearer token from this `file` (default $"+envTokenFile+")"),
 	}
 }
 
@@ -68,6 +72,9 @@ func (f *tokenFlags) source(stderr io.Writer) (suite.TokenSource, error) {
 	keys, err := state.Keys()
 	if err != nil {
 		return nil, fmt.Errorf("the dev stack's key: %w", err)
+	}
+	if f.seedsCatalog {
+		return keys.Tool(f.subject), nil
 	}
 	return keys.Service(f.subject), nil
 }

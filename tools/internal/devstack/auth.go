@@ -68,8 +68,9 @@ func (s *Stack) startAuth(ctx context.Context) error {
 }
 
 // ToolToken is a token source for a tool acting on this stack with a
-// service identity (subject e.g. "sagactl-demo").
-func (s *Stack) ToolToken(subject string) suite.TokenSource { return s.Keys.Service(subject) }
+// service identity that may also seed the catalog (subject e.g.
+// "sagactl-demo"; see suite.Keys.Tool).
+func (s *Stack) ToolToken(subject string) suite.TokenSource { return s.Keys.Tool(subject) }
 
 // State is what a running `sagactl dev` leaves in its state file, so other
 // sagactl commands (token, audit, bench, demo, outbox) find its key and

@@ -219,7 +219,7 @@ func New(t testing.TB, opts Options) *Stack {
 		s.procs[name] = make([]*process, s.slotCount(name))
 	}
 	s.addrs = addrs
-	if s.conns, err = suite.DialReplicas(addrs, suite.WithToken(s.keys.Service("e2e-stack"))); err != nil {
+	if s.conns, err = suite.DialReplicas(addrs, suite.WithToken(s.keys.Tool("e2e-stack"))); err != nil {
 		t.Fatalf("stack: %v", err)
 	}
 	t.Cleanup(s.cleanup)
@@ -299,7 +299,7 @@ func (s *Stack) ClientsAs(src suite.TokenSource) suite.Clients {
 // AuthorizeAdmin sets the stack's service token on a request to a
 // service's ops /admin/* API.
 func (s *Stack) AuthorizeAdmin(req *http.Request) error {
-	return suite.Authorize(req, s.keys.Service("e2e-stack"))
+	return suite.Authorize(req, s.keys.Tool("e2e-stack"))
 }
 
 // GRPCAddr is where the named service's gRPC API listens (host:port): its

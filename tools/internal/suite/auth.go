@@ -147,6 +147,13 @@ func (k *Keys) Service(subject string) *MintingSource {
 	return NewMintingSource(k.Signer, auth.Principal{Subject: subject, Roles: []auth.Role{auth.RoleService}}, ToolTokenTTL)
 }
 
+// Tool is Service for a tool that also seeds a catalog (bench, demo, the
+// test stacks, the dev stack's seed): the service role plus catalog-admin,
+// whichever of the two the suite's policy asks for products and stock.
+func (k *Keys) Tool(subject string) *MintingSource {
+	return NewMintingSource(k.Signer, auth.Principal{Subject: subject, Roles: []auth.Role{auth.RoleService, auth.RoleCatalogAdmin}}, ToolTokenTTL)
+}
+
 // Customer is a token source for one customer.
 func (k *Keys) Customer(customerID string) *MintingSource {
 	return NewMintingSource(k.Signer, auth.Principal{Subject: customerID, Roles: []auth.Role{auth.RoleCustomer}}, ToolTokenTTL)
