@@ -38,7 +38,7 @@ test: proto-tools proto-include infra-install ## everything: lint, vet, unit and
 test-go: ## go test every module (expects the stack from infra-up)
 	go test -count=1 -timeout 20m $(PKGS)
 
-run: ## the zero-setup embedded stack: all five services in one process on in-process Kafka, MySQL, MongoDB (DEV_FLAGS='--kafka 127.0.0.1:19092 …' for external servers)
+run: ## the zero-setup embedded stack: all five services in one process on in-process Kafka, MySQL, MongoDB; prints tokens and grpcurl lines (DEV_FLAGS='--kafka 127.0.0.1:19092 …' for external servers)
 	@mkdir -p $(BIN) && go build -o $(BIN)/sagactl ./tools/cmd/sagactl
 	exec $(BIN)/sagactl dev $(DEV_FLAGS)
 

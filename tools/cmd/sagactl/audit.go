@@ -30,6 +30,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	wait := fs.Duration("wait", 0, "repeat the audit until it is clean, for at most this `long` (sagas may still be settling)")
 	timeout := fs.Duration("timeout", 30*time.Second, "bound on one audit's RPCs")
+	tokens := addTokenFlags(fs, "sagactl-audit", false)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sagactl audit --customers ID,ID [--skus SKU,SKU] [--order ADDR ...] [--json] [--wait 30s]")
 		fmt.Fprintln(stderr, "\nChecks through the services' gRPC APIs that every order of the customers ended and that stock,")
@@ -48,7 +49,12 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitError
 	}
 
-	conns, err := suite.Dial(addrs)
+	token, err := tokens.source(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "sagactl audit: %v\n", err)
+		return exitError
+	}
+	conns, err := suite.Dial(addrs, dialOptions(token)...)
 	if err != nil {
 		fmt.Fprintf(stderr, "sagactl audit: %v\n", err)
 		return exitError

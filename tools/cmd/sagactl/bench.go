@@ -35,6 +35,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	noInstruments := fs.Bool("no-instruments", false, "measure latency only: no CPU per process (/proc), no counters")
 	asJSON := fs.Bool("json", false, "print the result as JSON instead of a table")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
+	tokens := addTokenFlags(fs, "sagactl-bench", true)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sagactl bench [--rate N | --concurrency N] [--duration 30s | --orders N] [--mix success=90,declined=10] [--json] [--order ADDR ...]")
 		fmt.Fprintln(stderr, "\nPlaces orders against a running suite and follows each from CreateOrder to COMPLETED or CANCELLED;")
@@ -67,7 +68,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		cfg.Progress = stderr
 	}
 
-	conns, err := suite.Dial(*addrs)
+	token, err := tokens.source(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "sagactl bench: %v\n", err)
+		return exitError
+	}
+	conns, err := suite.Dial(*addrs, dialOptions(token)...)
 	if err != nil {
 		fmt.Fprintf(stderr, "sagactl bench: %v\n", err)
 		return exitError

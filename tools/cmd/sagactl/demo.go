@@ -21,6 +21,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	auditTimeout := fs.Duration("audit-timeout", 3*time.Minute, "bound on the wait for a clean audit while compensations settle")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	gateway := fs.String("gateway", "", "payment gateway base `URL` whose own ledger the audit compares with payment per order (e.g. the dev stack's http://"+devstack.DefaultGatewayAddr+"; default: not compared; --dev: its stack's)")
+	tokens := addTokenFlags(fs, "sagactl-demo", true)
 	dev := fs.Bool("dev", false, "start the embedded dev stack in this process (free ports, 10 min order deadline) and run on it;\nthe demo can then stall services and give the deadline path's order alone a short deadline,\nso every path, deadline included, is deterministic")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sagactl demo [--order ADDR ...]")
@@ -44,7 +45,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *dev {
 		return demoOnDevStack(ctx, opts, stdout, stderr)
 	}
-	conns, err := suite.Dial(*addrs)
+	token, err := tokens.source(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "sagactl demo: %v\n", err)
+		return exitError
+	}
+	conns, err := suite.Dial(*addrs, dialOptions(token)...)
 	if err != nil {
 		fmt.Fprintf(stderr, "sagactl demo: %v\n", err)
 		return exitError
@@ -76,7 +82,8 @@ func demoOnDevStack(ctx context.Context, opts demo.Options, stdout, stderr io.Wr
 	if opts.Progress != nil {
 		fmt.Fprintf(opts.Progress, "dev stack ready in %s (in-process Kafka, MySQL, MongoDB; notifications in memory)\n", st.ReadyIn.Round(time.Millisecond))
 	}
-	conns, err := suite.Dial(st.GRPC)
+	// The stack made its own key: the demo mints its token with it.
+	conns, err := suite.Dial(st.GRPC, suite.WithToken(st.ToolToken("sagactl-demo")))
 	if err != nil {
 		fmt.Fprintf(stderr, "sagactl demo: %v\n", err)
 		return exitError

@@ -38,6 +38,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cassandra := fs.String("cassandra", "", "use this external Cassandra (`hosts`, comma-separated) instead of keeping notifications in memory")
 	fs.StringVar(&opts.TopicPrefix, "topic-prefix", "", "Kafka topic and group `prefix` (default none in-process, "+devstack.DefaultExternalTopicPrefix+" on an external Kafka)")
 	fs.DurationVar(&opts.OrderDeadline, "order-deadline", 0, "how long an order may stay PENDING before it is cancelled (default 30s)")
+	fs.StringVar(&opts.StateFile, "state-file", devstack.DefaultStateFile(), "write the stack's signing key path, tokens and addresses to this `file` while it runs (other sagactl commands find the stack through it; $"+devstack.StateFileEnv+" moves it; empty: none)")
 	logLevel := fs.String("log-level", "info", "services' log `level`: debug, info, warn, error (logs go to stderr)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sagactl dev [flags]")

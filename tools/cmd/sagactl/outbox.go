@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sagasuite/sagasuite/libs/outbox"
+	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
 // defaultOpsAddrs are the services' documented ops ports (README); the
@@ -65,6 +66,8 @@ func outboxServices() []string {
 type outboxTarget struct {
 	service, ops *string
 	timeout      *time.Duration
+	tokens       *tokenFlags // the admin API wants an operator or service token
+	stderr       io.Writer
 }
 
 func outboxTargetFlags(fs *flag.FlagSet) outboxTarget {
@@ -72,6 +75,8 @@ func outboxTargetFlags(fs *flag.FlagSet) outboxTarget {
 		service: fs.String("service", "", "`name` of the service: "+strings.Join(outboxServices(), ", ")+" (required)"),
 		ops:     fs.String("ops", "", "the service's ops `address` (default: its documented port, 8081–8084)"),
 		timeout: fs.Duration("timeout", 10*time.Second, "bound on the request"),
+		tokens:  addTokenFlags(fs, "sagactl-outbox", false),
+		stderr:  fs.Output(),
 	}
 }
 
@@ -104,6 +109,13 @@ func (o outboxTarget) call(ctx context.Context, method, url string, out any) err
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
+		return err
+	}
+	token, err := o.tokens.source(o.stderr)
+	if err != nil {
+		return err
+	}
+	if err := suite.Authorize(req, token); err != nil {
 		return err
 	}
 	resp, err := http.DefaultClient.Do(req)

@@ -7,14 +7,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagasuite/sagasuite/libs/auth"
 	"github.com/sagasuite/sagasuite/tools/internal/demo"
 	"github.com/sagasuite/sagasuite/tools/internal/stack"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
-// stackArgs points every service flag at the stack.
-func stackArgs(s *stack.Stack, cmd string, extra ...string) []string {
-	args := []string{cmd}
+// stackArgs points every service flag at the stack and gives the command a
+// service token of the stack's key.
+func stackArgs(t *testing.T, s *stack.Stack, cmd string, extra ...string) []string {
+	t.Helper()
+	token, err := s.Keys().Mint(auth.Principal{Subject: "sagactl-" + cmd, Roles: []auth.Role{auth.RoleService, auth.RoleCatalogAdmin}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{cmd, "--token", token}
 	for _, name := range suite.Services {
 		args = append(args, "--"+name, s.GRPCAddr(name))
 	}
@@ -34,7 +41,7 @@ func TestDemoAndBenchOnTheRealStack(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, out, stderr := sagactl(t, stackArgs(s, "demo", "--gateway", s.GatewayURL())...)
+	code, out, stderr := sagactl(t, stackArgs(t, s, "demo", "--gateway", s.GatewayURL())...)
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	var sum demo.Summary
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
@@ -50,7 +57,7 @@ func TestDemoAndBenchOnTheRealStack(t *testing.T) {
 		t.Errorf("no progress on stderr:\n%s", stderr)
 	}
 
-	code, out, stderr = sagactl(t, stackArgs(s, "bench", "--orders", "12", "--concurrency", "3", "--json", "--quiet",
+	code, out, stderr = sagactl(t, stackArgs(t, s, "bench", "--orders", "12", "--concurrency", "3", "--json", "--quiet",
 		"--mix", "success=50,outofstock=50")...)
 	var res struct {
 		Placed, Done, Completed, Cancelled int
@@ -75,7 +82,7 @@ func TestDemoAndBenchOnTheRealStack(t *testing.T) {
 	if err := s.Restart(ctx, suite.Payment); err != nil {
 		t.Fatal(err)
 	}
-	code, out, stderr = sagactl(t, stackArgs(s, "demo")...)
+	code, out, stderr = sagactl(t, stackArgs(t, s, "demo")...)
 	lines = strings.Split(strings.TrimRight(out, "\n"), "\n")
 	sum = demo.Summary{}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {

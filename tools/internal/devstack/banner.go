@@ -66,21 +66,36 @@ func (s *Stack) PrintBanner(w io.Writer) {
 	}
 
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Place an order (COMPLETED in a moment; try \"payment_method_token\": \"tok_decline\", \"country_code\": \"AQ\" or sku DEV-POSTER for the cancel paths):")
+	fmt.Fprintf(w, "Tokens (every call but health needs one; valid %s; mint more with `go run ./tools/cmd/sagactl token --customer ID` or `--role operator`):\n", BannerTokenTTL)
+	fmt.Fprintf(w, "  customer %s:\n    %s\n", DemoCustomer, s.CustomerToken)
+	fmt.Fprintf(w, "  operator %s:\n    %s\n", DemoOperator, s.OperatorToken)
+	if s.stateFile != "" {
+		fmt.Fprintf(w, "  (also in %s: `source` it for $%sCUSTOMER_TOKEN and $%sOPERATOR_TOKEN)\n", s.stateFile, statePrefix, statePrefix)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Place an order as the demo customer (COMPLETED in a moment; try \"payment_method_token\": \"tok_decline\", \"country_code\": \"AQ\" or sku DEV-POSTER for the cancel paths):")
 	fmt.Fprintf(w, "  %s\n", s.GRPCurlCreateOrder())
 	fmt.Fprintln(w, "Follow it (order_id from the answer):")
-	fmt.Fprintf(w, "  grpcurl -plaintext -d '{\"order_id\":\"ORDER_ID\"}' %s sagasuite.order.v1.OrderService/WatchOrder\n", s.GRPC.Order)
-	fmt.Fprintf(w, "  grpcurl -plaintext -d '{\"order_id\":\"ORDER_ID\"}' %s sagasuite.notification.v1.NotificationService/GetSagaLog\n", s.GRPC.Notification)
-	fmt.Fprintln(w, "Check that the sagas add up:")
+	fmt.Fprintf(w, "  %s\n", GRPCurl(s.CustomerToken, `{"order_id":"ORDER_ID"}`, s.GRPC.Order, "sagasuite.order.v1.OrderService/WatchOrder"))
+	fmt.Fprintln(w, "Its saga log, as an operator:")
+	fmt.Fprintf(w, "  %s\n", GRPCurl(s.OperatorToken, `{"order_id":"ORDER_ID"}`, s.GRPC.Notification, "sagasuite.notification.v1.NotificationService/GetSagaLog"))
+	fmt.Fprintln(w, "Check that the sagas add up (sagactl finds this stack's key and mints its own token):")
 	fmt.Fprintf(w, "  go run ./tools/cmd/sagactl audit --customers %s --order %s --inventory %s --payment %s --shipping %s --notification %s\n",
 		DemoCustomer, s.GRPC.Order, s.GRPC.Inventory, s.GRPC.Payment, s.GRPC.Shipping, s.GRPC.Notification)
+}
+
+// GRPCurl is a ready-to-paste grpcurl command calling method at addr with
+// the JSON body, sending token as its bearer token (-H: on the reflection
+// calls too). body and token must hold no single quote.
+func GRPCurl(token, body, addr, method string) string {
+	return fmt.Sprintf("grpcurl -plaintext -H 'authorization: Bearer %s' -d '%s' %s %s", token, body, addr, method)
 }
 
 // DemoCustomer is the customer id of the printed grpcurl order.
 const DemoCustomer = "0190c0de-0000-7000-8000-00000000d0e5"
 
 // GRPCurlCreateOrder is a ready-to-paste grpcurl command placing one order
-// of the first product in the catalog that has stock.
+// for DemoCustomer, with its token, of the first product in the catalog that has stock.
 func (s *Stack) GRPCurlCreateOrder() string {
 	p := Product{SKU: "DEV-MUG", Price: 1250}
 	for _, c := range s.Catalog {
@@ -99,5 +114,5 @@ func (s *Stack) GRPCurlCreateOrder() string {
 		"payment_method_token": "tok_visa",
 	}
 	body, _ := json.Marshal(req)
-	return fmt.Sprintf("grpcurl -plaintext -d '%s' %s sagasuite.order.v1.OrderService/CreateOrder", body, s.GRPC.Order)
+	return GRPCurl(s.CustomerToken, string(body), s.GRPC.Order, "sagasuite.order.v1.OrderService/CreateOrder")
 }

@@ -10,6 +10,7 @@ import (
 
 	commonv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/common/v1"
 	inventoryv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/inventory/v1"
+	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
 // Product is one catalog entry the stack seeds.
@@ -37,11 +38,12 @@ var DefaultCatalog = []Product{
 var seedNamespace = uuid.MustParse("0b7e3f5c-3a5e-4d8e-9c59-1d7c1b0de5a1")
 
 // seed upserts each product and adds its stock once.
-func seed(ctx context.Context, inventoryAddr string, catalog []Product) error {
+func seed(ctx context.Context, inventoryAddr string, catalog []Product, token suite.TokenSource) error {
 	if len(catalog) == 0 {
 		return nil
 	}
-	conn, err := grpc.NewClient(inventoryAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(inventoryAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(suite.PerRPCCredentials(token)))
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}

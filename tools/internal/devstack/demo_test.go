@@ -37,7 +37,7 @@ func TestDemoPassesOnTheDevStack(t *testing.T) {
 			t.Logf("stack logs:\n%s", logs.String())
 		}
 	}()
-	conns, err := suite.Dial(st.GRPC)
+	conns, err := suite.Dial(st.GRPC, suite.WithToken(st.ToolToken("devstack-demo-test")))
 	if err != nil {
 		t.Fatal(err)
 	}

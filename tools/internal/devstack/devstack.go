@@ -115,6 +115,11 @@ type Options struct {
 	LogOutput io.Writer
 	// ReadyTimeout bounds the start (default 2 minutes).
 	ReadyTimeout time.Duration
+	// StateFile, when set, receives the running stack's State (key,
+	// tokens, addresses) once it is ready, and is removed by Stop; other
+	// sagactl commands find the stack through it (`sagactl dev` uses
+	// DefaultStateFile).
+	StateFile string
 }
 
 // Stack is a running dev stack. Stop it exactly once.
@@ -130,6 +135,16 @@ type Stack struct {
 	Catalog []Product
 	// GatewayURL is the simulated payment gateway's base URL.
 	GatewayURL string
+	// Keys is the signing key pair the stack generated at start (in a
+	// temporary directory Stop removes): its services accept the tokens it
+	// mints (issuer suite.DevIssuer, audience suite.DevAudience).
+	Keys *suite.Keys
+	// CustomerToken (DemoCustomer) and OperatorToken (DemoOperator) are
+	// the tokens the banner prints, valid for BannerTokenTTL.
+	CustomerToken, OperatorToken string
+
+	auth      authSettings
+	stateFile string // Options.StateFile, once written
 
 	reserved  map[string][]net.Listener // by service, until it starts
 	svcCtx    context.Context
@@ -199,6 +214,9 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	}()
 
 	if err := st.reservePorts(ctx, opts); err != nil {
+		return st, err
+	}
+	if err := st.startAuth(ctx); err != nil {
 		return st, err
 	}
 
@@ -302,6 +320,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		if a := st.GRPC.Of(name); a != "" { // a restart keeps the port clients know
 			grpcAddr, opsAddr = a, st.Ops.Of(name)
 		}
+		// Token checks: see authSettings (st.auth) for where they plug in.
 		return config.Common{ServiceName: name, GRPCAddr: grpcAddr, OpsAddr: opsAddr,
 			LogLevel: opts.LogLevel, LogFormat: config.FormatText, ShutdownTimeout: 10 * time.Second}
 	}
@@ -360,8 +379,13 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		return st, err
 	}
 	st.Catalog = opts.Catalog
-	if err := seed(ctx, st.GRPC.Inventory, opts.Catalog); err != nil {
+	if err := seed(ctx, st.GRPC.Inventory, opts.Catalog, st.ToolToken("sagactl-dev-seed")); err != nil {
 		return st, err
+	}
+	if opts.StateFile != "" {
+		if err := st.writeStateFile(opts.StateFile); err != nil {
+			return st, err
+		}
 	}
 	st.ReadyIn = time.Since(began)
 	return st, nil

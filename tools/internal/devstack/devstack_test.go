@@ -3,7 +3,10 @@ package devstack_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/google/uuid"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sagasuite/sagasuite/libs/config"
 	commonv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/common/v1"
@@ -40,9 +44,10 @@ func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a bound for a hang, not a speed target
 	defer cancel()
 	all := suite.Addrs{Order: free, Inventory: free, Payment: free, Shipping: free, Notification: free}
+	stateFile := filepath.Join(t.TempDir(), "dev-stack.env")
 	st, err := devstack.Start(ctx, devstack.Options{
 		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, GatewayAddr: free, OrderDeadline: 10 * time.Minute,
-		LogLevel: config.LevelWarn, LogOutput: logs, ReadyTimeout: 3 * time.Minute,
+		LogLevel: config.LevelWarn, LogOutput: logs, ReadyTimeout: 3 * time.Minute, StateFile: stateFile,
 	})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -59,15 +64,41 @@ func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 	}
 	var banner bytes.Buffer
 	st.PrintBanner(&banner)
-	for _, want := range []string{st.GRPC.Order, st.Ops.Notification + "/readyz", "grpcurl -plaintext", "IN MEMORY", "DEV-MUG"} {
+	for _, want := range []string{st.GRPC.Order, st.Ops.Notification + "/readyz", "grpcurl -plaintext", "IN MEMORY", "DEV-MUG", stateFile} {
 		if !strings.Contains(banner.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner.String())
 		}
 	}
+	calls := checkGRPCurlLines(ctx, t, st, banner.String())
 
-	conns, err := suite.Dial(st.GRPC)
+	state, err := devstack.ReadStateFile(stateFile)
+	if err != nil {
+		t.Fatalf("state file: %v", err)
+	}
+	if state.SigningKey != st.Keys.Files.PrivateJWK || state.CustomerToken != st.CustomerToken || state.OperatorToken != st.OperatorToken ||
+		state.GRPC != st.GRPC || state.Ops != st.Ops || state.Issuer != suite.DevIssuer || state.Audience != suite.DevAudience {
+		t.Errorf("state file %+v does not describe the stack (key %s, grpc %+v)", state, st.Keys.Files.PrivateJWK, st.GRPC)
+	}
+
+	conns, err := suite.Dial(st.GRPC, suite.WithToken(st.ToolToken("devstack-test")))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The printed CreateOrder line, sent as printed (body and customer
+	// token) through gRPC: the order is placed for the demo customer.
+	create := calls["sagasuite.order.v1.OrderService/CreateOrder"]
+	var printedReq orderv1.CreateOrderRequest
+	if err := protojson.Unmarshal([]byte(create.body), &printedReq); err != nil {
+		t.Fatalf("printed CreateOrder body %q: %v", create.body, err)
+	}
+	customerConns, err := suite.Dial(st.GRPC, suite.WithToken(suite.StaticToken(create.token)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	printed, err := customerConns.Order.CreateOrder(ctx, &printedReq)
+	customerConns.Close()
+	if err != nil {
+		t.Fatalf("the printed CreateOrder: %v", err)
 	}
 	customer := uuid.NewString()
 	place := func(sku string, price int64) string {
@@ -105,6 +136,7 @@ func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 		}
 	}
 	expect(completed, orderv1.OrderStatus_ORDER_STATUS_COMPLETED, eventsv1.CancelReason_CANCEL_REASON_UNSPECIFIED)
+	expect(printed.GetOrder().GetOrderId(), orderv1.OrderStatus_ORDER_STATUS_COMPLETED, eventsv1.CancelReason_CANCEL_REASON_UNSPECIFIED)
 	expect(soldOut, orderv1.OrderStatus_ORDER_STATUS_CANCELLED, eventsv1.CancelReason_CANCEL_REASON_OUT_OF_STOCK)
 
 	auditCtx, auditCancel := context.WithTimeout(ctx, 3*time.Minute)
@@ -142,6 +174,12 @@ func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 	t.Logf("stopped in %s", time.Since(stopStart))
 	if err := st.Stop(); err != nil {
 		t.Errorf("second Stop: %v", err)
+	}
+	if _, err := os.Stat(stateFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state file after Stop: %v, want it removed", err)
+	}
+	if _, err := os.Stat(st.Keys.Files.PrivateJWK); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("signing key after Stop: %v, want it removed", err)
 	}
 
 	for _, a := range addrs {

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,6 +103,8 @@ type Stack struct {
 	keyspace    string
 	ports       map[string][]servicePorts // per service, one per slot
 	logDir      string
+	keys        *suite.Keys         // the stack's signing key: its services verify, its clients mint
+	addrs       map[string][]string // gRPC addresses per service, every slot
 	conns       *suite.Conns
 	gatewayURL  string // the simulated payment gateway, served by this process
 
@@ -163,6 +166,7 @@ func New(t testing.TB, opts Options) *Stack {
 	}
 
 	id := testenv.UniqueName("e2e_")
+	var err error
 	s := &Stack{
 		t:           t,
 		opts:        opts,
@@ -175,6 +179,11 @@ func New(t testing.TB, opts Options) *Stack {
 		logDir:      t.TempDir(),
 		env:         map[string]map[string]string{},
 		procs:       map[string][]*process{},
+	}
+	// A signing key per stack: its services accept only its tokens
+	// (<P>_AUTH_* in environ), and its clients send a service token.
+	if s.keys, err = suite.NewKeys(t.TempDir()); err != nil {
+		t.Fatalf("stack: signing key: %v", err)
 	}
 	for name, vars := range opts.Env {
 		for k, v := range vars {
@@ -213,7 +222,8 @@ func New(t testing.TB, opts Options) *Stack {
 		}
 		s.procs[name] = make([]*process, s.slotCount(name))
 	}
-	if s.conns, err = suite.DialReplicas(addrs); err != nil {
+	s.addrs = addrs
+	if s.conns, err = suite.DialReplicas(addrs, suite.WithToken(s.keys.Tool("e2e-stack"))); err != nil {
 		t.Fatalf("stack: %v", err)
 	}
 	t.Cleanup(s.cleanup)
@@ -300,6 +310,29 @@ func (s *Stack) GatewayURL() string { return s.gatewayURL }
 // restarted service by themselves, and spread calls over a replicated
 // service's running processes (round robin).
 func (s *Stack) Clients() suite.Clients { return s.conns.Clients }
+
+// Keys is the stack's signing key pair: mint a customer's or an operator's
+// token with it (Keys().Customer(id), Keys().Mint).
+func (s *Stack) Keys() *suite.Keys { return s.keys }
+
+// ClientsAs are clients of the stack that send src's token instead of the
+// stack's service token (a customer's, a wrong one, none: StaticToken("")).
+// They are closed when the test ends.
+func (s *Stack) ClientsAs(src suite.TokenSource) suite.Clients {
+	s.t.Helper()
+	conns, err := suite.DialReplicas(s.addrs, suite.WithToken(src))
+	if err != nil {
+		s.t.Fatalf("stack: %v", err)
+	}
+	s.t.Cleanup(func() { _ = conns.Close() })
+	return conns.Clients
+}
+
+// AuthorizeAdmin sets the stack's service token on a request to a
+// service's ops /admin/* API.
+func (s *Stack) AuthorizeAdmin(req *http.Request) error {
+	return suite.Authorize(req, s.keys.Tool("e2e-stack"))
+}
 
 // GRPCAddr is where the named service's gRPC API listens (host:port): its
 // first slot's.
@@ -407,6 +440,9 @@ func (s *Stack) environ(name string, slot int) []string {
 	case suite.Notification:
 		vars[p+"CASSANDRA_HOSTS"] = s.opts.Servers.CassandraHosts
 		vars[p+"CASSANDRA_KEYSPACE"] = s.keyspace
+	}
+	for k, v := range s.keys.ServiceEnv(name) {
+		vars[k] = v
 	}
 	s.mu.Lock()
 	for k, v := range s.env[name] {

@@ -24,6 +24,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/sagasuite/sagasuite/libs/auth"
 	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/testenv"
@@ -199,6 +200,21 @@ func TestProcessControl(t *testing.T) {
 		t.Errorf("the stack's payment gateway does not answer: %v", err)
 	} else {
 		resp.Body.Close()
+	}
+	// Each service is told to verify the stack's own key's tokens.
+	for _, name := range suite.Services {
+		env, p := lastEnv(t, s, name), strings.ToUpper(name)+"_AUTH_"
+		v, err := auth.NewVerifier(ctx, auth.VerifierConfig{JWKSFile: env[p+"JWKS_FILE"], Issuer: env[p+"ISSUER"], Audience: env[p+"AUDIENCE"]})
+		if err != nil {
+			t.Fatalf("%s's %s* settings: %v", name, p, err)
+		}
+		token, err := s.Keys().Service("stack-test").Token(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := v.Verify(ctx, token); err != nil || got.Subject != "stack-test" {
+			t.Errorf("%s would refuse the stack's service token: %+v, %v", name, got, err)
+		}
 	}
 	if env := lastEnv(t, s, suite.Shipping); env["SHIPPING_MONGO_DATABASE"] != s.MongoDatabase() || env["SHIPPING_MONGO_URI"] != testenv.MongoURI() {
 		t.Errorf("shipping env %v lacks its Mongo settings", env)

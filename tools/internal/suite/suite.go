@@ -85,17 +85,30 @@ type Conns struct {
 	conns []*grpc.ClientConn
 }
 
+// DialOption tunes Dial and DialReplicas.
+type DialOption func(*dialConfig)
+
+type dialConfig struct {
+	token TokenSource
+}
+
+// WithToken sends src's bearer token with every call (the services require
+// one on every method but health). Without it, calls carry no token.
+func WithToken(src TokenSource) DialOption {
+	return func(c *dialConfig) { c.token = src }
+}
+
 // Dial makes plaintext client connections to every address (gRPC connects
 // lazily and reconnects, so a service that restarts on the same address is
 // reached again). Close releases them.
-func Dial(addrs Addrs) (*Conns, error) {
+func Dial(addrs Addrs, opts ...DialOption) (*Conns, error) {
 	each := map[string][]string{}
 	for _, name := range Services {
 		if addr := addrs.Of(name); addr != "" {
 			each[name] = []string{addr}
 		}
 	}
-	return DialReplicas(each)
+	return DialReplicas(each, opts...)
 }
 
 // replicaConnect: a replica that starts on an address that refused
@@ -111,7 +124,11 @@ var replicaConnect = grpc.ConnectParams{
 // service with more than one address gets a connection that spreads calls
 // over the addresses that accept connections (round robin), as a
 // Kubernetes Service spreads them over ready pods.
-func DialReplicas(addrs map[string][]string) (*Conns, error) {
+func DialReplicas(addrs map[string][]string, opts ...DialOption) (*Conns, error) {
+	var cfg dialConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	c := &Conns{}
 	conn := func(name string) (*grpc.ClientConn, error) {
 		list := addrs[name]
@@ -119,6 +136,9 @@ func DialReplicas(addrs map[string][]string) (*Conns, error) {
 			return nil, fmt.Errorf("no address for %s", name)
 		}
 		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if cfg.token != nil {
+			opts = append(opts, grpc.WithPerRPCCredentials(PerRPCCredentials(cfg.token)))
+		}
 		target := list[0]
 		if len(list) > 1 {
 			r := manual.NewBuilderWithScheme("replicas-" + name)

@@ -88,11 +88,18 @@ func ServeGateway(t testing.TB, w *World) string {
 // ends, and returns its address (the same for every service).
 func Serve(t testing.TB, w *World) string {
 	t.Helper()
+	return ServeWith(t, w)
+}
+
+// ServeWith is Serve with server options (e.g. an interceptor that checks
+// the callers' tokens).
+func ServeWith(t testing.TB, w *World, opts ...grpc.ServerOption) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(opts...)
 	orderv1.RegisterOrderServiceServer(srv, orders{w: w})
 	inventoryv1.RegisterInventoryServiceServer(srv, inventory{w: w})
 	paymentv1.RegisterPaymentServiceServer(srv, payments{w: w})
