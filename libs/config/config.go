@@ -307,7 +307,11 @@ func validateSections(v reflect.Value, prefix string) []error {
 			continue
 		}
 		fv := v.Field(i)
-		if s, ok := fv.Interface().(Section); ok {
+		target := fv.Interface()
+		if fv.CanAddr() { // a pointer receiver may record what it checked (e.g. the prefix)
+			target = fv.Addr().Interface()
+		}
+		if s, ok := target.(Section); ok {
 			if err := s.ValidateSection(prefix); err != nil {
 				problems = append(problems, err)
 			}

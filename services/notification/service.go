@@ -155,10 +155,11 @@ func RunInMemory(ctx context.Context, cfg Config, rt service.Runtime) error {
 func serve(ctx context.Context, cfg Config, rt service.Runtime, store app.Store, ready func(context.Context) error) error {
 	application := app.New(store, adapters.LogSender{Logger: rt.Logger}, rt)
 	return service.Run(ctx, service.Spec{
-		Runtime: rt,
-		Name:    Name,
-		Common:  cfg.Common,
-		Kafka:   cfg.KafkaConfig,
+		Runtime:  rt,
+		Produces: []string{events.TopicNotifications},
+		Name:     Name,
+		Common:   cfg.Common,
+		Kafka:    cfg.KafkaConfig,
 		Register: func(s *grpc.Server) {
 			notificationv1.RegisterNotificationServiceServer(s, ports.NewGRPCServer(application, rt.Logger))
 		},

@@ -111,7 +111,10 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 		return fmt.Errorf("%s: migrate: %w", Name, err)
 	}
 
-	producer := cfg.KafkaConfig.NewProducer()
+	producer, err := cfg.KafkaConfig.NewProducer()
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
 	defer producer.Close()
 	relay := outbox.NewRelay(db, producer, outbox.RelayConfig{LockName: Name + "-outbox-relay", Logger: rt.Logger})
 	watchers := app.NewWatchers()
@@ -137,6 +140,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 
 	return service.Run(ctx, service.Spec{
 		Runtime:  rt,
+		Produces: []string{events.TopicOrders},
 		Name:     Name,
 		Common:   cfg.Common,
 		Kafka:    cfg.KafkaConfig,
