@@ -197,7 +197,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		Addr: spec.Common.GRPCAddr, Logger: logger, ServiceName: spec.Name, Register: spec.Register,
 		ShutdownTimeout: spec.Common.ShutdownTimeout,
 		Reflection:      spec.Common.GRPCReflection, Limits: grpcLimits(spec.Common.GRPCLimits),
-		TLS:             tlsConfig.grpc,
+		TLS: tlsConfig.grpc,
 	})
 	if err != nil {
 		return fmt.Errorf("%s: grpc: %w", spec.Name, err)
