@@ -83,7 +83,9 @@ type ConsumerConfig struct {
 	// SessionTimeout is how soon the group notices a member that died
 	// (default 6s, the broker's minimum by default).
 	SessionTimeout time.Duration
-	Logger         *slog.Logger
+	// Security is how the consumer connects (TLS, SASL); zero: plaintext.
+	Security Security
+	Logger   *slog.Logger
 }
 
 func (c *ConsumerConfig) setDefaults() error {
@@ -147,7 +149,7 @@ func NewConsumer(cfg ConsumerConfig, h Handler) (*Consumer, error) {
 		return nil, errors.New("bus: consumer needs a handler")
 	}
 	return &Consumer{
-		cfg: cfg, handler: h, dlq: NewProducer(cfg.Brokers), metrics: newConsumerMetrics(),
+		cfg: cfg, handler: h, dlq: NewProducer(cfg.Brokers, WithSecurity(cfg.Security)), metrics: newConsumerMetrics(),
 		commitWake: make(chan struct{}, 1),
 	}, nil
 }
@@ -165,10 +167,22 @@ func (c *Consumer) Ready() bool { return c.ready.Load() }
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.dlq.Close()
 	c.ensureDeadLetterTopic(ctx)
+	// Join only once every topic exists: kafka-go's group leader asks for
+	// metadata with auto-creation on, which on a broker that allows it
+	// would create a missing topic with the broker's default partitions
+	// before its owner creates it properly; without auto-creation the
+	// group would get no partitions of that topic until a rebalance.
+	if err := c.waitForTopics(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting: nothing consumed, nothing to commit
+		}
+		return fmt.Errorf("bus: consumer group %s: %w", c.cfg.Group, err)
+	}
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:      c.cfg.Group,
 		Brokers: c.cfg.Brokers,
 		Topics:  c.cfg.Topics,
+		Dialer:  c.cfg.Security.Dialer(),
 		// A new group starts at the beginning: events published before the
 		// service first started are still part of sagas.
 		StartOffset:       kafka.FirstOffset,
@@ -236,7 +250,7 @@ func (c *Consumer) ensureDeadLetterTopic(ctx context.Context) {
 	ensureCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	spec := TopicSpec{Name: c.cfg.DeadLetterTopic, Partitions: 1, ReplicationFactor: c.cfg.ReplicationFactor}
-	if err := EnsureTopics(ensureCtx, c.cfg.Brokers, spec); err != nil {
+	if err := EnsureTopicsWith(ensureCtx, c.cfg.Brokers, c.cfg.Security, spec); err != nil {
 		// The broker may be down right now, or topic creation forbidden: then
 		// the topic must exist; dead-lettering keeps retrying until it does.
 		c.cfg.Logger.WarnContext(ctx, "dead-letter topic not ensured", "topic", c.cfg.DeadLetterTopic, "error", err)

@@ -187,12 +187,13 @@ type DeadLetterAction struct {
 // what it can (the source topic exists, the dead letter is still open) and
 // returns the audit record it would write, marked Applied=false.
 type DeadLetterQueue struct {
-	brokers []string
-	topic   string
-	audit   string
-	dialer  *kafka.Dialer
-	now     func() time.Time
-	by      string
+	brokers  []string
+	topic    string
+	audit    string
+	dialer   *kafka.Dialer
+	security Security
+	now      func() time.Time
+	by       string
 
 	mu       sync.Mutex
 	producer *Producer
@@ -439,7 +440,7 @@ func (q *DeadLetterQueue) publisher() *Producer {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.producer == nil {
-		q.producer = NewProducer(q.brokers)
+		q.producer = NewProducer(q.brokers, WithSecurity(q.security))
 	}
 	return q.producer
 }
@@ -457,7 +458,7 @@ func (q *DeadLetterQueue) ensureAuditTopic(ctx context.Context) error {
 		rf = len(parts[0].Replicas)
 	}
 	// One partition keeps the audit in the order it was written.
-	if err := EnsureTopics(ctx, q.brokers, TopicSpec{Name: q.audit, Partitions: 1, ReplicationFactor: rf}); err != nil {
+	if err := EnsureTopicsWith(ctx, q.brokers, q.security, TopicSpec{Name: q.audit, Partitions: 1, ReplicationFactor: rf}); err != nil {
 		return fmt.Errorf("create audit topic: %w", err)
 	}
 	return nil

@@ -70,7 +70,7 @@ func (c *Consumer) fetch(ctx context.Context, p *partition, offset int64, sched 
 			return true
 		}
 	}
-	dialer := &kafka.Dialer{Timeout: 10 * time.Second}
+	dialer := c.cfg.Security.Dialer()
 	for ctx.Err() == nil {
 		mu.Lock()
 		cn := conn

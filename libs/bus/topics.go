@@ -22,6 +22,14 @@ type TopicSpec struct {
 // has a leader for each partition, so the first publish does not fail. An
 // existing topic is left as it is.
 func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) error {
+	return EnsureTopicsWith(ctx, brokers, Security{}, specs...)
+}
+
+// EnsureTopicsWith is EnsureTopics over connections secured with sec.
+func EnsureTopicsWith(ctx context.Context, brokers []string, sec Security, specs ...TopicSpec) error {
+	if len(brokers) == 0 {
+		return errors.New("ensure topics: no brokers")
+	}
 	names := make([]string, len(specs))
 	for i, s := range specs {
 		if s.Partitions <= 0 || s.ReplicationFactor <= 0 {
@@ -31,7 +39,7 @@ func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) err
 	}
 	// kafka-go's Client.CreateTopics gets BROKER_NOT_AVAILABLE from Kafka 4
 	// (KRaft); a plain connection to the controller the broker names works.
-	dialer := &kafka.Dialer{Timeout: 10 * time.Second}
+	dialer := sec.Dialer()
 	conn, err := dialer.DialContext(ctx, "tcp", brokers[0])
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", brokers[0], err)

@@ -60,6 +60,18 @@ type Common struct {
 	// port. Off by default: profiles reveal internals and cost CPU while
 	// they run, so an operator turns them on where they are wanted.
 	PprofEnabled bool `env:"PPROF_ENABLED" envDefault:"false"`
+	// GRPCReflection serves the gRPC reflection API (grpcurl without proto
+	// files). Off by default: it tells any caller every method and message;
+	// the dev stack turns it on.
+	GRPCReflection bool `env:"GRPC_REFLECTION" envDefault:"false"`
+
+	GRPCLimits
+	// TLSCertFile and TLSKeyFile, both set, make the gRPC and ops listeners
+	// serve TLS with this PEM pair (e.g. a mounted kubernetes.io/tls
+	// Secret), re-read when the files change; both empty: plaintext.
+	TLSCertFile string `env:"TLS_CERT_FILE"`
+	TLSKeyFile  string `env:"TLS_KEY_FILE"`
+
 	// Auth says whose bearer tokens the gRPC API and the ops port's admin
 	// endpoints accept (<P>_AUTH_*). A service refuses to start without it
 	// (AuthConfig.Check): there is no open mode.
@@ -104,6 +116,81 @@ func (a AuthConfig) Check(prefix string) error {
 	return nil
 }
 
+// GRPCLimits bound what one caller can make the gRPC server hold. Zero
+// means the server's default (libs/grpcserver), so a config built in code
+// (the dev stack, tests) gets the production bounds too.
+type GRPCLimits struct {
+	// MaxConcurrentStreams caps concurrent calls on one connection (default 100).
+	MaxConcurrentStreams uint32 `env:"GRPC_MAX_CONCURRENT_STREAMS"`
+	// MaxRecvMsgBytes caps one request message (default 1 MiB).
+	MaxRecvMsgBytes int `env:"GRPC_MAX_RECV_MSG_BYTES"`
+	// MaxSendMsgBytes caps one response message (default 4 MiB).
+	MaxSendMsgBytes int `env:"GRPC_MAX_SEND_MSG_BYTES"`
+	// KeepaliveMinTime: a client pinging more often than this is sent
+	// GOAWAY (default 30s); pings without an open call are refused.
+	KeepaliveMinTime time.Duration `env:"GRPC_KEEPALIVE_MIN_TIME"`
+	// KeepaliveTime: the server pings a connection idle this long to see it
+	// is alive (default 2m); KeepaliveTimeout: it closes the connection when
+	// no answer comes within this (default 20s).
+	KeepaliveTime    time.Duration `env:"GRPC_KEEPALIVE_TIME"`
+	KeepaliveTimeout time.Duration `env:"GRPC_KEEPALIVE_TIMEOUT"`
+	// MaxConnectionIdle closes a connection without calls for this long
+	// (default 15m).
+	MaxConnectionIdle time.Duration `env:"GRPC_MAX_CONNECTION_IDLE"`
+	// MaxConnectionAge, when set, makes clients reconnect after this long
+	// (spreading them over new replicas); calls then get
+	// MaxConnectionAgeGrace to finish (default 1m). Default: no limit.
+	MaxConnectionAge      time.Duration `env:"GRPC_MAX_CONNECTION_AGE"`
+	MaxConnectionAgeGrace time.Duration `env:"GRPC_MAX_CONNECTION_AGE_GRACE"`
+}
+
+// ValidateSection checks the common settings; Load calls it (see Section).
+func (c Common) ValidateSection(prefix string) error {
+	var errs []error
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, fmt.Errorf("%sTLS_CERT_FILE and %sTLS_KEY_FILE must be set together", prefix, prefix))
+	}
+	for key, file := range map[string]string{"TLS_CERT_FILE": c.TLSCertFile, "TLS_KEY_FILE": c.TLSKeyFile} {
+		if file == "" {
+			continue
+		}
+		if _, err := os.Stat(file); err != nil {
+			errs = append(errs, &VarError{Key: prefix + key, Problem: fmt.Sprintf(": cannot read %q: %v", file, err), Err: err})
+		}
+	}
+	return errors.Join(append(errs, c.GRPCLimits.validate(prefix))...)
+}
+
+func (l GRPCLimits) validate(prefix string) error {
+	var errs []error
+	size := func(key string, n int) {
+		// Below 1 KiB no real request fits; above 256 MiB one call could
+		// take a pod's memory.
+		if n != 0 && (n < 1<<10 || n > 256<<20) {
+			errs = append(errs, &VarError{Key: prefix + key, Problem: fmt.Sprintf(": must be 1024 to 268435456 bytes, got %d", n)})
+		}
+	}
+	size("GRPC_MAX_RECV_MSG_BYTES", l.MaxRecvMsgBytes)
+	size("GRPC_MAX_SEND_MSG_BYTES", l.MaxSendMsgBytes)
+	if l.MaxConcurrentStreams > 100000 {
+		errs = append(errs, &VarError{Key: prefix + "GRPC_MAX_CONCURRENT_STREAMS", Problem: fmt.Sprintf(": must be 1 to 100000, got %d", l.MaxConcurrentStreams)})
+	}
+	for key, d := range map[string]time.Duration{
+		"GRPC_KEEPALIVE_MIN_TIME": l.KeepaliveMinTime, "GRPC_KEEPALIVE_TIME": l.KeepaliveTime,
+		"GRPC_KEEPALIVE_TIMEOUT": l.KeepaliveTimeout, "GRPC_MAX_CONNECTION_IDLE": l.MaxConnectionIdle,
+		"GRPC_MAX_CONNECTION_AGE": l.MaxConnectionAge, "GRPC_MAX_CONNECTION_AGE_GRACE": l.MaxConnectionAgeGrace,
+	} {
+		if d < 0 {
+			errs = append(errs, &VarError{Key: prefix + key, Problem: fmt.Sprintf(": must not be negative, got %s", d)})
+		}
+	}
+	if l.KeepaliveTime != 0 && l.KeepaliveTime < time.Second {
+		// grpc-go raises anything under 1 s to 1 s anyway; say so instead.
+		errs = append(errs, &VarError{Key: prefix + "GRPC_KEEPALIVE_TIME", Problem: fmt.Sprintf(": must be at least 1s, got %s", l.KeepaliveTime)})
+	}
+	return errors.Join(errs...)
+}
+
 // common lets Load find an embedded Common in any config struct: the
 // unexported method is promoted to the embedding type and cannot be shadowed
 // by accident from another package.
@@ -144,6 +231,15 @@ const (
 	FormatJSON LogFormat = "json"
 	FormatText LogFormat = "text"
 )
+
+// Section is implemented by a settings struct meant to be embedded in
+// service configs (Common, the Kafka settings …): Load calls ValidateSection
+// on every embedded field that has it, with the variables' prefix (e.g.
+// "ORDER_"), besides the config's own Validate — an embedding config's
+// Validate would otherwise hide the embedded one.
+type Section interface {
+	ValidateSection(prefix string) error
+}
 
 // Validator is implemented by config structs that check more than types:
 // Load calls Validate after parsing and reports its error with the others.
@@ -227,6 +323,7 @@ func LoadFrom[T any](prefix string, environ []string) (T, error) {
 				c.ServiceName = strings.ToLower(strings.TrimSuffix(prefix, "_"))
 			}
 		}
+		problems = append(problems, validateSections(reflect.ValueOf(&cfg).Elem(), prefix)...)
 		if v, ok := any(&cfg).(Validator); ok {
 			if err := v.Validate(); err != nil {
 				problems = append(problems, err)
@@ -238,6 +335,33 @@ func LoadFrom[T any](prefix string, environ []string) (T, error) {
 		return zero, &Error{Problems: problems}
 	}
 	return cfg, nil
+}
+
+// validateSections calls ValidateSection on every embedded struct of v, at
+// any depth, each once.
+func validateSections(v reflect.Value, prefix string) []error {
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	var problems []error
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.Anonymous || !f.IsExported() {
+			continue
+		}
+		fv := v.Field(i)
+		target := fv.Interface()
+		if fv.CanAddr() { // a pointer receiver may record what it checked (e.g. the prefix)
+			target = fv.Addr().Interface()
+		}
+		if s, ok := target.(Section); ok {
+			if err := s.ValidateSection(prefix); err != nil {
+				problems = append(problems, err)
+			}
+		}
+		problems = append(problems, validateSections(fv, prefix)...)
+	}
+	return problems
 }
 
 // explain turns env's aggregate error into one problem per variable.

@@ -1,6 +1,7 @@
 // Package grpcserver starts a service's gRPC API the same way everywhere:
 // health checking (grpc.health.v1, for Kubernetes probes), reflection (for
-// grpcurl), OpenTelemetry tracing, and an interceptor chain that turns a
+// grpcurl, when enabled), bounded per-caller cost (limits.go), TLS when
+// configured, OpenTelemetry tracing, and an interceptor chain that turns a
 // panic into codes.Internal, logs every call and rejects requests that break
 // their protovalidate rules before a handler sees them. Serve stops
 // gracefully, within a bound, when its context ends.
@@ -8,6 +9,7 @@ package grpcserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,6 +48,13 @@ type Options struct {
 	// Auth, when set, requires a verified bearer token on every method but
 	// health and reflection, and admits each caller by its Policy (auth.go).
 	Auth *Auth
+	// Reflection serves the reflection API (grpcurl); off unless asked for.
+	Reflection bool
+	// Limits bound each caller's cost (limits.go); zero fields: defaults.
+	Limits Limits
+	// TLS, when set, makes the server speak TLS only (e.g. a
+	// tlsfiles.Reloader's ServerConfig, so renewed certificates apply).
+	TLS *tls.Config
 }
 
 // Server is a listening gRPC server; run it with Serve.
@@ -113,10 +122,13 @@ func New(opts Options) (*Server, error) {
 			s.streamDrain,
 		),
 	}
+	serverOpts = append(serverOpts, opts.Limits.serverOptions(opts.TLS)...)
 	s.grpc = grpc.NewServer(append(serverOpts, opts.ServerOptions...)...)
 
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	if opts.Reflection {
+		reflection.Register(s.grpc)
+	}
 	if opts.Register != nil {
 		opts.Register(s.grpc)
 	}

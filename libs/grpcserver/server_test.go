@@ -101,14 +101,20 @@ type running struct {
 
 func start(t *testing.T, svc *orderService, shutdownTimeout time.Duration) *running {
 	t.Helper()
+	return startWith(t, svc, grpcserver.Options{ShutdownTimeout: shutdownTimeout},
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// startWith starts a server with opts (address, logger, service filled in)
+// and a client dialed with dial.
+func startWith(t *testing.T, svc *orderService, opts grpcserver.Options, dial ...grpc.DialOption) *running {
+	t.Helper()
 	logs := &logBuffer{}
-	srv, err := grpcserver.New(grpcserver.Options{
-		Addr:            "127.0.0.1:0",
-		Logger:          logging.New(logs, slog.LevelDebug, logging.FormatJSON),
-		ServiceName:     "order",
-		Register:        func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, svc) },
-		ShutdownTimeout: shutdownTimeout,
-	})
+	opts.Addr = "127.0.0.1:0"
+	opts.Logger = logging.New(logs, slog.LevelDebug, logging.FormatJSON)
+	opts.ServiceName = "order"
+	opts.Register = func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, svc) }
+	srv, err := grpcserver.New(opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -116,7 +122,7 @@ func start(t *testing.T, svc *orderService, shutdownTimeout time.Duration) *runn
 	r := &running{server: srv, logs: logs, stop: stop, served: make(chan error, 1)}
 	go func() { r.served <- srv.Serve(ctx) }()
 
-	r.conn, err = grpc.NewClient(srv.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	r.conn, err = grpc.NewClient(srv.Addr().String(), dial...)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -180,8 +186,9 @@ func TestHealthReportsEveryService(t *testing.T) {
 	}
 }
 
-func TestReflectionListsServices(t *testing.T) {
-	r := start(t, &orderService{}, time.Second)
+func TestReflectionListsServicesWhenEnabled(t *testing.T) {
+	r := startWith(t, &orderService{}, grpcserver.Options{Reflection: true},
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	stream, err := reflectionpb.NewServerReflectionClient(r.conn).ServerReflectionInfo(callCtx(t))
 	if err != nil {
 		t.Fatalf("ServerReflectionInfo: %v", err)

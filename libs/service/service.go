@@ -8,6 +8,7 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,7 +24,6 @@ import (
 	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/clock"
 	"github.com/sagasuite/sagasuite/libs/config"
-	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/grpcserver"
 	"github.com/sagasuite/sagasuite/libs/logging"
 	"github.com/sagasuite/sagasuite/libs/outbox"
@@ -39,14 +39,42 @@ type KafkaConfig struct {
 	TopicPrefix       string `env:"KAFKA_TOPIC_PREFIX"`
 	Partitions        int    `env:"KAFKA_PARTITIONS" envDefault:"3"`
 	ReplicationFactor int    `env:"KAFKA_REPLICATION_FACTOR" envDefault:"1"`
+	KafkaSecurity
+	// EnvPrefix is the variables' prefix ("ORDER_"), for error messages;
+	// ValidateSection fills it, a config built in code may leave it empty.
+	EnvPrefix string
 }
+
+// ValidateSection checks the settings at start-up (config.Load calls it),
+// so a bad value stops the service naming its variable.
+func (k *KafkaConfig) ValidateSection(prefix string) error {
+	k.EnvPrefix = prefix
+	var errs []error
+	if k.Partitions <= 0 {
+		errs = append(errs, &config.VarError{Key: prefix + "KAFKA_PARTITIONS", Problem: fmt.Sprintf(": must be positive, got %d", k.Partitions)})
+	}
+	if k.ReplicationFactor <= 0 {
+		errs = append(errs, &config.VarError{Key: prefix + "KAFKA_REPLICATION_FACTOR", Problem: fmt.Sprintf(": must be positive, got %d", k.ReplicationFactor)})
+	}
+	if _, err := k.KafkaSecurity.Build(prefix); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Security is how the service's Kafka clients connect.
+func (k KafkaConfig) Security() (bus.Security, error) { return k.KafkaSecurity.Build(k.EnvPrefix) }
 
 // Topic is the full name of a saga topic (events.TopicOrders …) under the prefix.
 func (k KafkaConfig) Topic(base string) string { return k.TopicPrefix + base }
 
 // NewProducer returns a producer that publishes under the prefix.
-func (k KafkaConfig) NewProducer() *bus.Producer {
-	return bus.NewProducer(k.Brokers, bus.WithTopicPrefix(k.TopicPrefix))
+func (k KafkaConfig) NewProducer() (*bus.Producer, error) {
+	sec, err := k.Security()
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	return bus.NewProducer(k.Brokers, bus.WithTopicPrefix(k.TopicPrefix), bus.WithSecurity(sec)), nil
 }
 
 // Consumer is one consumer group of a service.
@@ -95,6 +123,12 @@ type Spec struct {
 	Name   string // "order", "inventory", …
 	Common config.Common
 	Kafka  KafkaConfig
+	// Produces are the base topics the service publishes to (its own, e.g.
+	// events.TopicOrders): it creates those at start-up and no others, so
+	// per-service ACLs can forbid creating or writing anyone else's. The
+	// topics its consumers read are waited for until their owners create
+	// them (bus.WaitForTopics).
+	Produces []string
 	// Register adds the gRPC API implementations.
 	Register func(*grpc.Server)
 	// Policy says which roles may call each registered method (the
@@ -147,17 +181,16 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		}()
 	}
 
-	topics := make([]bus.TopicSpec, 0, len(events.AllTopics))
-	for _, t := range events.AllTopics {
-		topics = append(topics, bus.TopicSpec{Name: spec.Kafka.Topic(t), Partitions: spec.Kafka.Partitions, ReplicationFactor: spec.Kafka.ReplicationFactor})
-	}
-	topicCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	err = bus.EnsureTopics(topicCtx, spec.Kafka.Brokers, topics...)
-	cancel()
+	security, err := spec.Kafka.Security()
 	if err != nil {
-		// Where creating topics is not allowed they must exist; the consumers
-		// will say so if they do not.
-		logger.WarnContext(ctx, "saga topics not ensured", "error", err)
+		return fmt.Errorf("%s: kafka: %w", spec.Name, err)
+	}
+	if err := ensureOwnTopics(ctx, spec, security, logger); err != nil {
+		return err
+	}
+	tlsConfig, err := serverTLS(spec.Common)
+	if err != nil {
+		return fmt.Errorf("%s: %w", spec.Name, err)
 	}
 
 	consumers := make([]*bus.Consumer, 0, len(spec.Consumers))
@@ -168,7 +201,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		}
 		consumer, err := bus.NewConsumer(bus.ConsumerConfig{
 			Brokers: spec.Kafka.Brokers, Group: spec.Kafka.TopicPrefix + c.Group, Topics: full,
-			ReplicationFactor: spec.Kafka.ReplicationFactor, StrictTopics: true, Logger: logger,
+			ReplicationFactor: spec.Kafka.ReplicationFactor, StrictTopics: true, Logger: logger, Security: security,
 		}, c.Handler)
 		if err != nil {
 			return fmt.Errorf("%s: consumer %s: %w", spec.Name, c.Group, err)
@@ -180,6 +213,8 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		Addr: spec.Common.GRPCAddr, Logger: logger, ServiceName: spec.Name, Register: spec.Register,
 		ShutdownTimeout: spec.Common.ShutdownTimeout,
 		Auth:            &grpcserver.Auth{Verifier: verifier, Policy: spec.Policy},
+		Reflection:      spec.Common.GRPCReflection, Limits: grpcLimits(spec.Common.GRPCLimits),
+		TLS: tlsConfig.grpc,
 	})
 	if err != nil {
 		return fmt.Errorf("%s: grpc: %w", spec.Name, err)
@@ -212,6 +247,9 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	if err != nil {
 		server.Close()
 		return fmt.Errorf("%s: ops server: %w", spec.Name, err)
+	}
+	if tlsConfig.ops != nil {
+		opsListener = tls.NewListener(opsListener, tlsConfig.ops)
 	}
 	if spec.OnListening != nil {
 		spec.OnListening(server.Addr(), opsListener.Addr())

@@ -54,6 +54,7 @@ func TestRunRefusesToStartWithoutAuthConfig(t *testing.T) {
 func TestRunServesConsumesAndStopsCleanly(t *testing.T) {
 	prefix := testenv.UniqueName("svctest-") + "."
 	s := spec(t, prefix)
+	s.Produces = []string{events.TopicOrders} // it reads its own topic: created, not waited for
 	handled := make(chan string, 1)
 	s.Consumers = []service.Consumer{{Group: "svctest", Topics: []string{events.TopicOrders},
 		Handler: func(ctx context.Context, env *eventsv1.Envelope) error { handled <- env.GetEventId(); return nil }}}
@@ -112,7 +113,10 @@ func TestRunServesConsumesAndStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := s.Kafka.NewProducer()
+	p, err := s.Kafka.NewProducer()
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer p.Close()
 	if err := p.Publish(ctx, msg); err != nil {
 		t.Fatal(err)

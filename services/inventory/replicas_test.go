@@ -39,7 +39,7 @@ func TestTwoReplicasOnOneStoreAndGroupWithARollingRestart(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := inventory.Config{
 		Common:      servicetest.Common(),
-		KafkaConfig: service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 3, ReplicationFactor: 1},
+		KafkaConfig: servicetest.SagaTopics(t, service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 3, ReplicationFactor: 1}),
 		MySQLDSN:    dsn,
 	}
 	rt := service.Runtime{Clock: clock.NewManual(now), Logger: quiet}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/logging"
 	"github.com/sagasuite/sagasuite/libs/outbox"
 	"github.com/sagasuite/sagasuite/libs/service"
@@ -51,18 +52,22 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	if err := migrations.Apply(ctx, db); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	producer := cfg.KafkaConfig.NewProducer()
+	producer, err := cfg.KafkaConfig.NewProducer()
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
 	defer producer.Close()
 	relay := outbox.NewRelay(db, producer, outbox.RelayConfig{LockName: Name + "-outbox-relay", Logger: rt.Logger})
 	repo := adapters.NewMySQLRepository(db, Name, ports.EncodeEvent, relay.Notify)
 	svc := app.New(repo, rt.Clock)
 
 	return service.Run(ctx, service.Spec{
-		Runtime: rt,
-		Name:    Name,
-		Common:  cfg.Common,
-		Kafka:   cfg.KafkaConfig,
-		Policy:  ports.Policy,
+		Runtime:  rt,
+		Produces: []string{events.TopicInventory},
+		Name:     Name,
+		Common:   cfg.Common,
+		Kafka:    cfg.KafkaConfig,
+		Policy:   ports.Policy,
 		Register: func(s *grpc.Server) {
 			inventoryv1.RegisterInventoryServiceServer(s, ports.NewGRPCServer(svc, rt.Logger))
 		},

@@ -51,7 +51,7 @@ func start(t *testing.T) *harness {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := inventory.Config{
 		Common:      servicetest.Common(),
-		KafkaConfig: service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 3, ReplicationFactor: 1},
+		KafkaConfig: servicetest.SagaTopics(t, service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 3, ReplicationFactor: 1}),
 		MySQLDSN:    dsn,
 	}
 	rt := service.Runtime{Clock: clock.NewManual(now), Logger: quiet}
@@ -487,6 +487,10 @@ func TestInventoryService(t *testing.T) {
 			}},
 			{"unit_price.currency", func() error {
 				_, err := h.client.UpsertProduct(ctx, &inventoryv1.UpsertProductRequest{Sku: "OK-SKU", Name: "x", UnitPrice: &commonv1.Money{Currency: "euro"}})
+				return err
+			}},
+			{"unit_price.currency", func() error {
+				_, err := h.client.UpsertProduct(ctx, &inventoryv1.UpsertProductRequest{Sku: "OK-SKU", Name: "x", UnitPrice: &commonv1.Money{Currency: "XXX"}})
 				return err
 			}},
 			{"quantity", func() error {

@@ -34,7 +34,7 @@ func TestTwoReplicasOnOneKeyspaceAndGroupWithARollingRestart(t *testing.T) {
 	cfg := notification.Config{
 		Common: config.Common{GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", LogLevel: config.LevelInfo,
 			LogFormat: config.FormatJSON, ShutdownTimeout: 5 * time.Second},
-		KafkaConfig:    service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: partitions, ReplicationFactor: 1},
+		KafkaConfig:    servicetest.SagaTopics(t, service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: partitions, ReplicationFactor: 1}),
 		CassandraHosts: cassandratest.Hosts(), CassandraKeyspace: cassandratest.Keyspace(t),
 		CassandraReplication: "{'class':'SimpleStrategy','replication_factor':1}",
 		CassandraConsistency: "LOCAL_QUORUM", CassandraTimeout: 30 * time.Second,

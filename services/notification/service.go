@@ -24,6 +24,7 @@ package notification
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -37,6 +38,7 @@ import (
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/logging"
 	"github.com/sagasuite/sagasuite/libs/service"
+	"github.com/sagasuite/sagasuite/libs/tlsfiles"
 	notificationv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/notification/v1"
 	"github.com/sagasuite/sagasuite/services/notification/internal/adapters"
 	"github.com/sagasuite/sagasuite/services/notification/internal/app"
@@ -65,6 +67,18 @@ type Config struct {
 	// Cassandra's PasswordAuthenticator.
 	CassandraUsername string `env:"CASSANDRA_USERNAME"`
 	CassandraPassword string `env:"CASSANDRA_PASSWORD"`
+	// CassandraPasswordFile is the password in a file (a mounted Secret;
+	// one trailing newline is ignored), instead of CassandraPassword.
+	CassandraPasswordFile string `env:"CASSANDRA_PASSWORD_FILE"`
+	// CassandraTLSEnabled turns on TLS to the nodes; the files imply it.
+	// CassandraTLSCAFile is the nodes' CA (empty: the system roots);
+	// CassandraTLSCertFile/KeyFile a client certificate (mutual TLS);
+	// CassandraTLSServerName the name their certificates must carry.
+	CassandraTLSEnabled    bool   `env:"CASSANDRA_TLS_ENABLED" envDefault:"false"`
+	CassandraTLSCAFile     string `env:"CASSANDRA_TLS_CA_FILE"`
+	CassandraTLSCertFile   string `env:"CASSANDRA_TLS_CERT_FILE"`
+	CassandraTLSKeyFile    string `env:"CASSANDRA_TLS_KEY_FILE"`
+	CassandraTLSServerName string `env:"CASSANDRA_TLS_SERVER_NAME"`
 	// CassandraTimeout bounds each request and connecting.
 	CassandraTimeout time.Duration `env:"CASSANDRA_TIMEOUT" envDefault:"10s"`
 }
@@ -91,8 +105,11 @@ func (c Config) Validate() error {
 	if _, err := c.consistency(); err != nil {
 		problems = append(problems, fmt.Sprintf("%sCASSANDRA_CONSISTENCY: %v", p, err))
 	}
-	if c.CassandraPassword != "" && c.CassandraUsername == "" {
-		problems = append(problems, p+"CASSANDRA_PASSWORD is set without "+p+"CASSANDRA_USERNAME")
+	if (c.CassandraPassword != "" || c.CassandraPasswordFile != "") && c.CassandraUsername == "" {
+		problems = append(problems, p+"CASSANDRA_PASSWORD(_FILE) is set without "+p+"CASSANDRA_USERNAME")
+	}
+	if _, _, err := c.cassandraCredentials(); err != nil {
+		problems = append(problems, err.Error())
 	}
 	if c.CassandraTimeout <= 0 {
 		problems = append(problems, p+"CASSANDRA_TIMEOUT must be positive")
@@ -101,6 +118,31 @@ func (c Config) Validate() error {
 		return errors.New(strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// cassandraCredentials reads the password file and the TLS files; errors
+// name the variable.
+func (c Config) cassandraCredentials() (password string, tlsConfig *tls.Config, err error) {
+	const p = "NOTIFICATION_"
+	password = c.CassandraPassword
+	if c.CassandraPasswordFile != "" {
+		if c.CassandraPassword != "" {
+			return "", nil, errors.New(p + "CASSANDRA_PASSWORD_FILE must not be set together with " + p + "CASSANDRA_PASSWORD")
+		}
+		b, err := os.ReadFile(c.CassandraPasswordFile)
+		if err != nil {
+			return "", nil, fmt.Errorf("%sCASSANDRA_PASSWORD_FILE: cannot read %q: %w", p, c.CassandraPasswordFile, err)
+		}
+		password = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	}
+	if c.CassandraTLSEnabled || c.CassandraTLSCAFile != "" || c.CassandraTLSCertFile != "" || c.CassandraTLSKeyFile != "" {
+		tlsConfig, err = tlsfiles.Client{CAFile: c.CassandraTLSCAFile, CertFile: c.CassandraTLSCertFile,
+			KeyFile: c.CassandraTLSKeyFile, ServerName: c.CassandraTLSServerName}.Config()
+		if err != nil {
+			return "", nil, fmt.Errorf("%sCASSANDRA_TLS_CA_FILE/_CERT_FILE/_KEY_FILE: %w", p, err)
+		}
+	}
+	return password, tlsConfig, nil
 }
 
 func (c Config) consistency() (gocql.Consistency, error) {
@@ -120,14 +162,15 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%s: config: %w", Name, err)
 	}
-	consistency, _ := cfg.consistency() // checked by Validate
+	consistency, _ := cfg.consistency()                  // checked by Validate
+	password, tlsConfig, _ := cfg.cassandraCredentials() // checked by Validate
 	if rt.Logger == nil {
 		rt.Logger = logging.New(os.Stderr, cfg.LogLevel, string(cfg.LogFormat)).With("service", Name)
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	store, err := adapters.OpenCassandra(openCtx, adapters.CassandraConfig{
 		Hosts: cfg.CassandraHosts, Keyspace: cfg.CassandraKeyspace, Replication: cfg.CassandraReplication,
-		Consistency: consistency, Username: cfg.CassandraUsername, Password: cfg.CassandraPassword,
+		Consistency: consistency, Username: cfg.CassandraUsername, Password: password, TLS: tlsConfig,
 		Timeout: cfg.CassandraTimeout,
 	}, migrations.FS)
 	cancel()
@@ -155,11 +198,12 @@ func RunInMemory(ctx context.Context, cfg Config, rt service.Runtime) error {
 func serve(ctx context.Context, cfg Config, rt service.Runtime, store app.Store, ready func(context.Context) error) error {
 	application := app.New(store, adapters.LogSender{Logger: rt.Logger}, rt)
 	return service.Run(ctx, service.Spec{
-		Runtime: rt,
-		Name:    Name,
-		Common:  cfg.Common,
-		Kafka:   cfg.KafkaConfig,
-		Policy:  ports.Policy,
+		Runtime:  rt,
+		Produces: []string{events.TopicNotifications},
+		Name:     Name,
+		Common:   cfg.Common,
+		Kafka:    cfg.KafkaConfig,
+		Policy:   ports.Policy,
 		Register: func(s *grpc.Server) {
 			notificationv1.RegisterNotificationServiceServer(s, ports.NewGRPCServer(application, rt.Logger))
 		},

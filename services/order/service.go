@@ -7,6 +7,7 @@
 package order
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,6 +70,11 @@ type Config struct {
 	PendingCountInterval time.Duration `env:"PENDING_COUNT_INTERVAL" envDefault:"500ms"`
 	// OverloadRetryAfter is the retry hint sent with a refusal.
 	OverloadRetryAfter time.Duration `env:"OVERLOAD_RETRY_AFTER" envDefault:"1s"`
+	// MaxWatchStreamsPerCustomer and MaxWatchStreams bound this replica's
+	// open WatchOrder streams per customer and in all; past them a new
+	// stream is refused (ResourceExhausted). 0: the defaults (16, 10000).
+	MaxWatchStreamsPerCustomer int `env:"MAX_WATCH_STREAMS_PER_CUSTOMER" envDefault:"16"`
+	MaxWatchStreams            int `env:"MAX_WATCH_STREAMS" envDefault:"10000"`
 }
 
 // Validate is called by config.Load after parsing.
@@ -86,6 +92,12 @@ func (c Config) Validate() error {
 	positive("OVERLOAD_RETRY_AFTER", c.OverloadRetryAfter)
 	if c.MySQLMaxOpenConns <= 0 {
 		errs = append(errs, fmt.Errorf("ORDER_MYSQL_MAX_OPEN_CONNS must be positive, got %d", c.MySQLMaxOpenConns))
+	}
+	if c.MaxWatchStreamsPerCustomer < 0 {
+		errs = append(errs, fmt.Errorf("ORDER_MAX_WATCH_STREAMS_PER_CUSTOMER must not be negative, got %d", c.MaxWatchStreamsPerCustomer))
+	}
+	if c.MaxWatchStreams < 0 {
+		errs = append(errs, fmt.Errorf("ORDER_MAX_WATCH_STREAMS must not be negative, got %d", c.MaxWatchStreams))
 	}
 	if c.MaxPendingOrders <= 0 {
 		errs = append(errs, fmt.Errorf("ORDER_MAX_PENDING_ORDERS must be positive, got %d", c.MaxPendingOrders))
@@ -111,10 +123,18 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 		return fmt.Errorf("%s: migrate: %w", Name, err)
 	}
 
-	producer := cfg.KafkaConfig.NewProducer()
+	producer, err := cfg.KafkaConfig.NewProducer()
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
 	defer producer.Close()
 	relay := outbox.NewRelay(db, producer, outbox.RelayConfig{LockName: Name + "-outbox-relay", Logger: rt.Logger})
-	watchers := app.NewWatchers()
+	streamLimits, err := app.NewStreamLimits(cmp.Or(cfg.MaxWatchStreamsPerCustomer, app.DefaultMaxWatchStreamsPerCustomer),
+		cmp.Or(cfg.MaxWatchStreams, app.DefaultMaxWatchStreams))
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	watchers := app.NewWatchers(streamLimits)
 	repo := adapters.NewOrderMySQLRepository(db, Name, rt.Now)
 	backlog, err := app.NewBacklog(cfg.MaxPendingOrders, cfg.OverloadRetryAfter, repo.CountPending)
 	if err != nil {
@@ -137,6 +157,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 
 	return service.Run(ctx, service.Spec{
 		Runtime:  rt,
+		Produces: []string{events.TopicOrders},
 		Name:     Name,
 		Common:   cfg.Common,
 		Kafka:    cfg.KafkaConfig,

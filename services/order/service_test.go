@@ -97,7 +97,7 @@ func testConfig(t *testing.T, tune ...func(*order.Config)) order.Config {
 	prefix := testenv.UniqueName("ordertest-") + "."
 	cfg := order.Config{
 		Common:               servicetest.Common(),
-		KafkaConfig:          service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 1, ReplicationFactor: 1},
+		KafkaConfig:          servicetest.SagaTopics(t, service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 1, ReplicationFactor: 1}),
 		MySQLDSN:             dsn,
 		MySQLMaxOpenConns:    8,
 		Deadline:             deadline,
@@ -556,6 +556,18 @@ func (s *suite) invalidInput(t *testing.T) {
 			_, err := s.client.CreateOrder(ctx, req)
 			return err
 		}, "lines[1].unit_price_minor"},
+		{"currency XXX (matches ^[A-Z]{3}$, is no currency)", func() error {
+			req := createRequest(customer, "")
+			req.Currency = "XXX"
+			_, err := s.client.CreateOrder(ctx, req)
+			return err
+		}, "currency"},
+		{"currency XTS (the testing code)", func() error {
+			req := createRequest(customer, "")
+			req.Currency = "XTS"
+			_, err := s.client.CreateOrder(ctx, req)
+			return err
+		}, "currency"},
 		{"no address", func() error {
 			req := createRequest(customer, "")
 			req.ShippingAddress = nil

@@ -183,7 +183,10 @@ func RunWith(ctx context.Context, cfg Config, rt service.Runtime, hooks Hooks) e
 		return fmt.Errorf("%s: migrate: %w", Name, err)
 	}
 
-	producer := cfg.KafkaConfig.NewProducer()
+	producer, err := cfg.KafkaConfig.NewProducer()
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
 	defer producer.Close()
 	relay := outbox.NewRelay(db, producer, outbox.RelayConfig{LockName: Name + "-outbox-relay", Logger: rt.Logger})
 	application := app.New(app.Deps{
@@ -199,6 +202,7 @@ func RunWith(ctx context.Context, cfg Config, rt service.Runtime, hooks Hooks) e
 
 	return service.Run(ctx, service.Spec{
 		Runtime:  rt,
+		Produces: []string{events.TopicPayments},
 		Name:     Name,
 		Common:   cfg.Common,
 		Kafka:    cfg.KafkaConfig,

@@ -92,7 +92,7 @@ func start(t *testing.T) *suite {
 	prefix := testenv.UniqueName("paymenttest-") + "."
 	cfg := payment.Config{
 		Common:            servicetest.Common(),
-		KafkaConfig:       service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 1, ReplicationFactor: 1},
+		KafkaConfig:       servicetest.SagaTopics(t, service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 1, ReplicationFactor: 1}),
 		MySQLDSN:          dsn,
 		MySQLMaxOpenConns: 8,
 	}

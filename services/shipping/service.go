@@ -111,7 +111,10 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	if err != nil {
 		return fmt.Errorf("%s: store %s: %w", Name, cfg.MongoDatabase, err)
 	}
-	producer := cfg.KafkaConfig.NewProducer()
+	producer, err := cfg.KafkaConfig.NewProducer()
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
 	defer producer.Close()
 	relay := adapters.NewOutboxRelay(repo, producer, adapters.RelayConfig{Logger: rt.Logger})
 	svc := app.New(repo, adapters.NewSimulatedCarrier(), ports.EncodeEvent, rt.Now)
@@ -122,11 +125,12 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	}, handler: ports.EventHandler(svc)}
 
 	return service.Run(ctx, service.Spec{
-		Runtime: rt,
-		Name:    Name,
-		Common:  cfg.Common,
-		Kafka:   cfg.KafkaConfig,
-		Policy:  ports.Policy,
+		Runtime:  rt,
+		Produces: []string{events.TopicShipments},
+		Name:     Name,
+		Common:   cfg.Common,
+		Kafka:    cfg.KafkaConfig,
+		Policy:   ports.Policy,
 		Register: func(s *grpc.Server) {
 			shippingv1.RegisterShippingServiceServer(s, ports.NewGRPCServer(svc))
 		},

@@ -65,7 +65,7 @@ func start(t *testing.T) *harness {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := shipping.Config{
 		Common:        servicetest.Common(),
-		KafkaConfig:   service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 3, ReplicationFactor: 1},
+		KafkaConfig:   servicetest.SagaTopics(t, service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 3, ReplicationFactor: 1}),
 		MongoURI:      testenv.MongoURI(),
 		MongoDatabase: dbName,
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/events"
+	"github.com/sagasuite/sagasuite/libs/service"
 	"github.com/sagasuite/sagasuite/libs/service/servicetest"
 	"github.com/sagasuite/sagasuite/libs/testenv"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
@@ -176,6 +177,8 @@ func TestTwoProcessesSurviveKillOfTheWriter(t *testing.T) {
 		_ = mongoClient.Disconnect(ctx)
 	})
 	prefix := testenv.UniqueName("shipping2p-") + "."
+	// The topics shipping reads belong to other services: the test makes them.
+	servicetest.SagaTopics(t, service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 3, ReplicationFactor: 1})
 	env := []string{
 		"SHIPPING_KAFKA_BROKERS=" + strings.Join(testenv.Brokers(), ","), "SHIPPING_KAFKA_TOPIC_PREFIX=" + prefix,
 		"SHIPPING_MONGO_URI=" + testenv.MongoURI(), "SHIPPING_MONGO_DATABASE=" + dbName,

@@ -13,7 +13,9 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/sagasuite/sagasuite/libs/auth"
+	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/service"
 )
 
@@ -124,4 +126,22 @@ func (i *Instance) Stop() {
 			i.t.Errorf("Run did not stop within %s", Wait)
 		}
 	})
+}
+
+// SagaTopics creates every saga topic under k's prefix and returns k. Each
+// service creates only the topics it produces to and waits for those it
+// reads; a component test runs one service, so the test creates the others'
+// topics in their place (as the dev stack does).
+func SagaTopics(t testing.TB, k service.KafkaConfig) service.KafkaConfig {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
+	specs := make([]bus.TopicSpec, len(events.AllTopics))
+	for i, base := range events.AllTopics {
+		specs[i] = bus.TopicSpec{Name: k.Topic(base), Partitions: k.Partitions, ReplicationFactor: k.ReplicationFactor}
+	}
+	if err := bus.EnsureTopics(ctx, k.Brokers, specs...); err != nil {
+		t.Fatalf("create saga topics: %v", err)
+	}
+	return k
 }

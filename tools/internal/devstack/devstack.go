@@ -35,7 +35,9 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/logging"
 	"github.com/sagasuite/sagasuite/libs/service"
 	"github.com/sagasuite/sagasuite/libs/telemetry"
@@ -236,6 +238,19 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	if srv.TopicPrefix == "" && !srv.KafkaInProcess {
 		srv.TopicPrefix = DefaultExternalTopicPrefix
 	}
+	// Each service creates only the topics it produces to and waits for the
+	// others; creating all of them here first spares those waits, and
+	// starting the services one by one in any order stays quick.
+	sagaTopics := make([]bus.TopicSpec, len(events.AllTopics))
+	for i, t := range events.AllTopics {
+		sagaTopics[i] = bus.TopicSpec{Name: srv.TopicPrefix + t, Partitions: 3, ReplicationFactor: 1}
+	}
+	topicCtx, cancelTopics := context.WithTimeout(ctx, time.Minute)
+	err = bus.EnsureTopics(topicCtx, opts.Kafka, sagaTopics...)
+	cancelTopics()
+	if err != nil {
+		return st, fmt.Errorf("kafka: create saga topics: %w", err)
+	}
 
 	// MySQL: one database per SQL service. In-process, each gets a server
 	// of its own: go-mysql-server shares state between the databases of one
@@ -320,8 +335,9 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		if a := st.GRPC.Of(name); a != "" { // a restart keeps the port clients know
 			grpcAddr, opsAddr = a, st.Ops.Of(name)
 		}
+		// Reflection on: grpcurl without proto files is the dev stack's way in.
 		// Token checks: see authSettings (st.auth) for where they plug in.
-		return config.Common{ServiceName: name, GRPCAddr: grpcAddr, OpsAddr: opsAddr,
+		return config.Common{ServiceName: name, GRPCAddr: grpcAddr, OpsAddr: opsAddr, GRPCReflection: true,
 			LogLevel: opts.LogLevel, LogFormat: config.FormatText, ShutdownTimeout: 10 * time.Second}
 	}
 	runs := map[string]func(context.Context, service.Runtime) error{

@@ -15,6 +15,9 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/google/uuid"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sagasuite/sagasuite/libs/config"
@@ -100,6 +103,7 @@ func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the printed CreateOrder: %v", err)
 	}
+	checkReflection(ctx, t, st.GRPC.Order, "sagasuite.order.v1.OrderService")
 	customer := uuid.NewString()
 	place := func(sku string, price int64) string {
 		t.Helper()
@@ -197,6 +201,35 @@ func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 	if leaked != nil {
 		t.Errorf("goroutines the stack started are still running 10s after Stop returned:\n%v", leaked)
 	}
+}
+
+// checkReflection asserts the server at addr serves reflection (on in the
+// dev stack, for grpcurl; off by default in the service binaries) and lists want.
+func checkReflection(ctx context.Context, t *testing.T, addr, want string) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatalf("reflection: %v", err)
+	}
+	defer func() { _ = stream.CloseSend() }()
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatalf("reflection send: %v", err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("reflection in the dev stack: %v", err)
+	}
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		if s.GetName() == want {
+			return
+		}
+	}
+	t.Errorf("reflection lists %v, not %s", resp.GetListServicesResponse().GetService(), want)
 }
 
 // listening reports whether something accepts TCP connections on addr (a

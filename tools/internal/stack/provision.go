@@ -16,6 +16,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/sagasuite/sagasuite/libs/bus"
+	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/sqlstore"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
@@ -25,7 +27,8 @@ import (
 // everything on its own database and nothing else (GET_LOCK, which the
 // outbox relay uses, needs no privilege). Shipping's Mongo database,
 // notification's keyspace and the Kafka topics come into being when the
-// services start; the cleanup drops them all. Start calls Provision; a
+// services start (the topics of services the stack does not run are made
+// here); the cleanup drops them all. Start calls Provision; a
 // second call does nothing.
 func (s *Stack) Provision(ctx context.Context) error {
 	s.mu.Lock()
@@ -61,6 +64,33 @@ func (s *Stack) Provision(ctx context.Context) error {
 		}
 	}
 	s.provisioned = true
+	return s.createAbsentOwnersTopics(ctx)
+}
+
+// topicOwners maps each service to the saga topic it creates and produces to.
+var topicOwners = map[string]string{
+	suite.Order: events.TopicOrders, suite.Inventory: events.TopicInventory, suite.Payment: events.TopicPayments,
+	suite.Shipping: events.TopicShipments, suite.Notification: events.TopicNotifications,
+}
+
+// createAbsentOwnersTopics creates the saga topics of the services this
+// stack does not run: each service creates only its own topic and waits
+// for the ones it reads, so a partial stack would wait forever. With all
+// five running nothing is made here, and the services' own topic creation
+// is what the end-to-end tests exercise.
+func (s *Stack) createAbsentOwnersTopics(ctx context.Context) error {
+	var specs []bus.TopicSpec
+	for _, name := range suite.Services {
+		if !slices.Contains(s.opts.Services, name) {
+			specs = append(specs, bus.TopicSpec{Name: s.topicPrefix + topicOwners[name], Partitions: 3, ReplicationFactor: 1})
+		}
+	}
+	if len(specs) == 0 {
+		return nil
+	}
+	if err := bus.EnsureTopics(ctx, strings.Split(s.opts.Servers.KafkaBrokers, ","), specs...); err != nil {
+		return fmt.Errorf("stack: create the topics of the services not started: %w", err)
+	}
 	return nil
 }
 

@@ -4,16 +4,28 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/sagasuite/sagasuite/libs/currency"
+	"github.com/sagasuite/sagasuite/libs/paging"
+
 	"github.com/sagasuite/sagasuite/services/inventory/internal/domain/stock"
 )
 
-// DefaultPageSize is ListProducts' page size when the caller gives none.
-const DefaultPageSize = 50
+// ListProducts' page sizes: the default when the caller gives none, and
+// the most one call may ask for (the API's validation says the same; this
+// holds for any caller of the use case).
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 500
+)
 
 // UpsertProduct creates a product (stock all zero) or updates its name and price.
 func (s *Service) UpsertProduct(ctx context.Context, sku, name string, price stock.Money) (ProductView, error) {
 	if price.AmountMinor < 0 {
 		return ProductView{}, &stock.InvalidError{Field: "unit_price.amount_minor", Reason: "must not be negative"}
+	}
+	if !currency.Valid(price.Currency) {
+		return ProductView{}, &stock.InvalidError{Field: "unit_price.currency",
+			Reason: fmt.Sprintf("must be an active ISO 4217 currency code like EUR, got %q", price.Currency)}
 	}
 	now := s.now()
 	view, err := s.repo.UpsertProduct(ctx, stock.Product{SKU: sku, Name: name, UnitPrice: price, CreatedAt: now, UpdatedAt: now}, now)
@@ -46,8 +58,9 @@ func (s *Service) GetStock(ctx context.Context, sku string) (stock.Levels, error
 
 // ListProducts returns one page of products after afterSKU and whether more follow.
 func (s *Service) ListProducts(ctx context.Context, afterSKU string, pageSize int) (page []ProductView, more bool, err error) {
-	if pageSize <= 0 {
-		pageSize = DefaultPageSize
+	pageSize, err = paging.Size(pageSize, DefaultPageSize, MaxPageSize)
+	if err != nil {
+		return nil, false, &stock.InvalidError{Field: "page_size", Reason: err.Error()}
 	}
 	views, err := s.repo.ListProducts(ctx, afterSKU, pageSize+1)
 	if err != nil {

@@ -5,6 +5,7 @@ package adapters
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -29,6 +30,9 @@ type CassandraConfig struct {
 	// the one replica, the same as ONE.
 	Consistency        gocql.Consistency
 	Username, Password string
+	// TLS, when set, encrypts every connection (client_encryption_options
+	// on the server); the server's certificate and host name are verified.
+	TLS *tls.Config
 	// Timeout bounds each request (and connecting).
 	Timeout time.Duration
 }
@@ -62,6 +66,9 @@ func (c CassandraConfig) cluster(keyspace string) *gocql.ClusterConfig {
 	cluster.ReconnectionPolicy = &gocql.ExponentialReconnectionPolicy{MaxRetries: 1000, InitialInterval: 100 * time.Millisecond, MaxInterval: 5 * time.Second}
 	if c.Username != "" {
 		cluster.Authenticator = gocql.PasswordAuthenticator{Username: c.Username, Password: c.Password}
+	}
+	if c.TLS != nil {
+		cluster.SslOpts = &gocql.SslOptions{Config: c.TLS.Clone(), EnableHostVerification: true}
 	}
 	return cluster
 }

@@ -21,13 +21,27 @@ type WatchOrderHandler struct {
 // (Watchers.RunPolling), which reads a changed order once for all its
 // streams. A stream that sends slower than the order changes skips to the
 // newest state; it never holds up a commit.
+//
+// Open streams are bounded per customer and per process
+// (TooManyStreamsError): the process bound is checked before the store is
+// read, the customer's once the order says whose it is.
 func (h WatchOrderHandler) Handle(ctx context.Context, orderID string, send func(*order.Order) error) error {
+	slot, err := h.watchers.limits.admit()
+	if err != nil {
+		return err
+	}
+	defer slot.release()
 	// Watch before the first read, so no change falls between the two.
 	watch := h.watchers.Watch(orderID)
 	defer watch.Stop()
 	o, err := h.repo.Get(ctx, orderID)
 	if err != nil {
 		return err
+	}
+	if customer, ok := streamCustomer(ctx, o.CustomerID); ok {
+		if err := slot.charge(customer); err != nil {
+			return err
+		}
 	}
 	watch.Read(o.Version)
 	if err := send(o); err != nil {

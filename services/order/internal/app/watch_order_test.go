@@ -67,7 +67,13 @@ func migratedDB(t *testing.T) *sql.DB {
 // newReplica wires a replica; with poll < never its watch poller runs
 // (as Run runs it) until the test ends.
 func newReplica(t *testing.T, db *sql.DB, poll time.Duration) *replica {
-	r := &replica{watchers: app.NewWatchers(), clock: clock.NewManual(time.Now())}
+	// Bounds far above what these tests open (20 streams of one order):
+	// stream_limits_test.go tests the bounds.
+	limits, err := app.NewStreamLimits(1000, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{watchers: app.NewWatchers(limits), clock: clock.NewManual(time.Now())}
 	r.repo = &readCountingRepo{Repository: adapters.NewOrderMySQLRepository(db, "order", r.clock.Now)}
 	r.app = app.New(app.Deps{Repo: r.repo, Encode: ports.Encode, Now: r.clock.Now, Changed: r.watchers.Publish},
 		30*time.Second, r.watchers, nil)

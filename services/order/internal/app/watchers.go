@@ -24,10 +24,21 @@ import (
 type Watchers struct {
 	mu      sync.Mutex
 	byOrder map[string]map[*Watch]struct{}
+	// limits bounds open WatchOrder streams (stream_limits.go).
+	limits *StreamLimits
 }
 
-// NewWatchers returns a broadcaster with no watches.
-func NewWatchers() *Watchers { return &Watchers{byOrder: map[string]map[*Watch]struct{}{}} }
+// NewWatchers returns a broadcaster with no watches whose streams are
+// bounded by limits (nil: the default bounds).
+func NewWatchers(limits ...*StreamLimits) *Watchers {
+	w := &Watchers{byOrder: map[string]map[*Watch]struct{}{}}
+	if len(limits) > 0 && limits[0] != nil {
+		w.limits = limits[0]
+	} else {
+		w.limits, _ = NewStreamLimits(DefaultMaxWatchStreamsPerCustomer, DefaultMaxWatchStreams) // positive constants
+	}
+	return w
+}
 
 // Watch is one stream's subscription to one order.
 type Watch struct {

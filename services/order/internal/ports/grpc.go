@@ -143,6 +143,8 @@ func (s *GRPCServer) status(ctx context.Context, err error) error {
 		return overloadStatus(overloaded)
 	case errors.As(err, &invalid):
 		return grpcserver.InvalidArgument(invalid.Field, invalid.Reason)
+	case errors.As(err, new(*app.TooManyStreamsError)):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, order.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, order.ErrNotPending):

@@ -215,6 +215,24 @@ func TestListShipmentsDefaultsThePageSize(t *testing.T) {
 	}
 }
 
+func TestListShipmentsCapsThePageSize(t *testing.T) {
+	gotSize := -1
+	repo := &pageRepo{size: &gotSize}
+	a := app.New(repo, &fakeCarrier{}, encode, func() time.Time { return now })
+	for _, size := range []int{app.MaxPageSize + 1, -1, 1 << 30} {
+		_, _, err := a.ListShipments.Handle(context.Background(), app.ListShipments{CustomerID: customerID, PageSize: size})
+		if !errors.Is(err, shipment.ErrInvalid) {
+			t.Errorf("page size %d: %v, want ErrInvalid", size, err)
+		}
+	}
+	if gotSize != -1 {
+		t.Fatalf("the store was asked for %d rows", gotSize)
+	}
+	if _, _, err := a.ListShipments.Handle(context.Background(), app.ListShipments{CustomerID: customerID, PageSize: app.MaxPageSize}); err != nil || gotSize != app.MaxPageSize {
+		t.Fatalf("page size %d: %v, store asked for %d", app.MaxPageSize, err, gotSize)
+	}
+}
+
 type pageRepo struct {
 	memoryRepo
 	size *int

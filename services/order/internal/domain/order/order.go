@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sagasuite/sagasuite/libs/currency"
 	"github.com/sagasuite/sagasuite/libs/fielderr"
 )
 
@@ -214,9 +215,8 @@ func CheckRetry(requestID, storedCustomer string, storedHash []byte, customerID 
 }
 
 var (
-	skuPattern      = regexp.MustCompile(`^[A-Z0-9][A-Z0-9_-]{1,63}$`)
-	currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
-	countryPattern  = regexp.MustCompile(`^[A-Z]{2}$`)
+	skuPattern     = regexp.MustCompile(`^[A-Z0-9][A-Z0-9_-]{1,63}$`)
+	countryPattern = regexp.MustCompile(`^[A-Z]{2}$`)
 )
 
 // New validates d and returns a PENDING order whose deadline is now + ttl.
@@ -233,8 +233,8 @@ func New(d Draft, now time.Time, ttl time.Duration) (*Order, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !currencyPattern.MatchString(d.Currency) {
-		return nil, Invalid("currency", "must be an ISO 4217 code like EUR, got %q", d.Currency)
+	if !currency.Valid(d.Currency) {
+		return nil, Invalid("currency", "must be an active ISO 4217 currency code like EUR, got %q", d.Currency)
 	}
 	if err := validateAddress(d.ShippingAddress); err != nil {
 		return nil, err
