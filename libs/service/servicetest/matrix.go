@@ -15,12 +15,6 @@ import (
 	"github.com/sagasuite/sagasuite/libs/testenv"
 )
 
-// CustomerIsolation says the handlers confine a customer to their own data
-// (issue 14, the handler-side slice). While false, the matrix asserts the
-// customer rows only as "not refused by the interceptor"; set it true once
-// that work is merged, and the rows then require the exact codes below.
-const CustomerIsolation = false
-
 // MatrixCase is one method under the matrix.
 type MatrixCase struct {
 	// Method is the full method name, as in the service's policy.
@@ -29,8 +23,7 @@ type MatrixCase struct {
 	// customer id, an order of theirs …) and returns the call's error.
 	// A call that changes state prepares fresh data itself each time.
 	Call func(ctx context.Context, conn *grpc.ClientConn) error
-	// Foreign is what another customer gets for the same call once
-	// CustomerIsolation holds: NotFound for an id of another's (ids cannot
+	// Foreign is what another customer gets for the same call: NotFound for an id of another's (ids cannot
 	// be probed), PermissionDenied for another's customer_id, OK for data
 	// no customer owns (products).
 	Foreign codes.Code
@@ -101,13 +94,6 @@ func (m Matrix) Run(t *testing.T) {
 				want = codes.Unauthenticated
 			case !admitted:
 				want = codes.PermissionDenied
-			case row.customer == "foreign" && !CustomerIsolation:
-				// Before the handler-side isolation: the interceptor admits
-				// the call; what the handler answers is not checked yet.
-				if got == codes.Unauthenticated || got == codes.PermissionDenied {
-					t.Errorf("%s as %s: %v, want the interceptor to admit it", c.Method, row.name, err)
-				}
-				continue
 			case row.customer == "foreign":
 				want = c.Foreign
 			default:

@@ -24,24 +24,15 @@ const DemoOperator = "dev-operator"
 // pasting grpcurl lines; `sagactl token` mints more.
 const BannerTokenTTL = 24 * time.Hour
 
-// authSettings are what the stack's services verify tokens with: the JWKS
-// file of the key the stack generated, its issuer and audience, and a
-// verifier over them.
-//
-// For the lead / h/authn: service.Runtime and config.Common have no auth
-// fields yet; wire them in newRT/common (Start) from here, e.g.
-// `Verifier: st.auth.verifier` in service.Runtime or
-// `AuthJWKSFile: st.auth.jwksFile, AuthIssuer: …, AuthAudience: …` in
-// config.Common — the same values the binaries get as <P>_AUTH_JWKS_FILE,
-// <P>_AUTH_ISSUER and <P>_AUTH_AUDIENCE.
+// authSettings are what the stack's services verify tokens with (their
+// config.Common.Auth): the JWKS file of the key the stack generated, its
+// issuer and audience.
 type authSettings struct {
 	jwksFile, issuer, audience string
-	verifier                   *auth.Verifier
 }
 
 // startAuth generates the stack's signing key in a temporary directory
-// (removed by Stop), a verifier over its public half, and the banner's
-// customer and operator tokens.
+// (removed by Stop) and the banner's customer and operator tokens.
 func (s *Stack) startAuth(ctx context.Context) error {
 	dir, err := os.MkdirTemp("", "sagasuite-dev-auth-")
 	if err != nil {
@@ -52,12 +43,8 @@ func (s *Stack) startAuth(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
-	verifier, err := auth.NewVerifier(ctx, auth.VerifierConfig{JWKSFile: keys.Files.PublicJWKS, Issuer: keys.Issuer, Audience: keys.Audience})
-	if err != nil {
-		return fmt.Errorf("auth: %w", err)
-	}
 	s.Keys = keys
-	s.auth = authSettings{jwksFile: keys.Files.PublicJWKS, issuer: keys.Issuer, audience: keys.Audience, verifier: verifier}
+	s.auth = authSettings{jwksFile: keys.Files.PublicJWKS, issuer: keys.Issuer, audience: keys.Audience}
 	if s.CustomerToken, err = keys.Mint(auth.Principal{Subject: DemoCustomer, Roles: []auth.Role{auth.RoleCustomer}}, BannerTokenTTL); err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}

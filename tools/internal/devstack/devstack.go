@@ -336,8 +336,10 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 			grpcAddr, opsAddr = a, st.Ops.Of(name)
 		}
 		// Reflection on: grpcurl without proto files is the dev stack's way in.
-		// Token checks: see authSettings (st.auth) for where they plug in.
+		// Tokens are checked against the stack's own key, as the binaries'
+		// <P>_AUTH_* settings would.
 		return config.Common{ServiceName: name, GRPCAddr: grpcAddr, OpsAddr: opsAddr, GRPCReflection: true,
+			Auth:     config.AuthConfig{JWKSFile: st.auth.jwksFile, Issuer: st.auth.issuer, Audience: st.auth.audience},
 			LogLevel: opts.LogLevel, LogFormat: config.FormatText, ShutdownTimeout: 10 * time.Second}
 	}
 	runs := map[string]func(context.Context, service.Runtime) error{
