@@ -84,6 +84,8 @@ func startWithAuth(t *testing.T, keys keyPair) *authServer {
 		Logger:   logging.New(logs, slog.LevelDebug, logging.FormatJSON),
 		Register: func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, svc) },
 		Auth:     &grpcserver.Auth{Verifier: keys.v, Policy: testPolicy},
+		// Served here to show it needs no token (off unless configured).
+		Reflection: true,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
