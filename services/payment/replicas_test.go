@@ -115,7 +115,7 @@ func (r *replica) run(t *testing.T, stop context.Context) <-chan error {
 				kill() // the whole process goes; this call's answer is never recorded
 				return fmt.Errorf("%s crashed after the gateway's %s of order %s", r.name, op, orderID)
 			}}
-			rt := service.Runtime{SharedTelemetry: true, Registry: prometheus.NewRegistry(),
+			rt := service.Runtime{SharedTelemetry: true, Registry: prometheus.NewRegistry(), Verifier: servicetest.Verifier(t),
 				OnListening: func(_, ops net.Addr) { r.awaitReady(ops) }}
 			if err := payment.RunWith(ctx, r.cfg, rt, hooks); err != nil && stop.Err() == nil {
 				kill()
@@ -142,7 +142,7 @@ func TestTwoReplicasRacingChargeAndCancelWithCrashesKeepTheGatewayLedgerExact(t 
 	}
 	db, dsn := testenv.MySQLDatabase(t)
 	prefix := testenv.UniqueName("paymentreplicas-") + "."
-	kafka := service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 4, ReplicationFactor: 1}
+	kafka := servicetest.SagaTopics(t, service.KafkaConfig{Brokers: testenv.Brokers(), TopicPrefix: prefix, Partitions: 4, ReplicationFactor: 1})
 
 	gw, err := simgateway.Open(simgateway.Config{LedgerPath: filepath.Join(t.TempDir(), "ledger.jsonl"),
 		Faults: simgateway.Faults{ErrorRate: 0.05, TimeoutRate: 0.08, SlowRate: 0.02, SlowDelay: 1500 * time.Millisecond, Seed: 13}})
@@ -193,10 +193,11 @@ func TestTwoReplicasRacingChargeAndCancelWithCrashesKeepTheGatewayLedgerExact(t 
 			}
 		}
 	})
-	// One after the other: two processes migrating an empty database at once
-	// race (the migration lock is another part of issue 13).
+	// Both start at once on the empty database (the migration lock).
 	for _, r := range replicas {
 		dones = append(dones, r.run(t, stop))
+	}
+	for _, r := range replicas {
 		select {
 		case <-r.ready:
 		case <-time.After(servicetest.Wait):
