@@ -12,11 +12,11 @@ import (
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/sagasuite/sagasuite/libs/auth"
+	"github.com/sagasuite/sagasuite/libs/auth/authtest"
 	"github.com/sagasuite/sagasuite/libs/clock"
 	"github.com/sagasuite/sagasuite/libs/events"
 	commonv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/common/v1"
@@ -32,49 +32,6 @@ import (
 
 // wait bounds each call against the real store; no test asserts on timing.
 const wait = 2 * time.Minute
-
-// callers are the contexts the interceptor would hand the handlers.
-type callers struct {
-	alice, bob, operator, internal context.Context
-	aliceID, bobID                 string
-}
-
-func newCallers(t *testing.T) callers {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	t.Cleanup(cancel)
-	c := callers{aliceID: events.NewID(), bobID: events.NewID(), internal: ctx}
-	c.alice = auth.WithPrincipal(ctx, auth.Principal{Subject: c.aliceID, Roles: []auth.Role{auth.RoleCustomer}})
-	c.bob = auth.WithPrincipal(ctx, auth.Principal{Subject: c.bobID, Roles: []auth.Role{auth.RoleCustomer}})
-	c.operator = auth.WithPrincipal(ctx, auth.Principal{Subject: "ops", Roles: []auth.Role{auth.RoleOperator}})
-	return c
-}
-
-func wantCode(t *testing.T, what string, err error, want codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != want {
-		t.Fatalf("%s: %v (code %s), want %s", what, err, got, want)
-	}
-}
-
-// sameAnswer fails unless foreign (for an id that exists but is another
-// customer's) is NotFound and, with each id masked, byte for byte the
-// answer missing (for an id that does not exist) got.
-func sameAnswer(t *testing.T, what string, foreign error, foreignID string, missing error, missingID string) {
-	t.Helper()
-	wantCode(t, what+" (foreign)", foreign, codes.NotFound)
-	mask := func(err error, id string) []byte {
-		st := status.Convert(err).Proto()
-		st.Message = strings.ReplaceAll(st.Message, id, "<id>")
-		b, merr := proto.MarshalOptions{Deterministic: true}.Marshal(st)
-		if merr != nil {
-			t.Fatal(merr)
-		}
-		return b
-	}
-	if f, m := mask(foreign, foreignID), mask(missing, missingID); string(f) != string(m) {
-		t.Fatalf("%s: a foreign id answers %q, a missing one %q", what, foreign, missing)
-	}
-}
 
 // Words a caller typed into CancelOrder, and a payment method token: neither
 // may reach a customer's notification, the saga log answer or the log.
@@ -132,69 +89,69 @@ func cancelledByCustomer() []sagatest.Step {
 }
 
 func TestCustomerSeesOwnNotificationsAndSagaLogsOnly(t *testing.T) {
-	c := newCallers(t)
-	svc := newNotificationService(t, c.internal)
+	c := authtest.NewCallers(t, wait)
+	svc := newNotificationService(t, c.Internal)
 	aliceOrder, bobOrder, missingOrder := events.NewID(), events.NewID(), events.NewID()
-	svc.record(t, c.internal, aliceOrder, c.aliceID, cancelledByCustomer())
-	svc.record(t, c.internal, bobOrder, c.bobID, sagatest.AllTypes(t))
+	svc.record(t, c.Internal, aliceOrder, c.AliceID, cancelledByCustomer())
+	svc.record(t, c.Internal, bobOrder, c.BobID, sagatest.AllTypes(t))
 
 	// GetSagaLog: bob's reads to alice like an order without events.
-	if got, err := svc.srv.GetSagaLog(c.alice, &notificationv1.GetSagaLogRequest{OrderId: aliceOrder}); err != nil || len(got.GetEvents()) != 3 {
+	if got, err := svc.srv.GetSagaLog(c.Alice, &notificationv1.GetSagaLogRequest{OrderId: aliceOrder}); err != nil || len(got.GetEvents()) != 3 {
 		t.Fatalf("alice gets her saga log: %v, %v", got, err)
 	}
-	_, foreign := svc.srv.GetSagaLog(c.alice, &notificationv1.GetSagaLogRequest{OrderId: bobOrder})
-	_, missing := svc.srv.GetSagaLog(c.alice, &notificationv1.GetSagaLogRequest{OrderId: missingOrder})
-	sameAnswer(t, "GetSagaLog", foreign, bobOrder, missing, missingOrder)
-	for name, ctx := range map[string]context.Context{"bob": c.bob, "operator": c.operator, "in-process": c.internal} {
+	_, foreign := svc.srv.GetSagaLog(c.Alice, &notificationv1.GetSagaLogRequest{OrderId: bobOrder})
+	_, missing := svc.srv.GetSagaLog(c.Alice, &notificationv1.GetSagaLogRequest{OrderId: missingOrder})
+	authtest.SameAnswer(t, "GetSagaLog", foreign, bobOrder, missing, missingOrder)
+	for name, ctx := range map[string]context.Context{"bob": c.Bob, "operator": c.Operator, "in-process": c.Internal} {
 		if got, err := svc.srv.GetSagaLog(ctx, &notificationv1.GetSagaLogRequest{OrderId: bobOrder}); err != nil || len(got.GetEvents()) != len(sagatest.AllTypes(t)) {
 			t.Fatalf("%s gets bob's saga log: %d events, %v", name, len(got.GetEvents()), err)
 		}
 	}
 
 	// ListNotifications: only one's own customer_id.
-	list, err := svc.srv.ListNotifications(c.alice, &notificationv1.ListNotificationsRequest{CustomerId: c.aliceID})
+	list, err := svc.srv.ListNotifications(c.Alice, &notificationv1.ListNotificationsRequest{CustomerId: c.AliceID})
 	if err != nil || len(list.GetNotifications()) != 2 { // order received, order cancelled
 		t.Fatalf("alice lists her notifications: %v, %v", list, err)
 	}
 	for _, n := range list.GetNotifications() {
-		if n.GetCustomerId() != c.aliceID || n.GetOrderId() != aliceOrder {
+		if n.GetCustomerId() != c.AliceID || n.GetOrderId() != aliceOrder {
 			t.Fatalf("alice's list holds %v", n)
 		}
 	}
-	_, err = svc.srv.ListNotifications(c.alice, &notificationv1.ListNotificationsRequest{CustomerId: c.bobID})
-	wantCode(t, "alice lists bob's notifications", err, codes.PermissionDenied)
-	if list, err := svc.srv.ListNotifications(c.alice, &notificationv1.ListNotificationsRequest{}); err != nil || len(list.GetNotifications()) != 2 {
+	_, err = svc.srv.ListNotifications(c.Alice, &notificationv1.ListNotificationsRequest{CustomerId: c.BobID})
+	authtest.WantCode(t, "alice lists bob's notifications", err, codes.PermissionDenied)
+	if list, err := svc.srv.ListNotifications(c.Alice, &notificationv1.ListNotificationsRequest{}); err != nil || len(list.GetNotifications()) != 2 {
 		t.Fatalf("alice lists without a customer_id (her own filled in): %v, %v", list, err)
 	}
-	if list, err := svc.srv.ListNotifications(c.operator, &notificationv1.ListNotificationsRequest{CustomerId: c.bobID}); err != nil || len(list.GetNotifications()) == 0 {
+	if list, err := svc.srv.ListNotifications(c.Operator, &notificationv1.ListNotificationsRequest{CustomerId: c.BobID}); err != nil || len(list.GetNotifications()) == 0 {
 		t.Fatalf("an operator lists bob's notifications: %v, %v", list, err)
 	}
 
 	// A customer token without a subject owns nothing.
-	nobody := auth.WithPrincipal(c.internal, auth.Principal{Roles: []auth.Role{auth.RoleCustomer}})
+	nobody := auth.WithPrincipal(c.Internal, auth.Principal{Roles: []auth.Role{auth.RoleCustomer}})
 	_, err = svc.srv.GetSagaLog(nobody, &notificationv1.GetSagaLogRequest{OrderId: bobOrder})
-	wantCode(t, "GetSagaLog without a subject", err, codes.NotFound)
+	authtest.WantCode(t, "GetSagaLog without a subject", err, codes.NotFound)
 	_, err = svc.srv.ListNotifications(nobody, &notificationv1.ListNotificationsRequest{})
-	wantCode(t, "ListNotifications without a subject", err, codes.PermissionDenied)
+	authtest.WantCode(t, "ListNotifications without a subject", err, codes.PermissionDenied)
 }
 
 // The saga log answer carries no payment method token, to anyone: every
 // payment_method_token reads as the mask, and the token's bytes appear
 // nowhere in the answer or in what the service logged.
 func TestSagaLogMasksPaymentTokens(t *testing.T) {
-	c := newCallers(t)
-	svc := newNotificationService(t, c.internal)
+	c := authtest.NewCallers(t, wait)
+	svc := newNotificationService(t, c.Internal)
 	aliceOrder, bobOrder := events.NewID(), events.NewID()
-	svc.record(t, c.internal, aliceOrder, c.aliceID, cancelledByCustomer())
-	svc.record(t, c.internal, bobOrder, c.bobID, sagatest.AllTypes(t)) // every event type; its token is "tok_visa"
+	svc.record(t, c.Internal, aliceOrder, c.AliceID, cancelledByCustomer())
+	svc.record(t, c.Internal, bobOrder, c.BobID, sagatest.AllTypes(t)) // every event type; its token is "tok_visa"
 
 	for _, tc := range []struct {
 		name    string
 		ctx     context.Context
 		orderID string
 		token   string
-	}{{"alice, her log", c.alice, aliceOrder, secretToken}, {"operator, alice's log", c.operator, aliceOrder, secretToken},
-		{"operator, a log of every type", c.operator, bobOrder, "tok_visa"}} {
+	}{{"alice, her log", c.Alice, aliceOrder, secretToken}, {"operator, alice's log", c.Operator, aliceOrder, secretToken},
+		{"operator, a log of every type", c.Operator, bobOrder, "tok_visa"}} {
 		got, err := svc.srv.GetSagaLog(tc.ctx, &notificationv1.GetSagaLogRequest{OrderId: tc.orderID})
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
@@ -230,12 +187,12 @@ func TestSagaLogMasksPaymentTokens(t *testing.T) {
 // cancel notification is the fixed wording of its reason code, in the store
 // and in what was sent.
 func TestCancelNotificationUsesFixedWording(t *testing.T) {
-	c := newCallers(t)
-	svc := newNotificationService(t, c.internal)
+	c := authtest.NewCallers(t, wait)
+	svc := newNotificationService(t, c.Internal)
 	aliceOrder := events.NewID()
-	svc.record(t, c.internal, aliceOrder, c.aliceID, cancelledByCustomer())
+	svc.record(t, c.Internal, aliceOrder, c.AliceID, cancelledByCustomer())
 
-	list, err := svc.srv.ListNotifications(c.alice, &notificationv1.ListNotificationsRequest{})
+	list, err := svc.srv.ListNotifications(c.Alice, &notificationv1.ListNotificationsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

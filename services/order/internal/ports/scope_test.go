@@ -3,16 +3,14 @@ package ports_test
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/sagasuite/sagasuite/libs/auth"
+	"github.com/sagasuite/sagasuite/libs/auth/authtest"
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/testenv"
 	commonv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/common/v1"
@@ -24,22 +22,6 @@ import (
 
 // wait bounds each call against the real store; no test asserts on timing.
 const wait = 2 * time.Minute
-
-// callers are the contexts the interceptor would hand the handlers.
-type callers struct {
-	alice, bob, operator, internal context.Context
-	aliceID, bobID                 string
-}
-
-func newCallers(t *testing.T) callers {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	t.Cleanup(cancel)
-	c := callers{aliceID: events.NewID(), bobID: events.NewID(), internal: ctx}
-	c.alice = auth.WithPrincipal(ctx, auth.Principal{Subject: c.aliceID, Roles: []auth.Role{auth.RoleCustomer}})
-	c.bob = auth.WithPrincipal(ctx, auth.Principal{Subject: c.bobID, Roles: []auth.Role{auth.RoleCustomer}})
-	c.operator = auth.WithPrincipal(ctx, auth.Principal{Subject: "ops", Roles: []auth.Role{auth.RoleOperator}})
-	return c
-}
 
 // newServer is the order API over a fresh database on the shared MariaDB.
 func newServer(t *testing.T) *ports.GRPCServer {
@@ -64,33 +46,6 @@ func createRequest(customerID string) *orderv1.CreateOrderRequest {
 	}
 }
 
-func wantCode(t *testing.T, what string, err error, want codes.Code) {
-	t.Helper()
-	if got := status.Code(err); got != want {
-		t.Fatalf("%s: %v (code %s), want %s", what, err, got, want)
-	}
-}
-
-// sameAnswer fails unless foreign (for an id that exists but is another
-// customer's) is NotFound and, with each id masked, byte for byte the
-// answer missing (for an id that does not exist) got: nothing tells them apart.
-func sameAnswer(t *testing.T, what string, foreign error, foreignID string, missing error, missingID string) {
-	t.Helper()
-	wantCode(t, what+" (foreign)", foreign, codes.NotFound)
-	mask := func(err error, id string) []byte {
-		st := status.Convert(err).Proto()
-		st.Message = strings.ReplaceAll(st.Message, id, "<id>")
-		b, merr := proto.MarshalOptions{Deterministic: true}.Marshal(st)
-		if merr != nil {
-			t.Fatal(merr)
-		}
-		return b
-	}
-	if f, m := mask(foreign, foreignID), mask(missing, missingID); string(f) != string(m) {
-		t.Fatalf("%s: a foreign id answers %q, a missing one %q", what, foreign, missing)
-	}
-}
-
 // watchStream is the server side of a WatchOrder stream: it keeps what is sent.
 type watchStream struct {
 	grpc.ServerStream // not used beyond Context and Send
@@ -105,50 +60,50 @@ func (w *watchStream) Send(r *orderv1.WatchOrderResponse) error {
 }
 
 func TestCustomerSeesAndActsOnOwnOrdersOnly(t *testing.T) {
-	srv, c := newServer(t), newCallers(t)
+	srv, c := newServer(t), authtest.NewCallers(t, wait)
 	missingID := events.NewID()
 
 	// CreateOrder: for oneself only.
-	created, err := srv.CreateOrder(c.alice, createRequest(c.aliceID))
+	created, err := srv.CreateOrder(c.Alice, createRequest(c.AliceID))
 	if err != nil {
 		t.Fatalf("alice orders for herself: %v", err)
 	}
 	aliceOrder := created.GetOrder().GetOrderId()
-	_, err = srv.CreateOrder(c.alice, createRequest(c.bobID))
-	wantCode(t, "alice orders for bob", err, codes.PermissionDenied)
-	created, err = srv.CreateOrder(c.bob, createRequest(c.bobID))
+	_, err = srv.CreateOrder(c.Alice, createRequest(c.BobID))
+	authtest.WantCode(t, "alice orders for bob", err, codes.PermissionDenied)
+	created, err = srv.CreateOrder(c.Bob, createRequest(c.BobID))
 	if err != nil {
 		t.Fatalf("bob orders for himself: %v", err)
 	}
 	bobOrder := created.GetOrder().GetOrderId()
-	if _, err := srv.CreateOrder(c.operator, createRequest(c.bobID)); err != nil {
+	if _, err := srv.CreateOrder(c.Operator, createRequest(c.BobID)); err != nil {
 		t.Fatalf("an operator orders for bob: %v", err)
 	}
 
 	// GetOrder: bob's order reads to alice like one that does not exist.
-	if got, err := srv.GetOrder(c.alice, &orderv1.GetOrderRequest{OrderId: aliceOrder}); err != nil || got.GetOrder().GetCustomerId() != c.aliceID {
+	if got, err := srv.GetOrder(c.Alice, &orderv1.GetOrderRequest{OrderId: aliceOrder}); err != nil || got.GetOrder().GetCustomerId() != c.AliceID {
 		t.Fatalf("alice gets her order: %v, %v", got, err)
 	}
-	_, foreign := srv.GetOrder(c.alice, &orderv1.GetOrderRequest{OrderId: bobOrder})
-	_, missing := srv.GetOrder(c.alice, &orderv1.GetOrderRequest{OrderId: missingID})
-	sameAnswer(t, "GetOrder", foreign, bobOrder, missing, missingID)
-	for name, ctx := range map[string]context.Context{"operator": c.operator, "in-process": c.internal} {
+	_, foreign := srv.GetOrder(c.Alice, &orderv1.GetOrderRequest{OrderId: bobOrder})
+	_, missing := srv.GetOrder(c.Alice, &orderv1.GetOrderRequest{OrderId: missingID})
+	authtest.SameAnswer(t, "GetOrder", foreign, bobOrder, missing, missingID)
+	for name, ctx := range map[string]context.Context{"operator": c.Operator, "in-process": c.Internal} {
 		if _, err := srv.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: bobOrder}); err != nil {
 			t.Fatalf("%s gets bob's order: %v", name, err)
 		}
 	}
 
 	// ListOrders: only one's own customer_id.
-	list, err := srv.ListOrders(c.alice, &orderv1.ListOrdersRequest{CustomerId: c.aliceID})
+	list, err := srv.ListOrders(c.Alice, &orderv1.ListOrdersRequest{CustomerId: c.AliceID})
 	if err != nil || len(list.GetOrders()) != 1 || list.GetOrders()[0].GetOrderId() != aliceOrder {
 		t.Fatalf("alice lists her orders: %v, %v", list, err)
 	}
-	_, err = srv.ListOrders(c.alice, &orderv1.ListOrdersRequest{CustomerId: c.bobID})
-	wantCode(t, "alice lists bob's orders", err, codes.PermissionDenied)
-	if list, err := srv.ListOrders(c.alice, &orderv1.ListOrdersRequest{}); err != nil || len(list.GetOrders()) != 1 {
+	_, err = srv.ListOrders(c.Alice, &orderv1.ListOrdersRequest{CustomerId: c.BobID})
+	authtest.WantCode(t, "alice lists bob's orders", err, codes.PermissionDenied)
+	if list, err := srv.ListOrders(c.Alice, &orderv1.ListOrdersRequest{}); err != nil || len(list.GetOrders()) != 1 {
 		t.Fatalf("alice lists without a customer_id (her own filled in): %v, %v", list, err)
 	}
-	if list, err := srv.ListOrders(c.operator, &orderv1.ListOrdersRequest{CustomerId: c.bobID}); err != nil || len(list.GetOrders()) != 2 {
+	if list, err := srv.ListOrders(c.Operator, &orderv1.ListOrdersRequest{CustomerId: c.BobID}); err != nil || len(list.GetOrders()) != 2 {
 		t.Fatalf("an operator lists bob's orders: %v, %v", list, err)
 	}
 
@@ -157,35 +112,35 @@ func TestCustomerSeesAndActsOnOwnOrdersOnly(t *testing.T) {
 		w := &watchStream{ctx: ctx}
 		return w, srv.WatchOrder(&orderv1.WatchOrderRequest{OrderId: orderID}, w)
 	}
-	w, foreign := watchAs(c.alice, bobOrder)
+	w, foreign := watchAs(c.Alice, bobOrder)
 	if len(w.sent) != 0 {
 		t.Fatalf("alice watching bob's order was sent %v", w.sent)
 	}
-	_, missing = watchAs(c.alice, missingID)
-	sameAnswer(t, "WatchOrder", foreign, bobOrder, missing, missingID)
+	_, missing = watchAs(c.Alice, missingID)
+	authtest.SameAnswer(t, "WatchOrder", foreign, bobOrder, missing, missingID)
 
 	// CancelOrder: bob's order stays as it is.
-	_, foreign = srv.CancelOrder(c.alice, &orderv1.CancelOrderRequest{OrderId: bobOrder, Reason: "not mine"})
-	_, missing = srv.CancelOrder(c.alice, &orderv1.CancelOrderRequest{OrderId: missingID, Reason: "not mine"})
-	sameAnswer(t, "CancelOrder", foreign, bobOrder, missing, missingID)
-	got, err := srv.GetOrder(c.bob, &orderv1.GetOrderRequest{OrderId: bobOrder})
+	_, foreign = srv.CancelOrder(c.Alice, &orderv1.CancelOrderRequest{OrderId: bobOrder, Reason: "not mine"})
+	_, missing = srv.CancelOrder(c.Alice, &orderv1.CancelOrderRequest{OrderId: missingID, Reason: "not mine"})
+	authtest.SameAnswer(t, "CancelOrder", foreign, bobOrder, missing, missingID)
+	got, err := srv.GetOrder(c.Bob, &orderv1.GetOrderRequest{OrderId: bobOrder})
 	if err != nil || got.GetOrder().GetStatus() != orderv1.OrderStatus_ORDER_STATUS_PENDING || len(got.GetOrder().GetSteps()) != 1 {
 		t.Fatalf("bob's order after alice's cancel: %v, %v; want PENDING, untouched", got, err)
 	}
-	if got, err := srv.CancelOrder(c.alice, &orderv1.CancelOrderRequest{OrderId: aliceOrder}); err != nil ||
+	if got, err := srv.CancelOrder(c.Alice, &orderv1.CancelOrderRequest{OrderId: aliceOrder}); err != nil ||
 		got.GetOrder().GetStatus() != orderv1.OrderStatus_ORDER_STATUS_CANCELLED {
 		t.Fatalf("alice cancels her order: %v, %v", got, err)
 	}
-	if got, err := srv.CancelOrder(c.operator, &orderv1.CancelOrderRequest{OrderId: bobOrder}); err != nil ||
+	if got, err := srv.CancelOrder(c.Operator, &orderv1.CancelOrderRequest{OrderId: bobOrder}); err != nil ||
 		got.GetOrder().GetStatus() != orderv1.OrderStatus_ORDER_STATUS_CANCELLED {
 		t.Fatalf("an operator cancels bob's order: %v, %v", got, err)
 	}
 
 	// Watching a finished order of one's own: its one snapshot, then the end.
-	if w, err := watchAs(c.alice, aliceOrder); err != nil || len(w.sent) != 1 {
+	if w, err := watchAs(c.Alice, aliceOrder); err != nil || len(w.sent) != 1 {
 		t.Fatalf("alice watches her cancelled order: sent %d, %v", len(w.sent), err)
 	}
-	if w, err := watchAs(c.operator, bobOrder); err != nil || len(w.sent) != 1 {
+	if w, err := watchAs(c.Operator, bobOrder); err != nil || len(w.sent) != 1 {
 		t.Fatalf("an operator watches bob's cancelled order: sent %d, %v", len(w.sent), err)
 	}
 }
@@ -193,19 +148,19 @@ func TestCustomerSeesAndActsOnOwnOrdersOnly(t *testing.T) {
 // A customer token without a subject owns nothing: it must not be taken
 // for "any customer".
 func TestCustomerWithoutSubjectReachesNothing(t *testing.T) {
-	srv, c := newServer(t), newCallers(t)
-	created, err := srv.CreateOrder(c.bob, createRequest(c.bobID))
+	srv, c := newServer(t), authtest.NewCallers(t, wait)
+	created, err := srv.CreateOrder(c.Bob, createRequest(c.BobID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	bobOrder := created.GetOrder().GetOrderId()
-	nobody := auth.WithPrincipal(c.internal, auth.Principal{Roles: []auth.Role{auth.RoleCustomer}})
+	nobody := auth.WithPrincipal(c.Internal, auth.Principal{Roles: []auth.Role{auth.RoleCustomer}})
 	_, err = srv.GetOrder(nobody, &orderv1.GetOrderRequest{OrderId: bobOrder})
-	wantCode(t, "GetOrder", err, codes.NotFound)
+	authtest.WantCode(t, "GetOrder", err, codes.NotFound)
 	_, err = srv.CancelOrder(nobody, &orderv1.CancelOrderRequest{OrderId: bobOrder})
-	wantCode(t, "CancelOrder", err, codes.NotFound)
+	authtest.WantCode(t, "CancelOrder", err, codes.NotFound)
 	_, err = srv.ListOrders(nobody, &orderv1.ListOrdersRequest{})
-	wantCode(t, "ListOrders", err, codes.PermissionDenied)
-	_, err = srv.CreateOrder(nobody, createRequest(c.bobID))
-	wantCode(t, "CreateOrder", err, codes.PermissionDenied)
+	authtest.WantCode(t, "ListOrders", err, codes.PermissionDenied)
+	_, err = srv.CreateOrder(nobody, createRequest(c.BobID))
+	authtest.WantCode(t, "CreateOrder", err, codes.PermissionDenied)
 }
