@@ -1,6 +1,7 @@
 // Command sagactl operates a running sagasuite: `sagactl audit` checks that
-// finished sagas add up, `sagactl dlq` reads and redrives dead letters; dev,
-// demo and bench run and load a suite; record and replay join them later.
+// finished sagas add up, `sagactl dlq` reads and redrives dead letters,
+// `sagactl saga` shows one saga's timeline; dev, demo and bench run and load
+// a suite; record and replay join them later.
 //
 // Exit status: 0 success, 1 the command found problems (e.g. audit
 // violations), 2 bad usage or the command could not run.
@@ -34,6 +35,7 @@ type command struct {
 // commands lists the subcommands in help order.
 var commands = []command{
 	{name: "audit", summary: "check that the sagas of some customers add up (orders, stock, money, shipments, saga log)", run: runAudit},
+	{name: "saga", summary: "the timeline of one saga: every event, its service, time since start, gap, compensations marked", run: runSaga},
 	{name: "demo", summary: "place orders that take every saga path, show their timelines, audit, end with a JSON line", run: runDemo},
 	{name: "bench", summary: "load generator: place orders at a rate or concurrency, report sagas/s and latency", run: runBench},
 	{name: "dlq", summary: "dead letters of a consumer group: list, show, redrive (dry run unless --apply), drop", run: runDLQ},

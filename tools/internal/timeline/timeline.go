@@ -90,7 +90,8 @@ type Timeline struct {
 	Started      time.Time `json:"started"`
 	// Took is the saga's start to its terminal event; 0 while it is pending.
 	Took time.Duration `json:"-"`
-	// Services lists the services seen, in order of first appearance.
+	// Services lists the services seen: order, inventory, payment, shipping,
+	// notification (those present), then any other producer.
 	Services []string `json:"services"`
 	Entries  []Entry  `json:"entries"`
 	// NotInSagaLog counts order steps the saga log does not hold (yet):
@@ -125,6 +126,15 @@ var producers = map[eventsv1.EventType]string{
 	eventsv1.EventType_EVENT_TYPE_SHIPMENT_FAILED:    "shipping",
 	eventsv1.EventType_EVENT_TYPE_SHIPMENT_CANCELLED: "shipping",
 	eventsv1.EventType_EVENT_TYPE_NOTIFICATION_SENT:  "notification",
+}
+
+var serviceOrder = []string{"order", "inventory", "payment", "shipping", "notification"}
+
+func serviceRank(name string) int {
+	if i := slices.Index(serviceOrder, name); i >= 0 {
+		return i
+	}
+	return len(serviceOrder)
 }
 
 // KindOf classifies an event type.
@@ -215,8 +225,17 @@ func Build(order *orderv1.Order, log []*eventsv1.Envelope, notes []*notification
 			}
 		}
 	}
-	// Time order; ties keep saga events before notifications and the log's order.
-	slices.SortStableFunc(entries, func(a, b *Entry) int { return a.At.Compare(b.At) })
+	// Time order; ties keep saga events before notifications and the log's
+	// order. A notification sorts no earlier than the event it reports: its
+	// send time comes from another clock and step than the event's
+	// occurred_at, and may read a little earlier.
+	sortAt := func(e *Entry) time.Time {
+		if cause := byEventID[e.CausedBy]; e.Kind == KindNotification && cause != nil && cause.At.After(e.At) {
+			return cause.At
+		}
+		return e.At
+	}
+	slices.SortStableFunc(entries, func(a, b *Entry) int { return sortAt(a).Compare(sortAt(b)) })
 
 	var prev *Entry
 	seen := map[string]bool{}
@@ -242,6 +261,8 @@ func Build(order *orderv1.Order, log []*eventsv1.Envelope, notes []*notification
 		}
 		t.Entries = append(t.Entries, *e)
 	}
+	// The suite's usual order, whatever came first; unknown names last.
+	slices.SortStableFunc(t.Services, func(a, b string) int { return serviceRank(a) - serviceRank(b) })
 	return t, nil
 }
 

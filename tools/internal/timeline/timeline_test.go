@@ -155,6 +155,19 @@ func TestBuild(t *testing.T) {
 			services: []string{"order", "notification"},
 			notInLog: 1,
 		},
+		{
+			name:  "services listed in the suite's order, not by first appearance",
+			order: order(orderv1.OrderStatus_ORDER_STATUS_PENDING),
+			log:   envelopes(ev{shipped, "shipping", 0}, ev{created, "order", ms}, ev{reserved, "inventory", 2 * ms}),
+			notes: []*notificationv1.Notification{note(paid, "payment_processed", -ms)},
+			want: []row{
+				{"notification", "NOTIFIED payment_processed", KindNotification, -ms, 0, false},
+				{"shipping", "SHIPMENT_CREATED", KindStep, 0, 0, false},
+				{"order", "ORDER_CREATED", KindStep, ms, ms, true},
+				{"inventory", "STOCK_RESERVED", KindStep, 2 * ms, ms, true},
+			},
+			services: []string{"order", "inventory", "shipping", "notification"},
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -288,5 +301,30 @@ func TestWriteJSON(t *testing.T) {
 	if e[0].GapMS != nil || e[1].GapMS == nil || *e[1].GapMS != 2.5 || e[1].Kind != "outcome" || e[1].SinceStartMS != 2.5 ||
 		e[2].GapMS != nil || e[2].Kind != "notification" {
 		t.Fatalf("entries %+v\n%s", e, buf.String())
+	}
+}
+
+// A notification whose send time reads before the event it reports (another
+// clock, recorded before the event's commit time) still follows that event;
+// its gap shows the real, negative, difference.
+func TestNotificationNeverPrecedesItsEvent(t *testing.T) {
+	ms := time.Millisecond
+	tl, err := Build(order(orderv1.OrderStatus_ORDER_STATUS_COMPLETED), envelopes(ev{created, "order", 0}, ev{completed, "order", 10 * ms}),
+		[]*notificationv1.Notification{note(created, "order_received", -ms), note(completed, "order_completed", 9*ms)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range tl.Entries {
+		got = append(got, e.Event)
+	}
+	if strings.Join(got, ",") != "ORDER_CREATED,NOTIFIED order_received,ORDER_COMPLETED,NOTIFIED order_completed" {
+		t.Fatalf("order %v", got)
+	}
+	if e := tl.Entries[1]; e.Gap != -ms || !e.HasGap || e.SinceStart != -ms {
+		t.Fatalf("notification entry %+v", e)
+	}
+	if strings.Join(tl.Services, ",") != "order,notification" {
+		t.Fatalf("services %v", tl.Services)
 	}
 }
