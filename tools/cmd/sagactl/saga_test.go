@@ -73,16 +73,21 @@ func TestSagaTimelineOnTheDevStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conns.Close()
-	resp, err := conns.Order.CreateOrder(ctx, &orderv1.CreateOrderRequest{
-		CustomerId: uuid.NewString(), Currency: devstack.Currency, PaymentMethodToken: "tok_visa", RequestId: uuid.NewString(),
-		Lines: []*commonv1.LineItem{{Sku: "DEV-MUG", Quantity: 2, UnitPriceMinor: 1250}},
-		ShippingAddress: &commonv1.Address{Name: "Ada Lovelace", Line1: "1 Analytical Street", City: "Berlin",
-			PostalCode: "10115", CountryCode: "DE"},
-	})
-	if err != nil {
-		t.Fatalf("CreateOrder: %v", err)
+	place := func(country, postal string) string {
+		t.Helper()
+		resp, err := conns.Order.CreateOrder(ctx, &orderv1.CreateOrderRequest{
+			CustomerId: uuid.NewString(), Currency: devstack.Currency, PaymentMethodToken: "tok_visa", RequestId: uuid.NewString(),
+			Lines: []*commonv1.LineItem{{Sku: "DEV-MUG", Quantity: 2, UnitPriceMinor: 1250}},
+			ShippingAddress: &commonv1.Address{Name: "Ada Lovelace", Line1: "1 Analytical Street", City: "Berlin",
+				PostalCode: postal, CountryCode: country},
+		})
+		if err != nil {
+			t.Fatalf("CreateOrder: %v", err)
+		}
+		return resp.GetOrder().GetOrderId()
 	}
-	orderID := resp.GetOrder().GetOrderId()
+	orderID := place("DE", "10115")
+	undeliverable := place("AQ", "9999") // no carrier serves it: SHIPMENT_FAILED, then compensations
 
 	token, err := st.ToolToken("sagactl-saga").Token(ctx)
 	if err != nil {
@@ -155,6 +160,38 @@ func TestSagaTimelineOnTheDevStack(t *testing.T) {
 	if tl.Status != "COMPLETED" || len(tl.Services) != 5 || tl.TookMS <= 0 ||
 		strings.Join(events, " ") != "order/ORDER_CREATED inventory/STOCK_RESERVED payment/PAYMENT_PROCESSED inventory/INVENTORY_UPDATED shipping/SHIPMENT_CREATED order/ORDER_COMPLETED" {
 		t.Errorf("--json: status %s, services %v, took %vms, events %v", tl.Status, tl.Services, tl.TookMS, events)
+	}
+
+	// The compensated saga: the failure and each compensation marked, from
+	// its producer, after the failure.
+	code, out, stderr = sagactl(t, args(undeliverable, "--wait", "3m")...)
+	if code != exitOK || stderr != "" || !strings.Contains(out, "status CANCELLED (SHIPMENT_FAILED") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+	t.Logf("sagactl saga %s:\n%s", undeliverable, out)
+	marks := map[string]string{}
+	failedAt, compensatedAfter := -1, true
+	for i, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[3] == "notification" {
+			continue
+		}
+		marks[f[3]+"/"+f[4]] = f[5]
+		switch f[5] {
+		case "FAILED":
+			failedAt = i
+		case "COMPENSATION":
+			compensatedAfter = compensatedAfter && failedAt >= 0
+		}
+	}
+	for _, want := range []struct{ event, mark string }{{"shipping/SHIPMENT_FAILED", "FAILED"}, {"payment/PAYMENT_REFUNDED", "COMPENSATION"},
+		{"inventory/STOCK_RESTORED", "COMPENSATION"}, {"order/ORDER_CANCELLED", "COMPENSATION"}} {
+		if marks[want.event] != want.mark {
+			t.Errorf("%s marked %q, want %s", want.event, marks[want.event], want.mark)
+		}
+	}
+	if !compensatedAfter {
+		t.Errorf("a compensation before the failure:\n%s", out)
 	}
 
 	unknown := uuid.Must(uuid.NewV7()).String()
