@@ -179,7 +179,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 			ServiceName: serviceName, OTLPEndpoint: spec.Common.OTLPEndpoint, Registry: registry, Logger: logger,
 		})
 		if err != nil {
-			return fmt.Errorf("%s: telemetry: %w", spec.Name, err)
+			return fmt.Errorf("%s: %w", spec.Name, err) // Setup's errors begin "telemetry:"
 		}
 		defer func() {
 			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
