@@ -24,6 +24,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+
+	"github.com/sagasuite/sagasuite/libs/telemetry"
 )
 
 // DefaultShutdownTimeout bounds a graceful stop when Options leaves it zero.
@@ -107,6 +109,9 @@ func New(opts Options) (*Server, error) {
 	serverOpts := []grpc.ServerOption{
 		// Tracing wraps everything, so even a panic or a rejected request is
 		// a span; health probes would only be noise.
+		// The service mark first: in a one-process stack it picks the
+		// server span's service.name.
+		grpc.StatsHandler(telemetry.ServiceStatsHandler(opts.ServiceName)),
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))),
 		grpc.ChainUnaryInterceptor(
 			unaryRecovery(logger),

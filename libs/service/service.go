@@ -150,6 +150,9 @@ type Spec struct {
 
 // Run runs the service until ctx ends or a part fails, then shuts it down.
 func Run(ctx context.Context, spec Spec) (err error) {
+	// Spans started under ctx (consumers, relay, loops) are this service's,
+	// also when several services share one process (the dev stack).
+	ctx = telemetry.ContextWithService(ctx, spec.Name)
 	// First, so a misconfigured binary stops at once, naming the variable.
 	verifier := spec.Verifier
 	if verifier == nil {
@@ -168,11 +171,15 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		registry = prometheus.NewRegistry()
 	}
 	if !spec.SharedTelemetry {
+		serviceName := spec.Common.ServiceName // OTEL_SERVICE_NAME, else the service's own name
+		if serviceName == "" {
+			serviceName = spec.Name
+		}
 		shutdown, err := telemetry.Setup(ctx, telemetry.Options{
-			ServiceName: spec.Name, OTLPEndpoint: spec.Common.OTLPEndpoint, Registry: registry, Logger: logger,
+			ServiceName: serviceName, OTLPEndpoint: spec.Common.OTLPEndpoint, Registry: registry, Logger: logger,
 		})
 		if err != nil {
-			return fmt.Errorf("%s: telemetry: %w", spec.Name, err)
+			return fmt.Errorf("%s: %w", spec.Name, err) // Setup's errors begin "telemetry:"
 		}
 		defer func() {
 			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

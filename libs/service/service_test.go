@@ -49,6 +49,19 @@ func TestRunRefusesToStartWithoutAuthConfig(t *testing.T) {
 	}
 }
 
+// A bad exporter variable stops Run at start-up, naming the variable.
+func TestBadTracesExporterStopsStartUpNamingTheVariable(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "bogus")
+	s := spec(t, testenv.UniqueName("svctest-")+".")
+	s.SharedTelemetry = false // the service sets telemetry up itself, as a binary does
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := service.Run(ctx, s)
+	if err == nil || !strings.Contains(err.Error(), `svctest: telemetry: OTEL_TRACES_EXPORTER="bogus": unknown exporter`) {
+		t.Errorf("Run with OTEL_TRACES_EXPORTER=bogus = %v, want an error naming the variable", err)
+	}
+}
+
 // A service runs its gRPC server, ops server, consumers and loops under one
 // owner: ready when all run, consuming under its topic prefix, stopped cleanly.
 func TestRunServesConsumesAndStopsCleanly(t *testing.T) {

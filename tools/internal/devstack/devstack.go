@@ -311,11 +311,14 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	}
 
 	// One telemetry setup for the five services, one registry all ops
-	// servers serve.
+	// servers serve; each service's spans carry its own service.name, and
+	// console exporters (OTEL_TRACES_EXPORTER=console) write to the log
+	// output, never to stdout.
 	logger := logging.New(opts.LogOutput, opts.LogLevel, string(config.FormatText))
 	registry := prometheus.NewRegistry()
 	shutdownTelemetry, err := telemetry.Setup(ctx, telemetry.Options{
-		ServiceName: "sagasuite-dev", OTLPEndpoint: os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), Registry: registry, Logger: logger,
+		ServiceName: "sagasuite-dev", Services: suite.Services, ConsoleOutput: opts.LogOutput,
+		Registry: registry, Logger: logger,
 	})
 	if err != nil {
 		return st, fmt.Errorf("telemetry: %w", err)
