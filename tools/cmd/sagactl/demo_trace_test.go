@@ -15,8 +15,8 @@ import (
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
-// lockedBuffer takes the demo's stderr: progress, logs and the span
-// exporter write to it from many goroutines.
+// lockedBuffer takes output written from many goroutines (the demo's
+// stderr: progress, logs and the span exporter; a dev stack's logs).
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -199,22 +197,4 @@ func TestSagaTimelineOnTheDevStack(t *testing.T) {
 	if code != exitError || out != "" || !strings.Contains(stderr, "order "+unknown+" not found") {
 		t.Errorf("unknown order: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
-}
-
-// lockedBuffer collects the stack's logs from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
