@@ -245,15 +245,14 @@ func sagaMetrics(streams *app.StreamLimits) (ended func(ctx context.Context, o *
 	if err != nil {
 		return nil, err
 	}
-	_, err = meter.Int64ObservableGauge(MetricWatchStreams,
-		metric.WithDescription("WatchOrder streams open on this replica"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(streams.Open()))
-			return nil
-		}))
+	// An up-down counter, not an observed gauge: replicas sharing one
+	// process (tests, the dev stack) then add up instead of overwriting.
+	open, err := meter.Int64UpDownCounter(MetricWatchStreams, metric.WithUnit("{stream}"),
+		metric.WithDescription("WatchOrder streams open on this replica"))
 	if err != nil {
 		return nil, err
 	}
+	streams.OnChange(func(delta int64) { open.Add(context.Background(), delta) })
 	return func(ctx context.Context, o *order.Order) {
 		outcome := "completed"
 		if o.Status == order.StatusCancelled {
