@@ -78,7 +78,8 @@ func (m messagingMetrics) processed(ctx context.Context, group, topic, eventType
 }
 
 // errorType is a low-cardinality error.type: the class the consumer acts on,
-// or the error's Go type, never its message.
+// or the Go type of the first error under the fmt.Errorf wrapping (the one
+// that says what failed), never the message, which holds ids.
 func errorType(err error) string {
 	switch {
 	case IsPermanent(err):
@@ -88,8 +89,12 @@ func errorType(err error) string {
 	case errors.Is(err, context.Canceled):
 		return "canceled"
 	}
-	for u := errors.Unwrap(err); u != nil; u = errors.Unwrap(u) {
-		err = u // the innermost error names the cause, not the wrapping
+	for {
+		name := fmt.Sprintf("%T", err)
+		inner := errors.Unwrap(err)
+		if (name != "*fmt.wrapError" && name != "*fmt.wrapErrors") || inner == nil {
+			return name
+		}
+		err = inner
 	}
-	return fmt.Sprintf("%T", err)
 }
