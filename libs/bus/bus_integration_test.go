@@ -25,6 +25,7 @@ import (
 
 	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/events"
+	"github.com/sagasuite/sagasuite/libs/telemetry/telemetrytest"
 	"github.com/sagasuite/sagasuite/libs/testenv"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 )
@@ -631,4 +632,76 @@ func TestRebalanceLosesNothing(t *testing.T) {
 		return true
 	})
 	waitFor(t, "the remaining member ready", c1.Ready)
+}
+
+// The messaging semantic-convention metrics, as /metrics shows them: every
+// record sent counted once by destination and type; every delivery counted
+// once as consumed though its handler ran twice; each handler run timed,
+// the failed one with error.type.
+func TestMessagingMetricsCountSentConsumedAndProcessed(t *testing.T) {
+	reg := telemetrytest.Install(t)
+	topic := newTopic(t, 1)
+	producer := bus.NewProducer(testenv.Brokers())
+	defer producer.Close()
+	ctx := context.Background()
+	order := events.NewID()
+	first, second := envelope(t, order, "metrics-1"), envelope(t, order, "metrics-2")
+	if err := producer.Publish(ctx, encodeTo(t, ctx, topic, first), encodeTo(t, ctx, topic, second)); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	cfg := consumerConfig(topic)
+	c, err := bus.NewConsumer(cfg, func(ctx context.Context, env *eventsv1.Envelope) error {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts[env.GetEventId()]++
+		if env.GetEventId() == first.GetEventId() && attempts[env.GetEventId()] == 1 {
+			return errors.New("store briefly away")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, c)
+	base := map[string]string{"messaging_system": "kafka", "messaging_destination_name": topic, "sagasuite_event_type": "ORDER_COMPLETED"}
+	with := func(extra map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range base {
+			out[k] = v
+		}
+		for k, v := range extra {
+			out[k] = v
+		}
+		return out
+	}
+	processed := with(map[string]string{"messaging_operation_name": "process", "messaging_consumer_group_name": cfg.Group})
+	waitFor(t, "three handler runs timed", func() bool {
+		return telemetrytest.Total(t, reg, "messaging_process_duration_seconds", processed) == 3
+	})
+	if got := telemetrytest.Total(t, reg, "messaging_client_sent_messages_total", with(map[string]string{"messaging_operation_name": "send"})); got != 2 {
+		t.Errorf("sent messages = %v, want 2 (series: %s)", got, telemetrytest.Names(t, reg, "messaging"))
+	}
+	consumed := with(map[string]string{"messaging_operation_name": "receive", "messaging_consumer_group_name": cfg.Group})
+	if got := telemetrytest.Total(t, reg, "messaging_client_consumed_messages_total", consumed); got != 2 {
+		t.Errorf("consumed messages = %v, want 2: a retry is no second delivery", got)
+	}
+	failed := telemetrytest.Find(t, reg, "messaging_process_duration_seconds", processed)
+	var failedRuns float64
+	for _, s := range failed {
+		if s.Labels["error_type"] != "" {
+			failedRuns += s.Value
+			if s.Labels["error_type"] != "*errors.errorString" {
+				t.Errorf("error.type = %q, want the cause's Go type", s.Labels["error_type"])
+			}
+		}
+	}
+	if failedRuns != 1 {
+		t.Errorf("handler runs with error.type = %v, want 1 (series %+v)", failedRuns, failed)
+	}
+	// The existing ones stay.
+	if got := telemetrytest.Total(t, reg, "sagasuite_bus_retries_total", map[string]string{"group": cfg.Group}); got != 1 {
+		t.Errorf("sagasuite_bus_retries_total = %v, want 1", got)
+	}
 }

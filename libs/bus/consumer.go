@@ -133,6 +133,7 @@ type Consumer struct {
 	handler Handler
 	dlq     *Producer
 	metrics consumerMetrics
+	msgs    messagingMetrics
 	ready   atomic.Bool
 
 	commitWake chan struct{}
@@ -149,7 +150,7 @@ func NewConsumer(cfg ConsumerConfig, h Handler) (*Consumer, error) {
 		return nil, errors.New("bus: consumer needs a handler")
 	}
 	return &Consumer{
-		cfg: cfg, handler: h, dlq: NewProducer(cfg.Brokers, WithSecurity(cfg.Security)), metrics: newConsumerMetrics(),
+		cfg: cfg, handler: h, dlq: NewProducer(cfg.Brokers, WithSecurity(cfg.Security)), metrics: newConsumerMetrics(), msgs: newMessagingMetrics(),
 		commitWake: make(chan struct{}, 1),
 	}, nil
 }
@@ -422,6 +423,9 @@ func (c *Consumer) process(d *delivery) outcome {
 			"offset", m.Offset, "event_type", typeName, "event_id", headers[HeaderEventID], "order_id", string(m.Key))
 	}
 
+	if d.attempts == 0 {
+		c.msgs.consumedMessage(ctx, c.cfg.Group, m.Topic, typeName)
+	}
 	if d.env == nil {
 		env, err := c.decode(m)
 		if err != nil {
@@ -434,7 +438,9 @@ func (c *Consumer) process(d *delivery) outcome {
 	typeName = events.TypeName(d.env.GetType())
 	start := time.Now()
 	err := c.invoke(ctx, d.env)
-	c.metrics.record(ctx, c.cfg.Group, typeName, err, time.Since(start))
+	elapsed := time.Since(start)
+	c.metrics.record(ctx, c.cfg.Group, typeName, err, elapsed)
+	c.msgs.processed(ctx, c.cfg.Group, m.Topic, typeName, err, elapsed)
 	if err == nil {
 		if d.attempts > 0 {
 			log().InfoContext(ctx, "event handled after retries", "attempts", d.attempts+1)

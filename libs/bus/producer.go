@@ -25,6 +25,7 @@ type Publisher interface {
 type Producer struct {
 	w           *kafka.Writer
 	topicPrefix string
+	metrics     messagingMetrics
 }
 
 // ProducerOption tunes a Producer.
@@ -56,7 +57,7 @@ func NewProducer(brokers []string, opts ...ProducerOption) *Producer {
 		// metadata for 6 s, so a topic created a moment ago (EnsureTopics at
 		// start-up) would be "unknown" to the writer until then.
 		Transport: &kafka.Transport{MetadataTTL: time.Second},
-	}}
+	}, metrics: newMessagingMetrics()}
 	for _, o := range opts {
 		o(p)
 	}
@@ -73,8 +74,10 @@ func (p *Producer) Publish(ctx context.Context, msgs ...Message) error {
 	tracer := otel.Tracer(tracerName)
 	records := make([]kafka.Message, len(msgs))
 	spans := make([]trace.Span, len(msgs))
+	sent := make([]Message, len(msgs))
 	for i, m := range msgs {
 		m.Topic = p.topicPrefix + m.Topic
+		sent[i] = m
 		// Each record's span continues the trace it was created in (the gRPC
 		// call or handler that wrote it to the outbox), so a saga's trace runs
 		// producer → Kafka → consumer even though a relay sends it later.
@@ -99,6 +102,7 @@ func (p *Producer) Publish(ctx context.Context, msgs ...Message) error {
 		records[i] = kafka.Message{Topic: m.Topic, Key: []byte(m.Key), Value: m.Value, Headers: toKafkaHeaders(headers)}
 	}
 	err := p.w.WriteMessages(ctx, records...)
+	p.metrics.sentMessages(ctx, sent, err)
 	for _, span := range spans {
 		if err != nil {
 			span.RecordError(err)

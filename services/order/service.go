@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/grpc"
 
@@ -144,6 +145,10 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	if err != nil {
 		return fmt.Errorf("%s: metrics: %w", Name, err)
 	}
+	sagaEnded, err := sagaMetrics(streamLimits)
+	if err != nil {
+		return fmt.Errorf("%s: metrics: %w", Name, err)
+	}
 	application := app.New(app.Deps{
 		Repo:   repo,
 		Encode: ports.Encode,
@@ -152,6 +157,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 			relay.Notify()
 			watchers.Publish(o)
 		},
+		Ended: sagaEnded,
 	}, cfg.Deadline, watchers, backlog)
 	api := ports.NewGRPCServer(application, rt.Logger, refused)
 
@@ -211,4 +217,48 @@ func backlogMetrics(b *app.Backlog) (refused func(ctx context.Context), err erro
 		return nil, err
 	}
 	return func(ctx context.Context) { counter.Add(ctx, 1) }, nil
+}
+
+// Metric names of the saga as the order service sees it.
+const (
+	// MetricSagaDuration is the time from an order's creation to the commit
+	// that made it COMPLETED or CANCELLED, once per order.
+	MetricSagaDuration = "sagasuite.saga.duration"
+	// MetricWatchStreams is this replica's open WatchOrder streams.
+	MetricWatchStreams = "sagasuite.order.watch_streams"
+)
+
+// sagaDurationBuckets span a saga's life: tens of milliseconds when all goes
+// well, up to the deadline (30 s by default) and past it under a backlog.
+var sagaDurationBuckets = []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 45, 60, 120, 300}
+
+// sagaMetrics exports the open WatchOrder streams and returns what records
+// an order's end (app.Deps.Ended): sagasuite.saga.duration with outcome
+// (completed|cancelled) and reason (the cancel reason, "" when completed).
+// Only the replica that committed the end records it, so each order counts
+// once however many replicas run.
+func sagaMetrics(streams *app.StreamLimits) (ended func(ctx context.Context, o *order.Order), err error) {
+	meter := otel.Meter("github.com/sagasuite/sagasuite/services/order")
+	duration, err := meter.Float64Histogram(MetricSagaDuration, metric.WithUnit("s"),
+		metric.WithDescription("from order creation to COMPLETED or CANCELLED, once per order, by outcome and cancel reason"),
+		metric.WithExplicitBucketBoundaries(sagaDurationBuckets...))
+	if err != nil {
+		return nil, err
+	}
+	// An up-down counter, not an observed gauge: replicas sharing one
+	// process (tests, the dev stack) then add up instead of overwriting.
+	open, err := meter.Int64UpDownCounter(MetricWatchStreams, metric.WithUnit("{stream}"),
+		metric.WithDescription("WatchOrder streams open on this replica"))
+	if err != nil {
+		return nil, err
+	}
+	streams.OnChange(func(delta int64) { open.Add(context.Background(), delta) })
+	return func(ctx context.Context, o *order.Order) {
+		outcome := "completed"
+		if o.Status == order.StatusCancelled {
+			outcome = "cancelled"
+		}
+		duration.Record(ctx, o.UpdatedAt.Sub(o.CreatedAt).Seconds(), metric.WithAttributes(
+			attribute.String("outcome", outcome), attribute.String("reason", string(o.CancelReason))))
+	}, nil
 }

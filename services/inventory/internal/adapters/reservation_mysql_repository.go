@@ -12,6 +12,7 @@ import (
 	"github.com/sagasuite/sagasuite/libs/inbox"
 	"github.com/sagasuite/sagasuite/libs/outbox"
 	"github.com/sagasuite/sagasuite/libs/sqlstore"
+	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 	"github.com/sagasuite/sagasuite/services/inventory/internal/app"
 	"github.com/sagasuite/sagasuite/services/inventory/internal/domain/stock"
 )
@@ -35,16 +36,17 @@ func (r *MySQLRepository) Apply(ctx context.Context, cause app.Cause, skus []str
 		if err != nil {
 			return false, err
 		}
-		if emitted {
+		if emitted != nil {
 			r.afterCommit()
+			r.compensations.Committed(ctx, emitted)
 		}
 		return applied, nil
 	}
 }
 
-func (r *MySQLRepository) applyOnce(ctx context.Context, cause app.Cause, skus []string, decide app.Decide) (applied, emitted bool, err error) {
+func (r *MySQLRepository) applyOnce(ctx context.Context, cause app.Cause, skus []string, decide app.Decide) (applied bool, emitted *eventsv1.Envelope, err error) {
 	err = sqlstore.InTx(ctx, r.db, func(tx *sql.Tx) error {
-		applied, emitted = false, false
+		applied, emitted = false, nil // InTx may rerun this
 		first, err := inbox.Claim(ctx, tx, r.consumer, cause.EventID, cause.At)
 		if err != nil || !first {
 			return err
@@ -99,7 +101,7 @@ func (r *MySQLRepository) applyOnce(ctx context.Context, cause app.Cause, skus [
 		if err := outbox.AddEnvelopes(ctx, tx, cause.At, env); err != nil {
 			return err
 		}
-		emitted = true
+		emitted = env
 		return nil
 	})
 	return applied, emitted, err

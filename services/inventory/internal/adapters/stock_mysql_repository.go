@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/sagasuite/sagasuite/libs/sagametrics"
 	"github.com/sagasuite/sagasuite/libs/sqlstore"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 	"github.com/sagasuite/sagasuite/services/inventory/internal/app"
@@ -44,6 +45,8 @@ type MySQLRepository struct {
 	// afterCommit runs after a transaction that wrote outbox rows commits
 	// (the relay's Notify), so events leave at once.
 	afterCommit func()
+	// compensations counts the STOCK_RESTORED this store commits.
+	compensations *sagametrics.Compensations
 }
 
 // NewMySQLRepository returns the repository. consumer names the inbox;
@@ -52,7 +55,8 @@ func NewMySQLRepository(db *sql.DB, consumer string, encode Encoder, afterCommit
 	if afterCommit == nil {
 		afterCommit = func() {}
 	}
-	return &MySQLRepository{db: db, consumer: consumer, encode: encode, afterCommit: afterCommit}
+	return &MySQLRepository{db: db, consumer: consumer, encode: encode, afterCommit: afterCommit,
+		compensations: sagametrics.NewCompensations()}
 }
 
 var _ app.Repository = (*MySQLRepository)(nil)

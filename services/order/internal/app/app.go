@@ -73,6 +73,10 @@ type Deps struct {
 	// order as committed (it wakes the outbox relay and hands the snapshot
 	// to the order's watchers). It must not block.
 	Changed func(o *order.Order)
+	// Ended is told once per order, by the replica whose transaction made
+	// it COMPLETED or CANCELLED, after that commit (the saga-duration
+	// metric). It must not block. Nil: nobody is told.
+	Ended func(ctx context.Context, o *order.Order)
 }
 
 // now is the clock cut to what the store keeps (microseconds), so an order
@@ -83,6 +87,24 @@ func (d Deps) changed(o *order.Order) {
 	if d.Changed != nil {
 		d.Changed(o)
 	}
+}
+
+func (d Deps) ended(ctx context.Context, o *order.Order) {
+	if d.Ended != nil {
+		d.Ended(ctx, o)
+	}
+}
+
+// endsSaga reports whether a transition's events make the order terminal:
+// an order emits ORDER_COMPLETED or ORDER_CANCELLED once, in the change
+// that ends it.
+func endsSaga(types []order.EventType) bool {
+	for _, t := range types {
+		if t == order.EventOrderCompleted || t == order.EventOrderCancelled {
+			return true
+		}
+	}
+	return false
 }
 
 // emit turns the event types a transition returned into envelopes caused by

@@ -19,7 +19,7 @@ type CancelOrderHandler struct{ deps Deps }
 // order (operators).
 func (h CancelOrderHandler) Handle(ctx context.Context, orderID, reason, onlyCustomer string) (*order.Order, error) {
 	commandID := events.NewID()
-	var emitted bool
+	var emitted, ended bool
 	o, _, err := h.deps.Repo.Update(ctx, orderID, "", func(o *order.Order) ([]*eventsv1.Envelope, error) {
 		// Checked on the locked row: the change and the check are one step.
 		if onlyCustomer != "" && o.CustomerID != onlyCustomer {
@@ -30,7 +30,7 @@ func (h CancelOrderHandler) Handle(ctx context.Context, orderID, reason, onlyCus
 		if err != nil {
 			return nil, err
 		}
-		emitted = len(types) > 0
+		emitted, ended = len(types) > 0, endsSaga(types)
 		return h.deps.emit(o, types, commandID, now)
 	})
 	if err != nil {
@@ -38,6 +38,9 @@ func (h CancelOrderHandler) Handle(ctx context.Context, orderID, reason, onlyCus
 	}
 	if emitted {
 		h.deps.changed(o)
+	}
+	if ended {
+		h.deps.ended(ctx, o)
 	}
 	return o, nil
 }

@@ -44,6 +44,9 @@ func (h ExpireOrdersHandler) Handle(ctx context.Context) (int, error) {
 		for _, o := range changed {
 			cancelled++
 			h.deps.changed(o)
+			if o.Status == order.StatusCancelled { // Expire changes nothing else, but say so
+				h.deps.ended(ctx, o)
+			}
 		}
 		if err != nil {
 			return cancelled, fmt.Errorf("expire orders: %w", err)

@@ -44,7 +44,14 @@ type StreamLimits struct {
 	mu         sync.Mutex
 	open       int
 	byCustomer map[string]int
+	// onChange, when set, is told +1 for each stream admitted and -1 for
+	// each released (the open-streams metric, summed over whatever shares it).
+	onChange func(delta int64)
 }
+
+// OnChange sets what is told of every stream opened (+1) and closed (-1);
+// set it before the limits are used. It must not block.
+func (l *StreamLimits) OnChange(f func(delta int64)) { l.onChange = f }
 
 // NewStreamLimits bounds open streams per customer and in all; both must be
 // positive.
@@ -77,6 +84,9 @@ func (l *StreamLimits) admit() (*streamSlot, error) {
 		return nil, &TooManyStreamsError{Limit: l.total}
 	}
 	l.open++
+	if l.onChange != nil {
+		l.onChange(1)
+	}
 	return &streamSlot{limits: l}, nil
 }
 
@@ -99,6 +109,9 @@ func (s *streamSlot) release() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.open--
+		if l.onChange != nil {
+			l.onChange(-1)
+		}
 		if s.customer != "" {
 			if l.byCustomer[s.customer]--; l.byCustomer[s.customer] <= 0 {
 				delete(l.byCustomer, s.customer)

@@ -12,7 +12,9 @@ import (
 
 	"github.com/sagasuite/sagasuite/libs/inbox"
 	"github.com/sagasuite/sagasuite/libs/outbox"
+	"github.com/sagasuite/sagasuite/libs/sagametrics"
 	"github.com/sagasuite/sagasuite/libs/sqlstore"
+	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 	"github.com/sagasuite/sagasuite/services/payment/internal/app"
 	"github.com/sagasuite/sagasuite/services/payment/internal/domain/payment"
 	"github.com/sagasuite/sagasuite/services/payment/migrations"
@@ -39,6 +41,8 @@ type PaymentMySQLRepository struct {
 	// injected clock of the saga's timestamps.
 	lease     time.Duration
 	wallClock func() time.Time
+	// compensations counts the PAYMENT_REFUNDED this store commits.
+	compensations *sagametrics.Compensations
 }
 
 // DefaultLease is the intent lease NewPaymentMySQLRepository starts with.
@@ -49,7 +53,8 @@ var _ app.Repository = (*PaymentMySQLRepository)(nil)
 // NewPaymentMySQLRepository returns a repository on db (migrated with
 // Migrate). now stamps inbox and outbox rows.
 func NewPaymentMySQLRepository(db *sql.DB, inboxConsumer string, now func() time.Time) *PaymentMySQLRepository {
-	return &PaymentMySQLRepository{db: db, inboxConsumer: inboxConsumer, now: now, lease: DefaultLease, wallClock: time.Now}
+	return &PaymentMySQLRepository{db: db, inboxConsumer: inboxConsumer, now: now, lease: DefaultLease, wallClock: time.Now,
+		compensations: sagametrics.NewCompensations()}
 }
 
 // WithLease sets the intent lease (positive) and returns r.
@@ -69,8 +74,9 @@ func (r *PaymentMySQLRepository) WithLease(d time.Duration) *PaymentMySQLReposit
 // nothing (recording a gateway's answer: the status check decides).
 func (r *PaymentMySQLRepository) Update(ctx context.Context, orderID, inboxEventID string, change app.ChangeFunc) (bool, error) {
 	var applied bool
+	var written []*eventsv1.Envelope
 	update := func(tx *sql.Tx) error {
-		applied = false // InTx may rerun this after a deadlock
+		applied, written = false, nil // InTx may rerun this after a deadlock
 		now := r.now().UTC()
 		// First statement: a concurrent copy of the event waits here on the
 		// key lock and then finds the id taken.
@@ -99,7 +105,7 @@ func (r *PaymentMySQLRepository) Update(ctx context.Context, orderID, inboxEvent
 		if err := outbox.AddEnvelopes(ctx, tx, now, events...); err != nil {
 			return err
 		}
-		applied = true
+		applied, written = true, events
 		return nil
 	}
 	err := sqlstore.InTx(ctx, r.db, update)
@@ -109,6 +115,7 @@ func (r *PaymentMySQLRepository) Update(ctx context.Context, orderID, inboxEvent
 	if err != nil {
 		return false, fmt.Errorf("update payment of order %s: %w", orderID, err)
 	}
+	r.compensations.Committed(ctx, written...)
 	return applied, nil
 }
 

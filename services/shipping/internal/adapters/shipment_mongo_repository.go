@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sagasuite/sagasuite/libs/bus"
+	"github.com/sagasuite/sagasuite/libs/sagametrics"
 	"github.com/sagasuite/sagasuite/services/shipping/internal/app"
 	"github.com/sagasuite/sagasuite/services/shipping/internal/domain/shipment"
 )
@@ -70,6 +71,8 @@ type ShipmentMongoRepository struct {
 	now     func() time.Time
 	// wake tells the relay that outbox entries were written.
 	wake chan struct{}
+	// compensations counts the SHIPMENT_CANCELLED this store writes.
+	compensations *sagametrics.Compensations
 }
 
 // NewShipmentMongoRepository uses db's shipment buckets and pending_outbox
@@ -83,6 +86,8 @@ func NewShipmentMongoRepository(db *mongo.Database, now func() time.Time) *Shipm
 		locks:   newOrderLocks(),
 		now:     now,
 		wake:    make(chan struct{}, 1),
+
+		compensations: sagametrics.NewCompensations(),
 	}
 	for i := range Buckets {
 		name := fmt.Sprintf("shipments_%02d", i)
@@ -228,6 +233,7 @@ func (r *ShipmentMongoRepository) applyOnce(ctx context.Context, epoch int64, or
 			return false, fmt.Errorf("insert shipment %s: %w", orderID, err)
 		}
 		r.signal(len(items))
+		r.compensations.Committed(ctx, change.Events...)
 		return true, nil
 	}
 
@@ -243,6 +249,7 @@ func (r *ShipmentMongoRepository) applyOnce(ctx context.Context, epoch int64, or
 		return false, err
 	}
 	r.signal(len(items))
+	r.compensations.Committed(ctx, change.Events...)
 	return true, nil
 }
 
