@@ -66,6 +66,10 @@ func logCall(ctx context.Context, logger *slog.Logger, method string, start time
 		return
 	}
 	st := status.Convert(err)
+	level := levelFor(st.Code())
+	if !logger.Enabled(ctx, level) {
+		return // skip building the attributes of a line nobody writes
+	}
 	attrs := []slog.Attr{
 		slog.String("grpc.method", method),
 		slog.String("grpc.code", st.Code().String()),
@@ -74,13 +78,17 @@ func logCall(ctx context.Context, logger *slog.Logger, method string, start time
 	if err != nil {
 		attrs = append(attrs, slog.String("error", st.Message()))
 	}
-	logger.LogAttrs(ctx, levelFor(st.Code()), "gRPC call", attrs...)
+	logger.LogAttrs(ctx, level, "gRPC call", attrs...)
 }
 
-// levelFor ranks outcomes: the client's mistakes are routine, ours are errors.
+// levelFor ranks outcomes: a success is DEBUG (at INFO one line per call
+// would be most of the log at load; the metrics count calls), the client's
+// mistakes are routine, ours are errors.
 func levelFor(code codes.Code) slog.Level {
 	switch code {
-	case codes.OK, codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists,
+	case codes.OK:
+		return slog.LevelDebug
+	case codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists,
 		codes.FailedPrecondition, codes.Unauthenticated, codes.PermissionDenied, codes.OutOfRange:
 		return slog.LevelInfo
 	case codes.Unknown, codes.Internal, codes.DataLoss, codes.Unimplemented:

@@ -109,9 +109,15 @@ func start(t *testing.T, svc *orderService, shutdownTimeout time.Duration) *runn
 // and a client dialed with dial.
 func startWith(t *testing.T, svc *orderService, opts grpcserver.Options, dial ...grpc.DialOption) *running {
 	t.Helper()
+	return startLogging(t, svc, slog.LevelDebug, opts, dial...)
+}
+
+// startLogging is startWith with the server's logger at level.
+func startLogging(t *testing.T, svc *orderService, level slog.Level, opts grpcserver.Options, dial ...grpc.DialOption) *running {
+	t.Helper()
 	logs := &logBuffer{}
 	opts.Addr = "127.0.0.1:0"
-	opts.Logger = logging.New(logs, slog.LevelDebug, logging.FormatJSON)
+	opts.Logger = logging.New(logs, level, logging.FormatJSON)
 	opts.ServiceName = "order"
 	opts.Register = func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, svc) }
 	srv, err := grpcserver.New(opts)
@@ -348,6 +354,51 @@ func TestCallsAreLoggedWithTraceIDs(t *testing.T) {
 	}
 	if call["trace_id"] != serverSpan.SpanContext().TraceID().String() {
 		t.Errorf("call log trace_id = %v, want the server span's %s", call["trace_id"], serverSpan.SpanContext().TraceID())
+	}
+}
+
+// At INFO a successful call logs nothing (one line per call at load is the
+// bulk of the log volume); a refused one still logs, at INFO.
+func TestSuccessfulCallsAreSilentAtInfo(t *testing.T) {
+	svc := &orderService{}
+	r := startLogging(t, svc, slog.LevelInfo, grpcserver.Options{ShutdownTimeout: time.Second},
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	for range 3 {
+		if _, err := r.client.GetOrder(callCtx(t), &orderv1.GetOrderRequest{OrderId: validOrderID}); err != nil {
+			t.Fatalf("GetOrder: %v", err)
+		}
+	}
+	stream, err := r.client.WatchOrder(callCtx(t), &orderv1.WatchOrderRequest{OrderId: validOrderID})
+	if err != nil {
+		t.Fatalf("WatchOrder: %v", err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatalf("WatchOrder Recv: %v", err)
+	}
+	svc.getOrder = func(context.Context, *orderv1.GetOrderRequest) (*orderv1.GetOrderResponse, error) {
+		return nil, status.Error(codes.NotFound, "no such order")
+	}
+	if _, err := r.client.GetOrder(callCtx(t), &orderv1.GetOrderRequest{OrderId: validOrderID}); status.Code(err) != codes.NotFound {
+		t.Fatalf("GetOrder: %v, want NotFound", err)
+	}
+	// The refusal is logged after the response is sent, and the stream's
+	// line after its end reaches the server: wait for the refusal's line.
+	var calls []map[string]any
+	deadline := time.Now().Add(time.Minute) // a bound for a hang
+	for {
+		calls = calls[:0]
+		for _, rec := range r.logs.records(t) {
+			if rec["msg"] == "gRPC call" {
+				calls = append(calls, rec)
+			}
+		}
+		if len(calls) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(calls) != 1 || calls[0]["grpc.code"] != "NotFound" || calls[0]["level"] != "INFO" {
+		t.Fatalf("logged calls %v, want only the NotFound one, at INFO", calls)
 	}
 }
 
