@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sagasuite/sagasuite/libs/events"
+	"github.com/sagasuite/sagasuite/libs/logging"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 )
 
@@ -437,7 +438,8 @@ func (c *Consumer) process(d *delivery) outcome {
 	}
 	typeName = events.TypeName(d.env.GetType())
 	start := time.Now()
-	err := c.invoke(ctx, d.env)
+	// The handler's lines name the saga and the event (libs/logging adds them).
+	err := c.invoke(logging.ContextWithEvent(ctx, d.env.GetOrderId(), d.env.GetEventId()), d.env)
 	elapsed := time.Since(start)
 	c.metrics.record(ctx, c.cfg.Group, typeName, err, elapsed)
 	c.msgs.processed(ctx, c.cfg.Group, m.Topic, typeName, err, elapsed)
