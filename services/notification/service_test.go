@@ -72,7 +72,8 @@ func (b *syncBuffer) sent(t *testing.T) map[string]int {
 }
 
 func slogJSON(w *syncBuffer) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// DEBUG: the LogSender's "notification sent" lines are DEBUG.
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 type running struct {

@@ -293,7 +293,7 @@ func (d Deps) settleOrLeave(ctx context.Context, p *payment.Payment) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		d.logger().Warn("gateway step left to the sweeper", "order_id", p.OrderID, "status", string(p.Status), "error", err)
+		d.logger().WarnContext(ctx, "gateway step left to the sweeper", "order_id", p.OrderID, "status", string(p.Status), "error", err)
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ func (s Sweeper) SweepOnce(ctx context.Context) (int, error) {
 			if first == nil {
 				first = err
 			}
-			s.deps.logger().Warn("sweeper could not settle a payment intent", "order_id", p.OrderID, "status", string(p.Status), "error", err)
+			s.deps.logger().WarnContext(ctx, "sweeper could not settle a payment intent", "order_id", p.OrderID, "status", string(p.Status), "error", err)
 		}
 	}
 	return len(claimed), first
