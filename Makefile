@@ -42,6 +42,11 @@ run: ## the zero-setup embedded stack: all five services in one process on in-pr
 	@mkdir -p $(BIN) && go build -o $(BIN)/sagactl ./tools/cmd/sagactl
 	exec $(BIN)/sagactl dev $(DEV_FLAGS)
 
+.PHONY: prometheus
+prometheus: ## Prometheus on 127.0.0.1:9090 scraping the dev stack's ops ports (8081–8085) with deploy/prometheus's rules; data in $(SAGASUITE_HOME)/prometheus
+	@mkdir -p $(SAGASUITE_HOME)/prometheus
+	exec prometheus --config.file=deploy/prometheus/prometheus.yml --web.listen-address=127.0.0.1:9090 --storage.tsdb.path=$(SAGASUITE_HOME)/prometheus
+
 .PHONY: demo
 demo: ## start the dev stack, take every saga path, print the timelines and the audit, end with one JSON line (DEMO_FLAGS='--order host:port …' for a running suite instead)
 	@go run ./tools/cmd/sagactl demo $(if $(DEMO_FLAGS),$(DEMO_FLAGS),--dev)

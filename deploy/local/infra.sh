@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deploy/local/infra.sh — the local real stack, installed and run without Docker.
 #
-#   infra.sh install [component...]   install/download only (apt packages, Maven jars, launcher)
+#   infra.sh install [component...]   install/download only (apt packages, Maven jars, launcher;
+#                                     with no component named, also Prometheus and promtool)
 #   infra.sh up      [component...]   install what is missing, start, wait until ready
 #   infra.sh down    [component...]   stop (SIGTERM, bounded wait, then SIGKILL)
 #   infra.sh status  [component...]   one line per component
@@ -449,6 +450,16 @@ install_ferretdb() {
 	log "built ferretdb-local in $(elapsed "$t0")"
 }
 
+# Prometheus and promtool (Debian's prometheus 2.42) are not a component of the stack:
+# the tests start their own Prometheus (tools/internal/promcheck) and run promtool on
+# deploy/prometheus. The package's own service is kept from starting by apt_install.
+have_prometheus() { command -v promtool >/dev/null && command -v prometheus >/dev/null; }
+
+install_prometheus() {
+	have_prometheus || apt_install prometheus
+	have_prometheus || die "prometheus/promtool still missing after apt-get"
+}
+
 java_check() {
 	command -v java >/dev/null || apt_install openjdk-17-jre-headless
 }
@@ -876,6 +887,8 @@ cmd_install() {
 	local t0
 	t0=$(now)
 	install_for_instance "${COMPONENTS[@]}"
+	# The full install (no component named; what `make test` runs) brings promtool too.
+	if [ $# -eq 0 ] && [ -z "$INFRA_INSTANCE" ]; then prefixed install/prometheus install_prometheus; fi
 	log "install: done in $(elapsed "$t0")"
 }
 
@@ -1041,7 +1054,7 @@ EOF
 }
 
 usage() {
-	sed -n '2,33s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '2,34s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 }
 
