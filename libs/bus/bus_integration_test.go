@@ -21,6 +21,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sagasuite/sagasuite/libs/bus"
@@ -30,9 +31,13 @@ import (
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 )
 
+var spanRecorder = tracetest.NewSpanRecorder()
+
 func TestMain(m *testing.M) {
-	// A real SDK provider, so trace ids exist and propagate through headers.
-	otel.SetTracerProvider(sdktrace.NewTracerProvider())
+	// A real SDK provider, so trace ids exist and propagate through headers;
+	// it records ended spans in memory for the span tests (which filter by
+	// their own topic: tests share the global provider).
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spanRecorder)))
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	os.Exit(m.Run())
 }

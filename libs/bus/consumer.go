@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sagasuite/sagasuite/libs/events"
@@ -402,20 +403,30 @@ func (c *Consumer) process(d *delivery) outcome {
 	headers := fromKafkaHeaders(m.Headers)
 	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(headers))
 	typeName := headers[HeaderType]
-	ctx, span := otel.Tracer(tracerName).Start(ctx, "process "+m.Topic,
+	// OpenTelemetry messaging conventions: "process <destination>", kind
+	// CONSUMER. One record per handler call, so the span is a child of the
+	// record's creation context (the producer's send span, in traceparent)
+	// and, as the conventions ask, also links to it.
+	startOpts := []trace.SpanStartOption{
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
-			attribute.String("messaging.system", "kafka"),
-			attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.consumer.group.name", c.cfg.Group),
-			attribute.String("messaging.destination.name", m.Topic),
-			attribute.Int("messaging.destination.partition.id", m.Partition),
-			attribute.Int64("messaging.kafka.offset", m.Offset),
-			attribute.String("messaging.kafka.message.key", string(m.Key)),
-			attribute.String("messaging.message.id", headers[HeaderEventID]),
+			semconv.MessagingSystemKafka,
+			semconv.MessagingOperationName("process"),
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingConsumerGroupName(c.cfg.Group),
+			semconv.MessagingDestinationName(m.Topic),
+			semconv.MessagingDestinationPartitionID(strconv.Itoa(m.Partition)),
+			semconv.MessagingKafkaOffset(int(m.Offset)),
+			semconv.MessagingKafkaMessageKey(string(m.Key)),
+			semconv.MessagingMessageID(headers[HeaderEventID]),
 			attribute.String("sagasuite.event_type", typeName),
 			attribute.Int("sagasuite.attempt", d.attempts+1),
-		))
+		),
+	}
+	if creation := trace.SpanContextFromContext(ctx); creation.IsValid() && creation.IsRemote() {
+		startOpts = append(startOpts, trace.WithLinks(trace.Link{SpanContext: creation}))
+	}
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "process "+m.Topic, startOpts...)
 	defer span.End()
 	// Built only when something is logged: With on every event cost
 	// allocations on the hot path.

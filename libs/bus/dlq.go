@@ -175,7 +175,7 @@ type DeadLetterAction struct {
 // the same partition and per-key order; same value; the original headers incl.
 // traceparent and id) without the dlq-* headers and with a marker:
 // redriven-at (RFC 3339) and redriven-from (the dead letter's reference). It
-// goes through a Producer (acks=all, murmur2 like the original), whose publish
+// goes through a Producer (acks=all, murmur2 like the original), whose send
 // span joins the trace of the original traceparent: with tracing on, the trace
 // id is kept and the span id becomes the redrive's; with tracing off the header
 // is the original byte for byte. The consumers' inboxes make a redriven copy

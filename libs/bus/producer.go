@@ -3,12 +3,15 @@ package bus
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -57,6 +60,9 @@ func NewProducer(brokers []string, opts ...ProducerOption) *Producer {
 		// metadata for 6 s, so a topic created a moment ago (EnsureTopics at
 		// start-up) would be "unknown" to the writer until then.
 		Transport: &kafka.Transport{MetadataTTL: time.Second},
+		// Kafka's answer (partition, offset) reaches a record's send span
+		// only here; WriteMessages blocks on it, so it runs before span.End.
+		Completion: recordSendResults,
 	}, metrics: newMessagingMetrics()}
 	for _, o := range opts {
 		o(p)
@@ -85,11 +91,16 @@ func (p *Producer) Publish(ctx context.Context, msgs ...Message) error {
 		if m.Headers[HeaderTraceparent] != "" {
 			parent = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(m.Headers))
 		}
-		_, span := tracer.Start(parent, "publish "+m.Topic, trace.WithSpanKind(trace.SpanKindProducer),
+		// OpenTelemetry messaging conventions: "send <destination>", kind
+		// PRODUCER; partition and offset are added once Kafka has answered.
+		_, span := tracer.Start(parent, "send "+m.Topic, trace.WithSpanKind(trace.SpanKindProducer),
 			trace.WithAttributes(
-				attribute.String("messaging.system", "kafka"),
-				attribute.String("messaging.destination.name", m.Topic),
-				attribute.String("messaging.message.id", m.Headers[HeaderEventID]),
+				semconv.MessagingSystemKafka,
+				semconv.MessagingOperationName("send"),
+				semconv.MessagingOperationTypeSend,
+				semconv.MessagingDestinationName(m.Topic),
+				semconv.MessagingMessageID(m.Headers[HeaderEventID]),
+				semconv.MessagingKafkaMessageKey(m.Key),
 				attribute.String("sagasuite.event_type", m.Headers[HeaderType]),
 				attribute.String("sagasuite.order_id", m.Key),
 			))
@@ -99,13 +110,15 @@ func (p *Producer) Publish(ctx context.Context, msgs ...Message) error {
 			headers[k] = v
 		}
 		otel.GetTextMapPropagator().Inject(trace.ContextWithSpan(ctx, span), propagation.MapCarrier(headers))
-		records[i] = kafka.Message{Topic: m.Topic, Key: []byte(m.Key), Value: m.Value, Headers: toKafkaHeaders(headers)}
+		records[i] = kafka.Message{Topic: m.Topic, Key: []byte(m.Key), Value: m.Value, Headers: toKafkaHeaders(headers), WriterData: span}
 	}
 	err := p.w.WriteMessages(ctx, records...)
 	p.metrics.sentMessages(ctx, sent, err)
 	for _, span := range spans {
 		if err != nil {
 			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+			span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
 		}
 		span.End()
 	}
@@ -113,6 +126,22 @@ func (p *Producer) Publish(ctx context.Context, msgs ...Message) error {
 		return fmt.Errorf("publish %d records: %w", len(msgs), err)
 	}
 	return nil
+}
+
+// recordSendResults puts where Kafka stored each record on its send span
+// (kafka-go hands the records of one partition batch to Writer.Completion
+// with partition and offset set; WriterData carries the span).
+func recordSendResults(records []kafka.Message, err error) {
+	if err != nil {
+		return // nothing was stored; Publish records the error
+	}
+	for _, r := range records {
+		if span, ok := r.WriterData.(trace.Span); ok {
+			span.SetAttributes(
+				semconv.MessagingDestinationPartitionID(strconv.Itoa(r.Partition)),
+				semconv.MessagingKafkaOffset(int(r.Offset)))
+		}
+	}
 }
 
 // Close flushes and closes the underlying writer and its connections.
