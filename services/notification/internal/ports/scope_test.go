@@ -59,7 +59,8 @@ func newNotificationService(t *testing.T, ctx context.Context) notificationServi
 	}
 	t.Cleanup(store.Close) // before the keyspace is dropped
 	sent := &bytes.Buffer{}
-	logger := slog.New(slog.NewJSONHandler(sent, nil))
+	// DEBUG: the log sender's "notification sent" lines are DEBUG.
+	logger := slog.New(slog.NewJSONHandler(sent, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a := app.New(store, adapters.LogSender{Logger: logger}, clock.System{})
 	return notificationService{srv: ports.NewGRPCServer(a, logger), handle: ports.NewEventHandler(a).Handle, sent: sent}
 }
