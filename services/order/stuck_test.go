@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sagasuite/sagasuite/libs/events"
-	"github.com/sagasuite/sagasuite/libs/telemetry/telemetrytest"
 	"github.com/sagasuite/sagasuite/libs/testenv"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
@@ -20,10 +19,8 @@ import (
 
 // Stuck sagas on the injected clock: PENDING orders whose last change is
 // older than the threshold are listed with the step each waits on; a fresh
-// order, one that just progressed and a terminal one are not; the
-// sagasuite.saga.stuck gauge counts them and drops when one ends.
+// order, one that just progressed and a terminal one are not.
 func TestStuckSagasListedWithTheirWaitingStepAndCounted(t *testing.T) {
-	reg := telemetrytest.Install(t) // before the service makes its instruments
 	const stuckAfter = 10 * time.Second
 	s := start(t, func(c *order.Config) {
 		c.StuckAfter = stuckAfter
@@ -102,11 +99,4 @@ func TestStuckSagasListedWithTheirWaitingStepAndCounted(t *testing.T) {
 			t.Errorf("ListStuckSagas(%v): %v, want InvalidArgument", bad, err)
 		}
 	}
-
-	stuck := func() float64 { return telemetrytest.Total(t, reg, "sagasuite_saga_stuck", nil) }
-	waitUntil(t, "sagasuite_saga_stuck at 2", func() bool { return stuck() == 2 })
-	if _, err := s.client.CancelOrder(ctx, &orderv1.CancelOrderRequest{OrderId: atCreated.GetOrderId(), Reason: "stuck"}); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "sagasuite_saga_stuck at 1 once a stuck order is cancelled", func() bool { return stuck() == 1 })
 }
