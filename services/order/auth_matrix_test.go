@@ -58,6 +58,11 @@ func TestAuthMatrix(t *testing.T) {
 					_, err := client(conn).CancelOrder(ctx, &orderv1.CancelOrderRequest{OrderId: fresh.GetOrderId(), Reason: "matrix"})
 					return err
 				}},
+			{Method: orderv1.OrderService_ListStuckSagas_FullMethodName, Foreign: codes.PermissionDenied,
+				Call: func(ctx context.Context, conn *grpc.ClientConn) error {
+					_, err := client(conn).ListStuckSagas(ctx, &orderv1.ListStuckSagasRequest{})
+					return err
+				}},
 		},
 	}.Run(t)
 }

@@ -76,6 +76,13 @@ type Config struct {
 	// stream is refused (ResourceExhausted). 0: the defaults (16, 10000).
 	MaxWatchStreamsPerCustomer int `env:"MAX_WATCH_STREAMS_PER_CUSTOMER" envDefault:"16"`
 	MaxWatchStreams            int `env:"MAX_WATCH_STREAMS" envDefault:"10000"`
+	// StuckAfter is how long a PENDING order may go without progress before
+	// the sagasuite.saga.stuck gauge counts it (keep it under Deadline to
+	// see sagas stall before the deadline cancels them). 0: 60 s.
+	StuckAfter time.Duration `env:"STUCK_AFTER" envDefault:"60s"`
+	// StuckCountInterval is how often the stuck sagas are counted (one
+	// index-only query). 0: 5 s.
+	StuckCountInterval time.Duration `env:"STUCK_COUNT_INTERVAL" envDefault:"5s"`
 }
 
 // Validate is called by config.Load after parsing.
@@ -91,6 +98,12 @@ func (c Config) Validate() error {
 	positive("WATCH_POLL_INTERVAL", c.WatchPollInterval)
 	positive("PENDING_COUNT_INTERVAL", c.PendingCountInterval)
 	positive("OVERLOAD_RETRY_AFTER", c.OverloadRetryAfter)
+	// Zero stuck settings mean the defaults (configs built in code, e.g. the dev stack).
+	for key, d := range map[string]time.Duration{"STUCK_AFTER": c.StuckAfter, "STUCK_COUNT_INTERVAL": c.StuckCountInterval} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("ORDER_%s must not be negative, got %s", key, d))
+		}
+	}
 	if c.MySQLMaxOpenConns <= 0 {
 		errs = append(errs, fmt.Errorf("ORDER_MYSQL_MAX_OPEN_CONNS must be positive, got %d", c.MySQLMaxOpenConns))
 	}
@@ -149,6 +162,10 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	if err != nil {
 		return fmt.Errorf("%s: metrics: %w", Name, err)
 	}
+	stuck := app.NewStuckCounter(cmp.Or(cfg.StuckAfter, app.DefaultStuckAfter), rt.Now, repo.CountPendingIdleSince)
+	if err := stuckMetrics(stuck); err != nil {
+		return fmt.Errorf("%s: metrics: %w", Name, err)
+	}
 	application := app.New(app.Deps{
 		Repo:   repo,
 		Encode: ports.Encode,
@@ -178,6 +195,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 			"outbox relay":  relay.Run,
 			"deadline scan": ports.DeadlineLoop(application.ExpireOrders, cfg.DeadlineScanInterval, rt.Logger),
 			"pending count": ports.BacklogLoop(backlog, cfg.PendingCountInterval, rt.Logger),
+			"stuck count":   ports.StuckLoop(stuck, cmp.Or(cfg.StuckCountInterval, 5*time.Second), rt.Logger),
 			"watch poll": func(ctx context.Context) error {
 				return watchers.RunPolling(ctx, repo, cfg.WatchPollInterval, func(err error) {
 					rt.Logger.WarnContext(ctx, "watch poll", "error", err)
@@ -226,7 +244,23 @@ const (
 	MetricSagaDuration = "sagasuite.saga.duration"
 	// MetricWatchStreams is this replica's open WatchOrder streams.
 	MetricWatchStreams = "sagasuite.order.watch_streams"
+	// MetricSagaStuck is the PENDING orders without progress for
+	// ORDER_STUCK_AFTER, as last counted.
+	MetricSagaStuck = "sagasuite.saga.stuck"
 )
+
+// stuckMetrics exports the stuck count (sagasuite.saga.stuck). Every replica
+// counts the same store, so replicas sharing a process observe one value.
+func stuckMetrics(c *app.StuckCounter) error {
+	meter := otel.Meter("github.com/sagasuite/sagasuite/services/order")
+	_, err := meter.Int64ObservableGauge(MetricSagaStuck, metric.WithUnit("{saga}"),
+		metric.WithDescription("PENDING orders without progress for ORDER_STUCK_AFTER"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(c.Stuck())
+			return nil
+		}))
+	return err
+}
 
 // sagaDurationBuckets span a saga's life: tens of milliseconds when all goes
 // well, up to the deadline (30 s by default) and past it under a backlog.

@@ -203,6 +203,40 @@ func (r *OrderMySQLRepository) CountPending(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// PendingIdleSince reads up to limit PENDING orders whose last change is not
+// after since, with their steps, least recently changed first: a range of
+// idx_orders_status_updated.
+func (r *OrderMySQLRepository) PendingIdleSince(ctx context.Context, since time.Time, limit int) ([]*order.Order, error) {
+	var orders []*order.Order
+	err := readTx(ctx, r.db, func(tx *sql.Tx) error {
+		err := eachRow(ctx, tx, "SELECT "+orderColumns+" FROM orders WHERE status = ? AND updated_at <= ? ORDER BY updated_at, id LIMIT ?",
+			[]any{order.StatusPending, since.UTC(), limit}, func(rows *sql.Rows) error {
+				o, err := scanOrder(rows)
+				if err != nil {
+					return err
+				}
+				orders = append(orders, o)
+				return nil
+			})
+		if err != nil {
+			return fmt.Errorf("find idle pending orders: %w", err)
+		}
+		return loadDetails(ctx, tx, orders)
+	})
+	return orders, err
+}
+
+// CountPendingIdleSince counts the PENDING orders whose last change is not
+// after since: index only (idx_orders_status_updated).
+func (r *OrderMySQLRepository) CountPendingIdleSince(ctx context.Context, since time.Time) (int, error) {
+	var n int
+	if err := r.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM orders WHERE status = ? AND updated_at <= ?",
+		order.StatusPending, since.UTC()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count idle pending orders: %w", err)
+	}
+	return n, nil
+}
+
 // VersionsOf reads the version column of many orders by primary key in one
 // query, outside any transaction: the watch poller asks it every interval
 // for all watched orders at once. Unknown ids are left out of the map.

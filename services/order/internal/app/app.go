@@ -1,7 +1,7 @@
 // Package app holds the order service's use cases, one per file: the commands
 // CreateOrder, CancelOrder, RecordSagaEvent and ExpireOrders, and the queries
-// GetOrder, ListOrders and WatchOrder. Each takes its dependencies as
-// interfaces; all construction happens in the service's Run.
+// GetOrder, ListOrders, WatchOrder and ListStuckSagas. Each takes its
+// dependencies as interfaces; all construction happens in the service's Run.
 package app
 
 import (
@@ -46,6 +46,12 @@ type Repository interface {
 	// many it locked; an order whose change failed stays as it was and its
 	// error is returned beside the committed rest.
 	UpdatePastDeadline(ctx context.Context, now time.Time, limit int, change ChangeFunc) (changed []*order.Order, found int, err error)
+	// PendingIdleSince returns up to limit PENDING orders, with their steps,
+	// whose last change is not after since, least recently changed first.
+	PendingIdleSince(ctx context.Context, since time.Time, limit int) ([]*order.Order, error)
+	// CountPendingIdleSince counts the PENDING orders whose last change is
+	// not after since.
+	CountPendingIdleSince(ctx context.Context, since time.Time) (int, error)
 	// CountPending counts the orders not yet terminal.
 	CountPending(ctx context.Context) (int, error)
 	// RequestOf is the customer of order id and the fingerprint of the
@@ -147,6 +153,7 @@ type Application struct {
 	GetOrder        GetOrderHandler
 	ListOrders      ListOrdersHandler
 	WatchOrder      WatchOrderHandler
+	ListStuckSagas  ListStuckSagasHandler
 }
 
 // New wires the use cases. deadline is how long an order may stay PENDING;
@@ -163,5 +170,6 @@ func New(d Deps, deadline time.Duration, watchers *Watchers, backlog *Backlog) A
 		GetOrder:        GetOrderHandler{repo: d.Repo},
 		ListOrders:      ListOrdersHandler{repo: d.Repo},
 		WatchOrder:      WatchOrderHandler{repo: d.Repo, watchers: watchers},
+		ListStuckSagas:  ListStuckSagasHandler{deps: d},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/sagasuite/sagasuite/libs/auth"
 	"github.com/sagasuite/sagasuite/libs/grpcserver"
@@ -127,6 +128,40 @@ func (s *GRPCServer) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.O
 		return s.status(stream.Context(), err)
 	}
 	return nil
+}
+
+// ListStuckSagas lists PENDING orders without progress for older_than
+// (default 60 s) with the step each waits on. The policy admits operators
+// and services only: it crosses customers.
+func (s *GRPCServer) ListStuckSagas(ctx context.Context, req *orderv1.ListStuckSagasRequest) (*orderv1.ListStuckSagasResponse, error) {
+	var olderThan time.Duration
+	if req.GetOlderThan() != nil {
+		olderThan = req.GetOlderThan().AsDuration()
+	}
+	stuck, truncated, err := s.app.ListStuckSagas.Handle(ctx, olderThan, int(req.GetPageSize()))
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	resp := &orderv1.ListStuckSagasResponse{Sagas: make([]*orderv1.StuckSaga, len(stuck)), Truncated: truncated}
+	for i, st := range stuck {
+		resp.Sagas[i] = &orderv1.StuckSaga{
+			OrderId:          st.Order.ID,
+			CustomerId:       st.Order.CustomerID,
+			LastStep:         eventType(st.LastStep),
+			WaitingFor:       eventType(st.WaitingFor),
+			WaitingOn:        st.WaitingOn,
+			LastProgressTime: timestamppb.New(st.Order.UpdatedAt),
+			StalledFor:       durationpb.New(st.StalledFor),
+			Deadline:         timestamppb.New(st.Order.Deadline),
+		}
+	}
+	return resp, nil
+}
+
+// eventType maps a domain event type to the wire enum (same names; "" is
+// UNSPECIFIED).
+func eventType(t order.EventType) eventsv1.EventType {
+	return eventsv1.EventType(eventsv1.EventType_value["EVENT_TYPE_"+string(t)])
 }
 
 // status maps use-case errors to gRPC codes — the one place that does.

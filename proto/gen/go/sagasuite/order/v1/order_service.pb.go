@@ -12,6 +12,7 @@ import (
 	v11 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -843,11 +844,230 @@ func (x *WatchOrderResponse) GetOrder() *Order {
 	return nil
 }
 
+// ListStuckSagasRequest asks for the sagas that stopped moving.
+type ListStuckSagasRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// No progress for at least this long; unset means 60 s.
+	OlderThan *durationpb.Duration `protobuf:"bytes,1,opt,name=older_than,json=olderThan,proto3" json:"older_than,omitempty"`
+	// Maximum sagas returned; 0 means the server default (20).
+	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListStuckSagasRequest) Reset() {
+	*x = ListStuckSagasRequest{}
+	mi := &file_sagasuite_order_v1_order_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListStuckSagasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListStuckSagasRequest) ProtoMessage() {}
+
+func (x *ListStuckSagasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sagasuite_order_v1_order_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListStuckSagasRequest.ProtoReflect.Descriptor instead.
+func (*ListStuckSagasRequest) Descriptor() ([]byte, []int) {
+	return file_sagasuite_order_v1_order_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListStuckSagasRequest) GetOlderThan() *durationpb.Duration {
+	if x != nil {
+		return x.OlderThan
+	}
+	return nil
+}
+
+func (x *ListStuckSagasRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// ListStuckSagasResponse is the longest stalled sagas first.
+type ListStuckSagasResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most page_size stuck sagas.
+	Sagas []*StuckSaga `protobuf:"bytes,1,rep,name=sagas,proto3" json:"sagas,omitempty"`
+	// More stuck sagas exist than were returned.
+	Truncated     bool `protobuf:"varint,2,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListStuckSagasResponse) Reset() {
+	*x = ListStuckSagasResponse{}
+	mi := &file_sagasuite_order_v1_order_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListStuckSagasResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListStuckSagasResponse) ProtoMessage() {}
+
+func (x *ListStuckSagasResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sagasuite_order_v1_order_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListStuckSagasResponse.ProtoReflect.Descriptor instead.
+func (*ListStuckSagasResponse) Descriptor() ([]byte, []int) {
+	return file_sagasuite_order_v1_order_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ListStuckSagasResponse) GetSagas() []*StuckSaga {
+	if x != nil {
+		return x.Sagas
+	}
+	return nil
+}
+
+func (x *ListStuckSagasResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+// StuckSaga is one PENDING order that made no progress for a while.
+type StuckSaga struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The order (and saga) id.
+	OrderId string `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// Who placed it.
+	CustomerId string `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// The furthest forward step the saga reached (ORDER_CREATED at first).
+	LastStep v11.EventType `protobuf:"varint,3,opt,name=last_step,json=lastStep,proto3,enum=sagasuite.events.v1.EventType" json:"last_step,omitempty"`
+	// The event the saga waits for next, e.g. STOCK_RESERVED after ORDER_CREATED.
+	WaitingFor v11.EventType `protobuf:"varint,4,opt,name=waiting_for,json=waitingFor,proto3,enum=sagasuite.events.v1.EventType" json:"waiting_for,omitempty"`
+	// The service expected to emit it: inventory, payment or shipping.
+	WaitingOn string `protobuf:"bytes,5,opt,name=waiting_on,json=waitingOn,proto3" json:"waiting_on,omitempty"`
+	// When the order last changed.
+	LastProgressTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_progress_time,json=lastProgressTime,proto3" json:"last_progress_time,omitempty"`
+	// How long ago that was, on the server's clock.
+	StalledFor *durationpb.Duration `protobuf:"bytes,7,opt,name=stalled_for,json=stalledFor,proto3" json:"stalled_for,omitempty"`
+	// When the deadline cancels it (reason TIMEOUT).
+	Deadline      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StuckSaga) Reset() {
+	*x = StuckSaga{}
+	mi := &file_sagasuite_order_v1_order_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StuckSaga) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StuckSaga) ProtoMessage() {}
+
+func (x *StuckSaga) ProtoReflect() protoreflect.Message {
+	mi := &file_sagasuite_order_v1_order_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StuckSaga.ProtoReflect.Descriptor instead.
+func (*StuckSaga) Descriptor() ([]byte, []int) {
+	return file_sagasuite_order_v1_order_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *StuckSaga) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *StuckSaga) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *StuckSaga) GetLastStep() v11.EventType {
+	if x != nil {
+		return x.LastStep
+	}
+	return v11.EventType(0)
+}
+
+func (x *StuckSaga) GetWaitingFor() v11.EventType {
+	if x != nil {
+		return x.WaitingFor
+	}
+	return v11.EventType(0)
+}
+
+func (x *StuckSaga) GetWaitingOn() string {
+	if x != nil {
+		return x.WaitingOn
+	}
+	return ""
+}
+
+func (x *StuckSaga) GetLastProgressTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastProgressTime
+	}
+	return nil
+}
+
+func (x *StuckSaga) GetStalledFor() *durationpb.Duration {
+	if x != nil {
+		return x.StalledFor
+	}
+	return nil
+}
+
+func (x *StuckSaga) GetDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
 var File_sagasuite_order_v1_order_service_proto protoreflect.FileDescriptor
 
 const file_sagasuite_order_v1_order_service_proto_rawDesc = "" +
 	"\n" +
-	"&sagasuite/order/v1/order_service.proto\x12\x12sagasuite.order.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!sagasuite/common/v1/address.proto\x1a#sagasuite/common/v1/line_item.proto\x1a\x1fsagasuite/common/v1/money.proto\x1a\"sagasuite/events/v1/envelope.proto\x1a&sagasuite/events/v1/order_events.proto\"\xfb\x04\n" +
+	"&sagasuite/order/v1/order_service.proto\x12\x12sagasuite.order.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!sagasuite/common/v1/address.proto\x1a#sagasuite/common/v1/line_item.proto\x1a\x1fsagasuite/common/v1/money.proto\x1a\"sagasuite/events/v1/envelope.proto\x1a&sagasuite/events/v1/order_events.proto\"\xfb\x04\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
@@ -907,12 +1127,33 @@ const file_sagasuite_order_v1_order_service_proto_rawDesc = "" +
 	"\x11WatchOrderRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\"E\n" +
 	"\x12WatchOrderResponse\x12/\n" +
-	"\x05order\x18\x01 \x01(\v2\x19.sagasuite.order.v1.OrderR\x05order*}\n" +
+	"\x05order\x18\x01 \x01(\v2\x19.sagasuite.order.v1.OrderR\x05order\"\x8b\x01\n" +
+	"\x15ListStuckSagasRequest\x12J\n" +
+	"\n" +
+	"older_than\x18\x01 \x01(\v2\x19.google.protobuf.DurationB\x10\xbaH\r\xaa\x01\n" +
+	"\"\x04\b\x80\xf5$2\x02\b\x01R\tolderThan\x12&\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\"k\n" +
+	"\x16ListStuckSagasResponse\x123\n" +
+	"\x05sagas\x18\x01 \x03(\v2\x1d.sagasuite.order.v1.StuckSagaR\x05sagas\x12\x1c\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"\xa2\x03\n" +
+	"\tStuckSaga\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1f\n" +
+	"\vcustomer_id\x18\x02 \x01(\tR\n" +
+	"customerId\x12;\n" +
+	"\tlast_step\x18\x03 \x01(\x0e2\x1e.sagasuite.events.v1.EventTypeR\blastStep\x12?\n" +
+	"\vwaiting_for\x18\x04 \x01(\x0e2\x1e.sagasuite.events.v1.EventTypeR\n" +
+	"waitingFor\x12\x1d\n" +
+	"\n" +
+	"waiting_on\x18\x05 \x01(\tR\twaitingOn\x12H\n" +
+	"\x12last_progress_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x10lastProgressTime\x12:\n" +
+	"\vstalled_for\x18\a \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"stalledFor\x126\n" +
+	"\bdeadline\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline*}\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ORDER_STATUS_PENDING\x10\x01\x12\x1a\n" +
 	"\x16ORDER_STATUS_COMPLETED\x10\x02\x12\x1a\n" +
-	"\x16ORDER_STATUS_CANCELLED\x10\x032\xe1\x03\n" +
+	"\x16ORDER_STATUS_CANCELLED\x10\x032\xca\x04\n" +
 	"\fOrderService\x12^\n" +
 	"\vCreateOrder\x12&.sagasuite.order.v1.CreateOrderRequest\x1a'.sagasuite.order.v1.CreateOrderResponse\x12U\n" +
 	"\bGetOrder\x12#.sagasuite.order.v1.GetOrderRequest\x1a$.sagasuite.order.v1.GetOrderResponse\x12[\n" +
@@ -920,7 +1161,8 @@ const file_sagasuite_order_v1_order_service_proto_rawDesc = "" +
 	"ListOrders\x12%.sagasuite.order.v1.ListOrdersRequest\x1a&.sagasuite.order.v1.ListOrdersResponse\x12^\n" +
 	"\vCancelOrder\x12&.sagasuite.order.v1.CancelOrderRequest\x1a'.sagasuite.order.v1.CancelOrderResponse\x12]\n" +
 	"\n" +
-	"WatchOrder\x12%.sagasuite.order.v1.WatchOrderRequest\x1a&.sagasuite.order.v1.WatchOrderResponse0\x01B\xdd\x01\n" +
+	"WatchOrder\x12%.sagasuite.order.v1.WatchOrderRequest\x1a&.sagasuite.order.v1.WatchOrderResponse0\x01\x12g\n" +
+	"\x0eListStuckSagas\x12).sagasuite.order.v1.ListStuckSagasRequest\x1a*.sagasuite.order.v1.ListStuckSagasResponseB\xdd\x01\n" +
 	"\x16com.sagasuite.order.v1B\x11OrderServiceProtoP\x01ZFgithub.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1;orderv1\xa2\x02\x03SOX\xaa\x02\x12Sagasuite.Order.V1\xca\x02\x12Sagasuite\\Order\\V1\xe2\x02\x1eSagasuite\\Order\\V1\\GPBMetadata\xea\x02\x14Sagasuite::Order::V1b\x06proto3"
 
 var (
@@ -936,62 +1178,75 @@ func file_sagasuite_order_v1_order_service_proto_rawDescGZIP() []byte {
 }
 
 var file_sagasuite_order_v1_order_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sagasuite_order_v1_order_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_sagasuite_order_v1_order_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_sagasuite_order_v1_order_service_proto_goTypes = []any{
-	(OrderStatus)(0),              // 0: sagasuite.order.v1.OrderStatus
-	(*Order)(nil),                 // 1: sagasuite.order.v1.Order
-	(*Step)(nil),                  // 2: sagasuite.order.v1.Step
-	(*CreateOrderRequest)(nil),    // 3: sagasuite.order.v1.CreateOrderRequest
-	(*CreateOrderResponse)(nil),   // 4: sagasuite.order.v1.CreateOrderResponse
-	(*GetOrderRequest)(nil),       // 5: sagasuite.order.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),      // 6: sagasuite.order.v1.GetOrderResponse
-	(*ListOrdersRequest)(nil),     // 7: sagasuite.order.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),    // 8: sagasuite.order.v1.ListOrdersResponse
-	(*CancelOrderRequest)(nil),    // 9: sagasuite.order.v1.CancelOrderRequest
-	(*CancelOrderResponse)(nil),   // 10: sagasuite.order.v1.CancelOrderResponse
-	(*WatchOrderRequest)(nil),     // 11: sagasuite.order.v1.WatchOrderRequest
-	(*WatchOrderResponse)(nil),    // 12: sagasuite.order.v1.WatchOrderResponse
-	(*v1.LineItem)(nil),           // 13: sagasuite.common.v1.LineItem
-	(*v1.Money)(nil),              // 14: sagasuite.common.v1.Money
-	(*v1.Address)(nil),            // 15: sagasuite.common.v1.Address
-	(v11.CancelReason)(0),         // 16: sagasuite.events.v1.CancelReason
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(v11.EventType)(0),            // 18: sagasuite.events.v1.EventType
+	(OrderStatus)(0),               // 0: sagasuite.order.v1.OrderStatus
+	(*Order)(nil),                  // 1: sagasuite.order.v1.Order
+	(*Step)(nil),                   // 2: sagasuite.order.v1.Step
+	(*CreateOrderRequest)(nil),     // 3: sagasuite.order.v1.CreateOrderRequest
+	(*CreateOrderResponse)(nil),    // 4: sagasuite.order.v1.CreateOrderResponse
+	(*GetOrderRequest)(nil),        // 5: sagasuite.order.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),       // 6: sagasuite.order.v1.GetOrderResponse
+	(*ListOrdersRequest)(nil),      // 7: sagasuite.order.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),     // 8: sagasuite.order.v1.ListOrdersResponse
+	(*CancelOrderRequest)(nil),     // 9: sagasuite.order.v1.CancelOrderRequest
+	(*CancelOrderResponse)(nil),    // 10: sagasuite.order.v1.CancelOrderResponse
+	(*WatchOrderRequest)(nil),      // 11: sagasuite.order.v1.WatchOrderRequest
+	(*WatchOrderResponse)(nil),     // 12: sagasuite.order.v1.WatchOrderResponse
+	(*ListStuckSagasRequest)(nil),  // 13: sagasuite.order.v1.ListStuckSagasRequest
+	(*ListStuckSagasResponse)(nil), // 14: sagasuite.order.v1.ListStuckSagasResponse
+	(*StuckSaga)(nil),              // 15: sagasuite.order.v1.StuckSaga
+	(*v1.LineItem)(nil),            // 16: sagasuite.common.v1.LineItem
+	(*v1.Money)(nil),               // 17: sagasuite.common.v1.Money
+	(*v1.Address)(nil),             // 18: sagasuite.common.v1.Address
+	(v11.CancelReason)(0),          // 19: sagasuite.events.v1.CancelReason
+	(*timestamppb.Timestamp)(nil),  // 20: google.protobuf.Timestamp
+	(v11.EventType)(0),             // 21: sagasuite.events.v1.EventType
+	(*durationpb.Duration)(nil),    // 22: google.protobuf.Duration
 }
 var file_sagasuite_order_v1_order_service_proto_depIdxs = []int32{
 	0,  // 0: sagasuite.order.v1.Order.status:type_name -> sagasuite.order.v1.OrderStatus
-	13, // 1: sagasuite.order.v1.Order.lines:type_name -> sagasuite.common.v1.LineItem
-	14, // 2: sagasuite.order.v1.Order.total:type_name -> sagasuite.common.v1.Money
-	15, // 3: sagasuite.order.v1.Order.shipping_address:type_name -> sagasuite.common.v1.Address
-	16, // 4: sagasuite.order.v1.Order.cancel_reason:type_name -> sagasuite.events.v1.CancelReason
+	16, // 1: sagasuite.order.v1.Order.lines:type_name -> sagasuite.common.v1.LineItem
+	17, // 2: sagasuite.order.v1.Order.total:type_name -> sagasuite.common.v1.Money
+	18, // 3: sagasuite.order.v1.Order.shipping_address:type_name -> sagasuite.common.v1.Address
+	19, // 4: sagasuite.order.v1.Order.cancel_reason:type_name -> sagasuite.events.v1.CancelReason
 	2,  // 5: sagasuite.order.v1.Order.steps:type_name -> sagasuite.order.v1.Step
-	17, // 6: sagasuite.order.v1.Order.deadline:type_name -> google.protobuf.Timestamp
-	17, // 7: sagasuite.order.v1.Order.create_time:type_name -> google.protobuf.Timestamp
-	17, // 8: sagasuite.order.v1.Order.update_time:type_name -> google.protobuf.Timestamp
-	18, // 9: sagasuite.order.v1.Step.event_type:type_name -> sagasuite.events.v1.EventType
-	17, // 10: sagasuite.order.v1.Step.occurred_at:type_name -> google.protobuf.Timestamp
-	13, // 11: sagasuite.order.v1.CreateOrderRequest.lines:type_name -> sagasuite.common.v1.LineItem
-	15, // 12: sagasuite.order.v1.CreateOrderRequest.shipping_address:type_name -> sagasuite.common.v1.Address
+	20, // 6: sagasuite.order.v1.Order.deadline:type_name -> google.protobuf.Timestamp
+	20, // 7: sagasuite.order.v1.Order.create_time:type_name -> google.protobuf.Timestamp
+	20, // 8: sagasuite.order.v1.Order.update_time:type_name -> google.protobuf.Timestamp
+	21, // 9: sagasuite.order.v1.Step.event_type:type_name -> sagasuite.events.v1.EventType
+	20, // 10: sagasuite.order.v1.Step.occurred_at:type_name -> google.protobuf.Timestamp
+	16, // 11: sagasuite.order.v1.CreateOrderRequest.lines:type_name -> sagasuite.common.v1.LineItem
+	18, // 12: sagasuite.order.v1.CreateOrderRequest.shipping_address:type_name -> sagasuite.common.v1.Address
 	1,  // 13: sagasuite.order.v1.CreateOrderResponse.order:type_name -> sagasuite.order.v1.Order
 	1,  // 14: sagasuite.order.v1.GetOrderResponse.order:type_name -> sagasuite.order.v1.Order
 	1,  // 15: sagasuite.order.v1.ListOrdersResponse.orders:type_name -> sagasuite.order.v1.Order
 	1,  // 16: sagasuite.order.v1.CancelOrderResponse.order:type_name -> sagasuite.order.v1.Order
 	1,  // 17: sagasuite.order.v1.WatchOrderResponse.order:type_name -> sagasuite.order.v1.Order
-	3,  // 18: sagasuite.order.v1.OrderService.CreateOrder:input_type -> sagasuite.order.v1.CreateOrderRequest
-	5,  // 19: sagasuite.order.v1.OrderService.GetOrder:input_type -> sagasuite.order.v1.GetOrderRequest
-	7,  // 20: sagasuite.order.v1.OrderService.ListOrders:input_type -> sagasuite.order.v1.ListOrdersRequest
-	9,  // 21: sagasuite.order.v1.OrderService.CancelOrder:input_type -> sagasuite.order.v1.CancelOrderRequest
-	11, // 22: sagasuite.order.v1.OrderService.WatchOrder:input_type -> sagasuite.order.v1.WatchOrderRequest
-	4,  // 23: sagasuite.order.v1.OrderService.CreateOrder:output_type -> sagasuite.order.v1.CreateOrderResponse
-	6,  // 24: sagasuite.order.v1.OrderService.GetOrder:output_type -> sagasuite.order.v1.GetOrderResponse
-	8,  // 25: sagasuite.order.v1.OrderService.ListOrders:output_type -> sagasuite.order.v1.ListOrdersResponse
-	10, // 26: sagasuite.order.v1.OrderService.CancelOrder:output_type -> sagasuite.order.v1.CancelOrderResponse
-	12, // 27: sagasuite.order.v1.OrderService.WatchOrder:output_type -> sagasuite.order.v1.WatchOrderResponse
-	23, // [23:28] is the sub-list for method output_type
-	18, // [18:23] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	22, // 18: sagasuite.order.v1.ListStuckSagasRequest.older_than:type_name -> google.protobuf.Duration
+	15, // 19: sagasuite.order.v1.ListStuckSagasResponse.sagas:type_name -> sagasuite.order.v1.StuckSaga
+	21, // 20: sagasuite.order.v1.StuckSaga.last_step:type_name -> sagasuite.events.v1.EventType
+	21, // 21: sagasuite.order.v1.StuckSaga.waiting_for:type_name -> sagasuite.events.v1.EventType
+	20, // 22: sagasuite.order.v1.StuckSaga.last_progress_time:type_name -> google.protobuf.Timestamp
+	22, // 23: sagasuite.order.v1.StuckSaga.stalled_for:type_name -> google.protobuf.Duration
+	20, // 24: sagasuite.order.v1.StuckSaga.deadline:type_name -> google.protobuf.Timestamp
+	3,  // 25: sagasuite.order.v1.OrderService.CreateOrder:input_type -> sagasuite.order.v1.CreateOrderRequest
+	5,  // 26: sagasuite.order.v1.OrderService.GetOrder:input_type -> sagasuite.order.v1.GetOrderRequest
+	7,  // 27: sagasuite.order.v1.OrderService.ListOrders:input_type -> sagasuite.order.v1.ListOrdersRequest
+	9,  // 28: sagasuite.order.v1.OrderService.CancelOrder:input_type -> sagasuite.order.v1.CancelOrderRequest
+	11, // 29: sagasuite.order.v1.OrderService.WatchOrder:input_type -> sagasuite.order.v1.WatchOrderRequest
+	13, // 30: sagasuite.order.v1.OrderService.ListStuckSagas:input_type -> sagasuite.order.v1.ListStuckSagasRequest
+	4,  // 31: sagasuite.order.v1.OrderService.CreateOrder:output_type -> sagasuite.order.v1.CreateOrderResponse
+	6,  // 32: sagasuite.order.v1.OrderService.GetOrder:output_type -> sagasuite.order.v1.GetOrderResponse
+	8,  // 33: sagasuite.order.v1.OrderService.ListOrders:output_type -> sagasuite.order.v1.ListOrdersResponse
+	10, // 34: sagasuite.order.v1.OrderService.CancelOrder:output_type -> sagasuite.order.v1.CancelOrderResponse
+	12, // 35: sagasuite.order.v1.OrderService.WatchOrder:output_type -> sagasuite.order.v1.WatchOrderResponse
+	14, // 36: sagasuite.order.v1.OrderService.ListStuckSagas:output_type -> sagasuite.order.v1.ListStuckSagasResponse
+	31, // [31:37] is the sub-list for method output_type
+	25, // [25:31] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_sagasuite_order_v1_order_service_proto_init() }
@@ -1005,7 +1260,7 @@ func file_sagasuite_order_v1_order_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sagasuite_order_v1_order_service_proto_rawDesc), len(file_sagasuite_order_v1_order_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	OrderService_CreateOrder_FullMethodName = "/sagasuite.order.v1.OrderService/CreateOrder"
-	OrderService_GetOrder_FullMethodName    = "/sagasuite.order.v1.OrderService/GetOrder"
-	OrderService_ListOrders_FullMethodName  = "/sagasuite.order.v1.OrderService/ListOrders"
-	OrderService_CancelOrder_FullMethodName = "/sagasuite.order.v1.OrderService/CancelOrder"
-	OrderService_WatchOrder_FullMethodName  = "/sagasuite.order.v1.OrderService/WatchOrder"
+	OrderService_CreateOrder_FullMethodName    = "/sagasuite.order.v1.OrderService/CreateOrder"
+	OrderService_GetOrder_FullMethodName       = "/sagasuite.order.v1.OrderService/GetOrder"
+	OrderService_ListOrders_FullMethodName     = "/sagasuite.order.v1.OrderService/ListOrders"
+	OrderService_CancelOrder_FullMethodName    = "/sagasuite.order.v1.OrderService/CancelOrder"
+	OrderService_WatchOrder_FullMethodName     = "/sagasuite.order.v1.OrderService/WatchOrder"
+	OrderService_ListStuckSagas_FullMethodName = "/sagasuite.order.v1.OrderService/ListStuckSagas"
 )
 
 // OrderServiceClient is the client API for OrderService service.
@@ -48,6 +49,10 @@ type OrderServiceClient interface {
 	// WatchOrder streams a snapshot of the order now and after every change,
 	// and ends once the order is COMPLETED or CANCELLED.
 	WatchOrder(ctx context.Context, in *WatchOrderRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchOrderResponse], error)
+	// ListStuckSagas lists PENDING orders without progress (no step, no
+	// change) for at least older_than, longest stalled first, each with the
+	// step its saga waits on. For operators: customers are refused.
+	ListStuckSagas(ctx context.Context, in *ListStuckSagasRequest, opts ...grpc.CallOption) (*ListStuckSagasResponse, error)
 }
 
 type orderServiceClient struct {
@@ -117,6 +122,16 @@ func (c *orderServiceClient) WatchOrder(ctx context.Context, in *WatchOrderReque
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type OrderService_WatchOrderClient = grpc.ServerStreamingClient[WatchOrderResponse]
 
+func (c *orderServiceClient) ListStuckSagas(ctx context.Context, in *ListStuckSagasRequest, opts ...grpc.CallOption) (*ListStuckSagasResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListStuckSagasResponse)
+	err := c.cc.Invoke(ctx, OrderService_ListStuckSagas_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OrderServiceServer is the server API for OrderService service.
 // All implementations must embed UnimplementedOrderServiceServer
 // for forward compatibility.
@@ -139,6 +154,10 @@ type OrderServiceServer interface {
 	// WatchOrder streams a snapshot of the order now and after every change,
 	// and ends once the order is COMPLETED or CANCELLED.
 	WatchOrder(*WatchOrderRequest, grpc.ServerStreamingServer[WatchOrderResponse]) error
+	// ListStuckSagas lists PENDING orders without progress (no step, no
+	// change) for at least older_than, longest stalled first, each with the
+	// step its saga waits on. For operators: customers are refused.
+	ListStuckSagas(context.Context, *ListStuckSagasRequest) (*ListStuckSagasResponse, error)
 	mustEmbedUnimplementedOrderServiceServer()
 }
 
@@ -163,6 +182,9 @@ func (UnimplementedOrderServiceServer) CancelOrder(context.Context, *CancelOrder
 }
 func (UnimplementedOrderServiceServer) WatchOrder(*WatchOrderRequest, grpc.ServerStreamingServer[WatchOrderResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method WatchOrder not implemented")
+}
+func (UnimplementedOrderServiceServer) ListStuckSagas(context.Context, *ListStuckSagasRequest) (*ListStuckSagasResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListStuckSagas not implemented")
 }
 func (UnimplementedOrderServiceServer) mustEmbedUnimplementedOrderServiceServer() {}
 func (UnimplementedOrderServiceServer) testEmbeddedByValue()                      {}
@@ -268,6 +290,24 @@ func _OrderService_WatchOrder_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type OrderService_WatchOrderServer = grpc.ServerStreamingServer[WatchOrderResponse]
 
+func _OrderService_ListStuckSagas_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListStuckSagasRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).ListStuckSagas(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_ListStuckSagas_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).ListStuckSagas(ctx, req.(*ListStuckSagasRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OrderService_ServiceDesc is the grpc.ServiceDesc for OrderService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -290,6 +330,10 @@ var OrderService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelOrder",
 			Handler:    _OrderService_CancelOrder_Handler,
+		},
+		{
+			MethodName: "ListStuckSagas",
+			Handler:    _OrderService_ListStuckSagas_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
