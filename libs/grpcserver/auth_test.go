@@ -29,11 +29,12 @@ const (
 // testPolicy admits customers and operators to GetOrder, operators alone to
 // WatchOrder, and names the rest of OrderService for no one but services.
 var testPolicy = grpcserver.Policy{
-	orderv1.OrderService_GetOrder_FullMethodName:    {auth.RoleCustomer, auth.RoleOperator},
-	orderv1.OrderService_WatchOrder_FullMethodName:  {auth.RoleOperator},
-	orderv1.OrderService_CreateOrder_FullMethodName: {auth.RoleService},
-	orderv1.OrderService_ListOrders_FullMethodName:  {auth.RoleService},
-	orderv1.OrderService_CancelOrder_FullMethodName: {auth.RoleService},
+	orderv1.OrderService_GetOrder_FullMethodName:       {auth.RoleCustomer, auth.RoleOperator},
+	orderv1.OrderService_WatchOrder_FullMethodName:     {auth.RoleOperator},
+	orderv1.OrderService_CreateOrder_FullMethodName:    {auth.RoleService},
+	orderv1.OrderService_ListOrders_FullMethodName:     {auth.RoleService},
+	orderv1.OrderService_CancelOrder_FullMethodName:    {auth.RoleService},
+	orderv1.OrderService_ListStuckSagas_FullMethodName: {auth.RoleOperator},
 }
 
 type keyPair struct {
