@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -551,116 +549,21 @@ func (q *DeadLetterQueue) decode(m kafka.Message) DeadLetter {
 	return d
 }
 
-// partitions returns topic's partitions from the cluster's metadata, or
-// ErrTopicNotFound. It asks for every topic's metadata on purpose: a metadata
-// request naming a topic (kafka-go's Conn.ReadPartitions) lets a broker with
-// auto.create.topics.enable create it — a typo in a group name would leave an
-// empty DLQ topic behind.
+// partitions returns topic's partitions, or ErrTopicNotFound.
 func (q *DeadLetterQueue) partitions(ctx context.Context, topic string) ([]kafka.Partition, error) {
-	conn, err := q.dialAny(ctx)
+	parts, err := Partitions(ctx, q.brokers, q.dialer, topic)
 	if err != nil {
 		return nil, err
-	}
-	defer conn.Close()
-	setDeadline(ctx, conn)
-	all, err := conn.ReadPartitions()
-	if err != nil {
-		return nil, fmt.Errorf("read metadata: %w", err)
-	}
-	var parts []kafka.Partition
-	for _, p := range all {
-		if p.Topic == topic {
-			parts = append(parts, p)
-		}
 	}
 	if len(parts) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrTopicNotFound, topic)
 	}
-	sort.Slice(parts, func(i, j int) bool { return parts[i].ID < parts[j].ID })
 	return parts, nil
-}
-
-func (q *DeadLetterQueue) dialAny(ctx context.Context) (*kafka.Conn, error) {
-	var errs []error
-	for _, b := range q.brokers {
-		conn, err := q.dialer.DialContext(ctx, "tcp", b)
-		if err == nil {
-			return conn, nil
-		}
-		errs = append(errs, err)
-	}
-	return nil, fmt.Errorf("no broker reachable: %w", errors.Join(errs...))
 }
 
 // scan reads partition p from offset from (-1: its first offset) up to its
 // end offset as of the call, handing each record to fn until fn returns false.
 func (q *DeadLetterQueue) scan(ctx context.Context, p kafka.Partition, from int64, fn func(kafka.Message) bool) error {
-	if p.Leader.Host == "" {
-		return fmt.Errorf("%s/%d has no leader right now", p.Topic, p.ID)
-	}
-	// DialPartition goes straight to the leader we know, without the topic
-	// lookup (auto-creating, see partitions) that kafka.DialLeader does.
-	pconn, err := q.dialer.DialPartition(ctx, "tcp", "", p)
-	if err != nil {
-		return fmt.Errorf("dial leader of %s/%d: %w", p.Topic, p.ID, err)
-	}
-	defer pconn.Close()
-	setDeadline(ctx, pconn)
-	first, end, err := pconn.ReadOffsets()
-	if err != nil {
-		return fmt.Errorf("read offsets of %s/%d: %w", p.Topic, p.ID, err)
-	}
-	next := first
-	if from > first {
-		next = from
-	}
-	for next < end {
-		if _, err := pconn.Seek(next, kafka.SeekAbsolute); err != nil {
-			return fmt.Errorf("seek %s/%d to %d: %w", p.Topic, p.ID, next, err)
-		}
-		setDeadline(ctx, pconn)
-		batch := pconn.ReadBatchWith(kafka.ReadBatchConfig{MinBytes: 1, MaxBytes: 10 << 20, MaxWait: time.Second})
-		progressed := false
-		stop := false
-		for !stop {
-			m, err := batch.ReadMessage()
-			if err != nil {
-				if !errors.Is(err, io.EOF) {
-					batch.Close()
-					return fmt.Errorf("read %s/%d at %d: %w", p.Topic, p.ID, next, err)
-				}
-				break
-			}
-			if m.Offset < next || m.Offset >= end {
-				continue // a compressed batch starts before next; or past the end we took
-			}
-			next, progressed = m.Offset+1, true
-			stop = !fn(m)
-		}
-		if err := batch.Close(); err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("read %s/%d at %d: %w", p.Topic, p.ID, next, err)
-		}
-		if stop {
-			return nil
-		}
-		if !progressed {
-			// Offsets without records (transaction markers, compaction) end
-			// a batch without a message; the batch's offset moves past them.
-			if bo := batch.Offset(); bo > next {
-				next = bo
-				continue
-			}
-			return fmt.Errorf("read %s/%d: no record between offset %d and the end %d", p.Topic, p.ID, next, end)
-		}
-	}
-	return nil
-}
-
-// setDeadline bounds the connection's next operations by ctx, or by 30 s.
-func setDeadline(ctx context.Context, c *kafka.Conn) {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(30 * time.Second)
-	}
-	_ = c.SetDeadline(deadline)
+	_, _, err := ScanPartition(ctx, q.dialer, p, ScanRange{From: from, To: -1}, fn)
+	return err
 }
