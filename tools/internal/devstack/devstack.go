@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sagasuite/sagasuite/libs/bus"
+	"github.com/sagasuite/sagasuite/libs/clock"
 	"github.com/sagasuite/sagasuite/libs/config"
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/logging"
@@ -110,6 +112,13 @@ type Options struct {
 	// OrderDeadline is how long an order may stay PENDING (default: the
 	// order service's 30s).
 	OrderDeadline time.Duration
+
+	// Services are the services to run (default: all five, suite.Services);
+	// a replay of one service runs it alone against fresh stores.
+	Services []string
+	// Clock is the time the services' handlers use (default: the system
+	// clock); a replay sets a clock.Manual from the recorded events.
+	Clock clock.Clock
 
 	// LogLevel of the services' logs (default info) and where they go
 	// (default os.Stderr, text format).
@@ -382,12 +391,17 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	}
 	st.svcCtx, st.runs, st.listen, st.procs = svcCtx, runs, make(chan listening, 1), map[string]*proc{}
 	st.newRT = func(name string) service.Runtime {
-		return service.Runtime{Logger: logger.With("service", name), SharedTelemetry: true, Registry: registry,
+		return service.Runtime{Logger: logger.With("service", name), SharedTelemetry: true, Registry: registry, Clock: opts.Clock,
 			OnListening: func(g, o net.Addr) { st.listen <- listening{name, g, o} }}
 	}
 	// One service at a time: release its reserved ports, run it, wait until
 	// it listens (see reservePorts).
-	for _, name := range suite.Services {
+	for _, name := range opts.Services {
+		if runs[name] == nil {
+			return st, fmt.Errorf("devstack: unknown service %q (want one of %s)", name, strings.Join(suite.Services, ", "))
+		}
+	}
+	for _, name := range opts.Services {
 		st.release(name)
 		st.svcNames = append(st.svcNames, name)
 		if err := st.run(ctx, name, opts.ReadyTimeout); err != nil {
@@ -395,13 +409,15 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		}
 	}
 
-	// Wait until all five are ready (consumers in their groups, stores up).
-	if err := st.awaitReady(ctx, suite.Services...); err != nil {
+	// Wait until all are ready (consumers in their groups, stores up).
+	if err := st.awaitReady(ctx, opts.Services...); err != nil {
 		return st, err
 	}
-	st.Catalog = opts.Catalog
-	if err := seed(ctx, st.GRPC.Inventory, opts.Catalog, st.ToolToken("sagactl-dev-seed")); err != nil {
-		return st, err
+	if slices.Contains(opts.Services, suite.Inventory) {
+		st.Catalog = opts.Catalog
+		if err := seed(ctx, st.GRPC.Inventory, opts.Catalog, st.ToolToken("sagactl-dev-seed")); err != nil {
+			return st, err
+		}
 	}
 	if opts.StateFile != "" {
 		if err := st.writeStateFile(opts.StateFile); err != nil {
@@ -435,6 +451,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Catalog == nil {
 		o.Catalog = DefaultCatalog
+	}
+	if o.Services == nil {
+		o.Services = suite.Services
 	}
 	if o.LogLevel == "" {
 		o.LogLevel = config.LevelInfo
