@@ -539,7 +539,7 @@ type OrderState struct {
 
 // State is the suite's end state for a set of orders.
 type State struct {
-	Orders map[string]OrderState     `json:"orders"`
+	Orders map[string]OrderState      `json:"orders"`
 	Stock  map[string]json.RawMessage `json:"stock"`
 }
 

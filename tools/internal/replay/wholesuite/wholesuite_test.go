@@ -126,8 +126,12 @@ func record(ctx context.Context, t *testing.T, logs *syncBuffer) (capture.Header
 			t.Fatalf("order %s ended %s, want %s", id, got, want)
 		}
 	}
-	mug := func(n int32) *commonv1.LineItem { return &commonv1.LineItem{Sku: "RPL-MUG", Quantity: n, UnitPriceMinor: 1250} }
-	tee := func(n int32) *commonv1.LineItem { return &commonv1.LineItem{Sku: "RPL-TEE", Quantity: n, UnitPriceMinor: 1999} }
+	mug := func(n int32) *commonv1.LineItem {
+		return &commonv1.LineItem{Sku: "RPL-MUG", Quantity: n, UnitPriceMinor: 1250}
+	}
+	tee := func(n int32) *commonv1.LineItem {
+		return &commonv1.LineItem{Sku: "RPL-TEE", Quantity: n, UnitPriceMinor: 1999}
+	}
 	await(place("tok_visa", "DE", "10115", mug(2), tee(1)), "COMPLETED")
 	await(place("tok_decline", "DE", "10115", tee(2)), "PAYMENT_FAILED")
 	await(place("tok_visa", "AQ", "9999", mug(1)), "SHIPMENT_FAILED")
