@@ -350,7 +350,49 @@ func (r *replayer) replaySaga(ctx context.Context, s *saga, stimuli []stimulus) 
 			hold = nil
 		}
 	}
-	return r.awaitEvents(ctx, s, s.events)
+	if err := r.awaitEvents(ctx, s, s.events); err != nil {
+		return err
+	}
+	// The order service records a step for every saga event but the
+	// notifications' own, with no event of its own to show it did: wait
+	// for its history too, so no late step lands under the next stimulus's
+	// clock.
+	return r.awaitSteps(ctx, s)
+}
+
+// awaitSteps waits until the order's step history holds every recorded
+// event of s (NOTIFICATION_SENT aside).
+func (r *replayer) awaitSteps(ctx context.Context, s *saga) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.SagaTimeout)
+	defer cancel()
+	var missing []string
+	for {
+		resp, err := r.c.Order.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: s.id})
+		if err == nil {
+			have := map[string]bool{}
+			for _, st := range resp.GetOrder().GetSteps() {
+				have[st.GetEventId()] = true
+			}
+			missing = missing[:0]
+			for _, e := range s.events {
+				if e.GetType() != eventsv1.EventType_EVENT_TYPE_NOTIFICATION_SENT && !have[e.GetEventId()] {
+					missing = append(missing, fmt.Sprintf("%s %s", events.TypeName(e.GetType()), e.GetEventId()))
+				}
+			}
+			if len(missing) == 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("replay: order %s: GetOrder: %w", s.id, err)
+			}
+			return fmt.Errorf("replay: order %s: within %s the order's step history did not record %d event(s): %s",
+				s.id, r.opts.SagaTimeout, len(missing), strings.Join(missing, ", "))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // lateReactors are the services whose reaction to an event of s recorded

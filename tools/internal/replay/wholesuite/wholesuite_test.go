@@ -54,9 +54,16 @@ func TestReplayReproducesARecording(t *testing.T) {
 	header, recs, recordedIn := record(ctx, t, logs)
 	t.Logf("recorded %d records of %d orders in %s", len(recs), 4, recordedIn.Round(time.Millisecond))
 
-	first, err := wholesuite.Replay(ctx, wholesuite.Options{Header: header, Records: recs, LogOutput: logs})
+	progress := &syncBuffer{}
+	first, err := wholesuite.Replay(ctx, wholesuite.Options{Header: header, Records: recs, LogOutput: logs, Progress: progress})
 	if err != nil {
 		t.Fatalf("Replay: %v", err)
+	}
+	t.Logf("replay 1 progress:\n%s", progress.String())
+	// The cancel landed before inventory saw the order; the replay must
+	// find that in the recording and hold inventory the same way.
+	if !strings.Contains(progress.String(), "holding inventory until the cancel is in") {
+		t.Errorf("the replay did not hold inventory for the customer cancel:\n%s", progress.String())
 	}
 	t.Logf("replay 1: %s wall (suite start included), recording's root span %s, %d records",
 		first.Took.Round(time.Millisecond), first.RecordedSpan.Round(time.Millisecond), len(first.Records))
