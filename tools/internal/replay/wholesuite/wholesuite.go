@@ -96,8 +96,29 @@ type Result struct {
 	Orders []string
 	// Took is the replay's wall time, start of the suite to the last scan.
 	Took time.Duration
-	// RecordedSpan is the recording's own span: first to last root event.
+	// SagasTook is the part of it spent replaying: first stimulus until
+	// the last saga had emitted all its recorded events.
+	SagasTook time.Duration
+	// RecordedSpan is the recording's own span: its first event's
+	// occurred_at to its last's.
 	RecordedSpan time.Duration
+}
+
+// recordedSpan is the time from the first to the last recorded event.
+func recordedSpan(sagas map[string]*saga) time.Duration {
+	var first, last time.Time
+	for _, s := range sagas {
+		for _, e := range s.events {
+			t := e.GetOccurredAt().AsTime()
+			if first.IsZero() || t.Before(first) {
+				first = t
+			}
+			if t.After(last) {
+				last = t
+			}
+		}
+	}
+	return last.Sub(first)
 }
 
 // stimulus is one root input to replay.
@@ -162,11 +183,13 @@ func Replay(ctx context.Context, opts Options) (*Result, error) {
 	defer conns.Close()
 
 	r := &replayer{opts: opts, st: st, c: conns.Clients, clk: clk, ttl: ttl, sagas: sagas, stimuli: stimuli}
+	stimuliBegan := time.Now()
 	if err := r.run(ctx); err != nil {
 		return nil, err
 	}
+	sagasTook := time.Since(stimuliBegan)
 
-	res := &Result{RecordedSpan: stimuli[len(stimuli)-1].at.Sub(stimuli[0].at)}
+	res := &Result{RecordedSpan: recordedSpan(sagas), SagasTook: sagasTook}
 	for _, s := range stimuli {
 		if s.kind == "create" {
 			res.Orders = append(res.Orders, s.orderID)
@@ -320,18 +343,19 @@ func (r *replayer) replaySaga(ctx context.Context, s *saga, stimuli []stimulus) 
 		}
 	}
 	for _, st := range stimuli {
-		if st.at.After(r.clk.Now()) {
-			r.clk.Set(st.at)
-		}
 		switch st.kind {
 		case "create":
+			r.setClock(st.at)
 			if err := r.create(ctx, st.event); err != nil {
 				return err
 			}
 		case "cancel", "deadline":
+			// The saga first gets as far as it had got; only then does the
+			// clock move (a deadline must not pass early).
 			if err := r.awaitEvents(ctx, s, before(s, st.at)); err != nil {
 				return err
 			}
+			r.setClock(st.at)
 			if st.kind == "cancel" {
 				if err := r.cancel(ctx, st.event); err != nil {
 					return err
@@ -392,6 +416,15 @@ func (r *replayer) awaitSteps(ctx context.Context, s *saga) error {
 				s.id, r.opts.SagaTimeout, len(missing), strings.Join(missing, ", "))
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// setClock moves the services' clock to t (never back: the recording's
+// stimuli are in time order, and a clock going back would make the order
+// service's deadline sweep see orders younger than they are).
+func (r *replayer) setClock(t time.Time) {
+	if t.After(r.clk.Now()) {
+		r.clk.Set(t)
 	}
 }
 
