@@ -24,7 +24,14 @@
 // of events the services emit on their own (the clock stands still at the
 // stimulus's time while they run, the recording's moved on in real time).
 // A one-service replay sets the clock before each delivery and reproduces
-// those too.
+// those too. Sagas that overlapped in the recording are replayed one after
+// another (in ORDER_CREATED order), so two orders that raced for the last
+// unit of a SKU are decided in that order, whichever won then; the
+// comparison then shows the other outcome.
+//
+// The order step history (its arrival order crosses topics) and the
+// notifications of one instant are sorted in the end state, so equal
+// outcomes give equal bytes.
 package wholesuite
 
 import (

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -68,7 +70,30 @@ func TestReplayReproducesARecording(t *testing.T) {
 	}
 	t.Logf("replay 1: %s wall with the suite's start and the scan, %s replaying the sagas; the recording spans %s (first to last event); %d records",
 		first.Took.Round(time.Millisecond), first.SagasTook.Round(time.Millisecond), first.RecordedSpan.Round(time.Millisecond), len(first.Records))
-	compare(t, recs, first.Records)
+	diffs, err := differences(recs, first.Records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diffs {
+		t.Error(d)
+	}
+	// The comparison can fail: a changed payload field, a changed root
+	// timestamp and a missing event are each reported.
+	for name, changed := range map[string][]capture.Record{
+		"tracking number": tamper(t, recs, eventsv1.EventType_EVENT_TYPE_SHIPMENT_CREATED, func(e *eventsv1.Envelope) {
+			e.GetShipmentCreated().TrackingNumber += "X"
+		}),
+		"root occurred_at": tamper(t, recs, eventsv1.EventType_EVENT_TYPE_ORDER_CREATED, func(e *eventsv1.Envelope) {
+			e.OccurredAt.Nanos += 1000
+		}),
+		"event id": tamper(t, recs, eventsv1.EventType_EVENT_TYPE_PAYMENT_FAILED, func(e *eventsv1.Envelope) {
+			e.EventId = uuid.NewString()
+		}),
+	} {
+		if d, err := differences(changed, first.Records); err != nil || len(d) == 0 {
+			t.Errorf("a recording with a changed %s compares equal to the replay (%v)", name, err)
+		}
+	}
 
 	second, err := wholesuite.Replay(ctx, wholesuite.Options{Header: header, Records: recs, LogOutput: logs})
 	if err != nil {
@@ -210,15 +235,15 @@ func root(env *eventsv1.Envelope) bool {
 			(reason == eventsv1.CancelReason_CANCEL_REASON_CUSTOMER_REQUESTED || reason == eventsv1.CancelReason_CANCEL_REASON_TIMEOUT))
 }
 
-// compare checks every recorded event against the replay's by event id:
-// same envelope, occurred_at of non-root events aside; no extra events.
-func compare(t *testing.T, recorded, replayed []capture.Record) {
-	t.Helper()
+// differences compares every recorded event with the replay's by event id:
+// same envelope, occurred_at of non-root events aside; and no extra events.
+func differences(recorded, replayed []capture.Record) ([]string, error) {
+	var out []string
 	byID := map[string]*eventsv1.Envelope{}
 	for _, r := range replayed {
 		env, err := r.Event()
 		if err != nil {
-			t.Fatalf("replayed record: %v", err)
+			return nil, fmt.Errorf("replayed record: %w", err)
 		}
 		byID[env.GetEventId()] = env
 	}
@@ -226,7 +251,7 @@ func compare(t *testing.T, recorded, replayed []capture.Record) {
 	for _, r := range recorded {
 		want, err := r.Event()
 		if err != nil {
-			t.Fatalf("recorded record: %v", err)
+			return nil, fmt.Errorf("recorded record: %w", err)
 		}
 		if seen[want.GetEventId()] {
 			continue
@@ -235,7 +260,7 @@ func compare(t *testing.T, recorded, replayed []capture.Record) {
 		got := byID[want.GetEventId()]
 		name := fmt.Sprintf("%s %s of order %s", events.TypeName(want.GetType()), want.GetEventId(), want.GetOrderId())
 		if got == nil {
-			t.Errorf("%s: not emitted by the replay", name)
+			out = append(out, name+": not emitted by the replay")
 			continue
 		}
 		if !root(want) {
@@ -243,17 +268,38 @@ func compare(t *testing.T, recorded, replayed []capture.Record) {
 			want.OccurredAt, got.OccurredAt = nil, nil
 		}
 		if !proto.Equal(want, got) {
-			t.Errorf("%s differs:\nrecorded %v\nreplayed %v", name, want, got)
+			out = append(out, fmt.Sprintf("%s differs:\nrecorded %v\nreplayed %v", name, want, got))
 		}
 	}
 	for id, env := range byID {
 		if !seen[id] {
-			t.Errorf("the replay emitted %s %s of order %s, which the recording lacks", events.TypeName(env.GetType()), id, env.GetOrderId())
+			out = append(out, fmt.Sprintf("the replay emitted %s %s of order %s, which the recording lacks", events.TypeName(env.GetType()), id, env.GetOrderId()))
 		}
 	}
 	if len(seen) == 0 {
-		t.Error("the recording holds no events")
+		out = append(out, "the recording holds no events")
 	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// tamper is recs with the first event of type typ changed by change.
+func tamper(t *testing.T, recs []capture.Record, typ eventsv1.EventType, change func(*eventsv1.Envelope)) []capture.Record {
+	t.Helper()
+	out := slices.Clone(recs)
+	for i, r := range out {
+		env, err := r.Event()
+		if err != nil || env.GetType() != typ {
+			continue
+		}
+		change(env)
+		if out[i].Envelope, err = capture.MarshalEnvelope(env); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	t.Fatalf("no %s recorded", events.TypeName(typ))
+	return nil
 }
 
 // lineDiff lists the lines where a and b differ (at most 20).
