@@ -241,8 +241,8 @@ func parseBound(v string) (offset int64, at time.Time, err error) {
 }
 
 // toolVersion names the sagactl build in a recording's header: its module
-// version and, when built from a checkout, the commit (dirty: uncommitted
-// changes were part of it).
+// version, when stamped the commit (dirty: uncommitted changes were part of
+// it; `go run` and workspace builds stamp none), and the Go version.
 func toolVersion() string {
 	v := "sagactl"
 	info, ok := debug.ReadBuildInfo()
@@ -264,7 +264,7 @@ func toolVersion() string {
 	if rev != "" {
 		v += " " + rev[:min(12, len(rev))] + dirty
 	}
-	return v
+	return v + " " + info.GoVersion
 }
 
 // progressLine reports one partition read.
