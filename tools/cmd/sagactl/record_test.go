@@ -230,6 +230,27 @@ func TestRecordFromKafka(t *testing.T) {
 		t.Errorf("--to time: %d records, want the 3 ORDER_CREATED", n)
 	}
 
+	// Without --brokers: the dev stack's Kafka and topic prefix, from its
+	// state file (here one naming the real Kafka and this test's prefix).
+	stateFile := filepath.Join(dir, "dev-stack.env")
+	keyFile := filepath.Join(dir, "key.jwk") // must exist; record never reads it
+	if err := os.WriteFile(keyFile, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := (devstack.State{PID: os.Getpid(), SigningKey: keyFile, Issuer: "i", Audience: "a",
+		Kafka: strings.Join(brokers, ","), TopicPrefix: prefix}).Write(stateFile); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(devstack.StateFileEnv, stateFile)
+	code, stdout, stderr = sagactl(t, "record", "--order", b, "--quiet")
+	if code != exitOK {
+		t.Fatalf("from the state file: exit %d, stderr:\n%s", code, stderr)
+	}
+	if r, err := capture.NewReader(strings.NewReader(stdout)); err != nil || r.Header.TopicPrefix != prefix ||
+		strings.Count(stdout, `"key":"`+b+`"`) != 2 {
+		t.Errorf("from the state file: %v\n%s", err, stdout)
+	}
+
 	// Offsets on a one-partition topic: five records at offsets 0..4.
 	one := testenv.UniqueName("test.sagactl.record1.") + "."
 	if err := bus.EnsureTopics(ctx, brokers, bus.TopicSpec{Name: one + events.TopicOrders, Partitions: 1, ReplicationFactor: 1}); err != nil {
