@@ -79,7 +79,8 @@ func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 		t.Fatalf("state file: %v", err)
 	}
 	if state.SigningKey != st.Keys.Files.PrivateJWK || state.CustomerToken != st.CustomerToken || state.OperatorToken != st.OperatorToken ||
-		state.GRPC != st.GRPC || state.Ops != st.Ops || state.Issuer != suite.DevIssuer || state.Audience != suite.DevAudience {
+		state.GRPC != st.GRPC || state.Ops != st.Ops || state.Issuer != suite.DevIssuer || state.Audience != suite.DevAudience ||
+		state.Kafka != st.Servers.Kafka || state.Kafka == "" || state.TopicPrefix != st.Servers.TopicPrefix {
 		t.Errorf("state file %+v does not describe the stack (key %s, grpc %+v)", state, st.Keys.Files.PrivateJWK, st.GRPC)
 	}
 
