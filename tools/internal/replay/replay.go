@@ -163,9 +163,6 @@ func Service(ctx context.Context, opts Options) (*Result, error) {
 	began := time.Now()
 	for i, p := range plan {
 		clk.Set(p.At)
-		if env, err := p.Record.Event(); err == nil {
-			fmt.Fprintf(opts.LogOutput, "DEBUG deliver %s %s %s/%d@%d at %s\n", env.GetEventId(), env.GetType(), p.Record.Topic, p.Record.Partition, p.Record.Offset, p.At.Format(time.RFC3339Nano))
-		}
 		if err := d.deliver(ctx, p.Record, opts.DeliveryTimeout); err != nil {
 			return nil, fmt.Errorf("replay %s: record %d of %d (%s/%d@%d): %w", opts.Service, i+1, len(plan),
 				p.Record.Topic, p.Record.Partition, p.Record.Offset, err)

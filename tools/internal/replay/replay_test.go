@@ -61,9 +61,6 @@ func TestReplayEachServiceReproducesTheRecording(t *testing.T) {
 				if err != nil {
 					t.Fatalf("replay %d: %v\nservice logs:\n%s", run+1, err, logs.String())
 				}
-				if os.Getenv("DEBUGREPLAY") != "" {
-					t.Log(logs.String())
-				}
 				t.Logf("replay %d of %s: %d records delivered in %s (%.0f records/s; the recording spans %s: %.1f× real time)",
 					run+1, service, res.Delivered, res.Elapsed.Round(time.Millisecond), float64(res.Delivered)/res.Elapsed.Seconds(),
 					res.Recorded.Round(time.Millisecond), res.Recorded.Seconds()/res.Elapsed.Seconds())
