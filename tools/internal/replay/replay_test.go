@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"maps"
 	"net/http"
@@ -33,6 +34,13 @@ import (
 
 const free = "127.0.0.1:0"
 
+// storedRecording is a recording of the four sagas record places, kept so
+// sagactl's test and TestReplayStoredRecording replay it without a suite;
+// `go test -run TestReplayEachService -update-recording` makes it again.
+const storedRecording = "testdata/four-sagas.jsonl"
+
+var updateRecording = flag.Bool("update-recording", false, "rewrite "+storedRecording+" from a fresh recording")
+
 // One recording of a few sagas on the whole in-process suite, replayed into
 // each event-consuming service alone: the service emits exactly the events
 // it emitted when recorded (same derived ids, proto-equal payloads, same
@@ -46,6 +54,11 @@ func TestReplayEachServiceReproducesTheRecording(t *testing.T) {
 	header, recs, orders := record(ctx, t)
 	if err := capture.WriteFile(recPath, header, recs); err != nil {
 		t.Fatal(err)
+	}
+	if *updateRecording {
+		if err := capture.WriteFile(storedRecording, header, recs); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Replays read the file back, as sagactl does.
 	header, recs, err := capture.ReadFile(recPath)
@@ -83,6 +96,27 @@ func TestReplayEachServiceReproducesTheRecording(t *testing.T) {
 					t.Errorf("the two replays' %s differ:\n--- first\n%s\n--- second\n%s", kind, files[0][i], files[1][i])
 				}
 			}
+		})
+	}
+}
+
+// The stored recording, made by an earlier build, replays into today's code
+// of each service with exactly the recorded events.
+func TestReplayStoredRecording(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a bound for a hang, not a speed target
+	defer cancel()
+	header, recs, err := capture.ReadFile(storedRecording)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, service := range replay.Supported {
+		t.Run(service, func(t *testing.T) {
+			logs := &syncBuffer{}
+			res, err := replay.Service(ctx, replay.Options{Service: service, Header: header, Records: recs, LogOutput: logs})
+			if err != nil {
+				t.Fatalf("replay: %v\nservice logs:\n%s", err, logs.String())
+			}
+			checkEmitted(t, service, recs, res.Emitted)
 		})
 	}
 }
