@@ -41,6 +41,7 @@ var commands = []command{
 	{name: "bench", summary: "load generator: place orders at a rate or concurrency, report sagas/s and latency", run: runBench},
 	{name: "dlq", summary: "dead letters of a consumer group: list, show, redrive (dry run unless --apply), drop", run: runDLQ},
 	{name: "outbox", summary: "list a service's parked outbox rows, or un-park them so they are published (list|retry)", run: runOutbox},
+	{name: "rebuild", summary: "rebuild the notification read model from the saga topics into an empty keyspace, compare with the live one", run: runRebuild},
 	{name: "token", summary: "print a bearer token (customer, operator, catalog-admin, service) signed with the dev stack's key or --key", run: runToken},
 	{name: "dev", summary: "run all five services in this process on in-process Kafka, MySQL and MongoDB (make run)", run: runDev},
 }
