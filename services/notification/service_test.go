@@ -81,6 +81,7 @@ type running struct {
 	logs   *syncBuffer
 	prefix string
 	addr   string // the gRPC API, for callers other than the test's service identity
+	cfg    notification.Config
 }
 
 // start runs the service in-process on a fresh keyspace and topic prefix.
@@ -102,7 +103,7 @@ func start(t *testing.T) running {
 		SharedTelemetry: true, Registry: prometheus.NewRegistry(),
 	}
 	conn := servicetest.Start(t, rt, func(ctx context.Context, rt service.Runtime) error { return notification.Run(ctx, cfg, rt) })
-	return running{client: notificationv1.NewNotificationServiceClient(conn), logs: logs, prefix: prefix, addr: conn.Target()}
+	return running{client: notificationv1.NewNotificationServiceClient(conn), logs: logs, prefix: prefix, addr: conn.Target(), cfg: cfg}
 }
 
 // waitBound bounds this test's waits for the service and Kafka: a bound for
