@@ -202,8 +202,8 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 		Background: map[string]func(context.Context) error{
 			"outbox relay":  relay.Run,
 			"deadline scan": ports.DeadlineLoop(application.ExpireOrders, cfg.DeadlineScanInterval, rt.Logger),
-			"pending count": ports.BacklogLoop(backlog, cfg.PendingCountInterval, rt.Logger),
-			"stuck count":   ports.StuckLoop(stuck, cmp.Or(cfg.StuckCountInterval, 5*time.Second), rt.Logger),
+			"pending count": ports.RefreshLoop("pending orders count", backlog.Refresh, cfg.PendingCountInterval, rt.Logger),
+			"stuck count":   ports.RefreshLoop("stuck sagas count", stuck.Refresh, cmp.Or(cfg.StuckCountInterval, 5*time.Second), rt.Logger),
 			"watch poll": func(ctx context.Context) error {
 				return watchers.RunPolling(ctx, repo, cfg.WatchPollInterval, func(err error) {
 					rt.Logger.WarnContext(ctx, "watch poll", "error", err)
