@@ -32,7 +32,7 @@ func TestRebuildEqualsTheLiveModelAndSendsNothing(t *testing.T) {
 	}
 	publish(t, svc.prefix, envs...)
 	waitConsumed(t, svc.prefix)
-	liveSent := svc.logs.sent(t)
+	liveSent := sentLines(t, svc.logs)
 	if len(liveSent) != 8 {
 		t.Fatalf("live service sent %d notifications, want 8 (4 customer-facing events × 2 orders)", len(liveSent))
 	}
@@ -41,7 +41,7 @@ func TestRebuildEqualsTheLiveModelAndSendsNothing(t *testing.T) {
 	defer cancel()
 	target := svc.cfg
 	target.CassandraKeyspace = cassandratest.Keyspace(t)
-	rebuildLogs := &syncBuffer{}
+	rebuildLogs := &testenv.SyncBuffer{}
 	r, err := notification.OpenRebuild(ctx, target, slogJSON(rebuildLogs))
 	if err != nil {
 		t.Fatalf("OpenRebuild into an empty keyspace: %v", err)
@@ -58,10 +58,10 @@ func TestRebuildEqualsTheLiveModelAndSendsNothing(t *testing.T) {
 	if err := r.Apply(ctx, future, recordTime); !errors.Is(err, notification.ErrUnprocessable) {
 		t.Fatalf("Apply of an unknown schema version = %v, want ErrUnprocessable", err)
 	}
-	if sent := rebuildLogs.sent(t); len(sent) != 0 {
+	if sent := sentLines(t, rebuildLogs); len(sent) != 0 {
 		t.Fatalf("the rebuild called the Sender for %v", sent)
 	}
-	if sent := svc.logs.sent(t); len(sent) != len(liveSent) {
+	if sent := sentLines(t, svc.logs); len(sent) != len(liveSent) {
 		t.Fatalf("live sends went from %d to %d during the rebuild", len(liveSent), len(sent))
 	}
 

@@ -113,7 +113,7 @@ func TestRebuildNotification(t *testing.T) {
 		CassandraReplication: "{'class':'SimpleStrategy','replication_factor':1}",
 		CassandraConsistency: "LOCAL_QUORUM", CassandraTimeout: 30 * time.Second,
 	}
-	liveLogs := &lockedBuffer{}
+	liveLogs := &testenv.SyncBuffer{}
 	rt := service.Runtime{
 		Clock:           clock.NewManual(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)),
 		Logger:          slog.New(slog.NewJSONHandler(liveLogs, &slog.HandlerOptions{Level: slog.LevelDebug})),
