@@ -78,8 +78,9 @@ type Config struct {
 	MaxWatchStreams            int `env:"MAX_WATCH_STREAMS" envDefault:"10000"`
 	// StuckAfter is how long a PENDING order may go without progress before
 	// the sagasuite.saga.stuck gauge counts it (keep it under Deadline to
-	// see sagas stall before the deadline cancels them). 0: 60 s.
-	StuckAfter time.Duration `env:"STUCK_AFTER" envDefault:"60s"`
+	// see sagas stall before the deadline cancels them; start-up refuses
+	// one that is not). 0: 10 s.
+	StuckAfter time.Duration `env:"STUCK_AFTER" envDefault:"10s"`
 	// StuckCountInterval is how often the stuck sagas are counted (one
 	// index-only query). 0: 5 s.
 	StuckCountInterval time.Duration `env:"STUCK_COUNT_INTERVAL" envDefault:"5s"`
@@ -103,6 +104,10 @@ func (c Config) Validate() error {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("ORDER_%s must not be negative, got %s", key, d))
 		}
+	}
+	if c.StuckAfter > 0 && c.Deadline > 0 && c.StuckAfter >= c.Deadline {
+		// The deadline would cancel every saga before it counted as stuck.
+		errs = append(errs, fmt.Errorf("ORDER_STUCK_AFTER (%s) must be shorter than ORDER_DEADLINE (%s)", c.StuckAfter, c.Deadline))
 	}
 	if c.MySQLMaxOpenConns <= 0 {
 		errs = append(errs, fmt.Errorf("ORDER_MYSQL_MAX_OPEN_CONNS must be positive, got %d", c.MySQLMaxOpenConns))

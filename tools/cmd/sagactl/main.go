@@ -36,7 +36,7 @@ type command struct {
 var commands = []command{
 	{name: "audit", summary: "check that the sagas of some customers add up (orders, stock, money, shipments, saga log)", run: runAudit},
 	{name: "saga", summary: "the timeline of one saga: every event, its service, time since start, gap, compensations marked", run: runSaga},
-	{name: "stuck", summary: "sagas without progress for --older-than (default 60s) and the step each waits on", run: runStuck},
+	{name: "stuck", summary: "sagas without progress for --older-than (default 10s) and the step each waits on", run: runStuck},
 	{name: "demo", summary: "place orders that take every saga path, show their timelines, audit, end with a JSON line", run: runDemo},
 	{name: "bench", summary: "load generator: place orders at a rate or concurrency, report sagas/s and latency", run: runBench},
 	{name: "dlq", summary: "dead letters of a consumer group: list, show, redrive (dry run unless --apply), drop", run: runDLQ},
