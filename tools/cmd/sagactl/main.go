@@ -42,6 +42,7 @@ var commands = []command{
 	{name: "dlq", summary: "dead letters of a consumer group: list, show, redrive (dry run unless --apply), drop", run: runDLQ},
 	{name: "outbox", summary: "list a service's parked outbox rows, or un-park them so they are published (list|retry)", run: runOutbox},
 	{name: "token", summary: "print a bearer token (customer, operator, catalog-admin, service) signed with the dev stack's key or --key", run: runToken},
+	{name: "diff", summary: "compare a replay's events (and end state) with a recording per order: missing, extra, changed fields, order", run: runDiff},
 	{name: "dev", summary: "run all five services in this process on in-process Kafka, MySQL and MongoDB (make run)", run: runDev},
 }
 
