@@ -140,6 +140,9 @@ func parseWithPositionals(fs *flag.FlagSet, args []string) (positional []string,
 		if fs.NArg() == 0 {
 			return positional, 0, true
 		}
+		if consumed := len(args) - fs.NArg(); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, fs.Args()...), 0, true // after "--" nothing is a flag
+		}
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}

@@ -79,6 +79,9 @@ func TestDiffCommandExitCodes(t *testing.T) {
 	if code, out, errOut := runDiffArgs(want, same); code != exitOK || !strings.HasPrefix(out, "no differences") {
 		t.Fatalf("same events: exit %d\n%s%s", code, out, errOut)
 	}
+	if code, out, errOut := runDiffArgs("--", want, same); code != exitOK {
+		t.Fatalf("after --: exit %d\n%s%s", code, out, errOut)
+	}
 	// Flags may follow the files.
 	code, out, errOut := runDiffArgs(want, got, "--ignore", "producer")
 	if code != exitProblems || errOut != "" {

@@ -209,9 +209,14 @@ func prepare(side string, recs []capture.Record, problems map[string][]string) [
 				err = fmt.Errorf("envelope without an event id")
 			}
 			it.env = nil
-			it.ref = EventRef{Topic: rec.Topic, Key: rec.Key, NotEnvelope: describeValue(rec.Value, err.Error())}
+			shown := rec.Value
+			if len(shown) == 0 {
+				shown = rec.Envelope
+			}
+			it.ref = EventRef{Topic: rec.Topic, Key: rec.Key, NotEnvelope: describeValue(shown, err.Error())}
 			// Not an envelope: only the bytes can tell two apart.
-			it.match = "raw\x00" + rec.Topic + "\x00" + rec.Key + "\x00" + string(rec.Value)
+			// (An envelope that would not decode counts with its JSON.)
+			it.match = "raw\x00" + rec.Topic + "\x00" + rec.Key + "\x00" + string(rec.Value) + "\x00" + string(rec.Envelope)
 			items = append(items, it)
 			continue
 		}

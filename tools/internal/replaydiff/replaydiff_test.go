@@ -267,6 +267,16 @@ func TestRecordsThatAreNotEnvelopes(t *testing.T) {
 	if rep.Counts.Missing != 1 || rep.Counts.Extra != 1 || rep.Counts.Matched != 2 {
 		t.Fatalf("report:\n%s", rep)
 	}
+	// An envelope line that does not decode is compared by its JSON, not lost.
+	broken := capture.Record{Topic: events.TopicOrders, Key: orderA, Envelope: []byte(`{"event_id":7}`)}
+	brokenToo := capture.Record{Topic: events.TopicOrders, Key: orderA, Envelope: []byte(`{"event_id":8}`)}
+	if r := replaydiff.Compare([]capture.Record{broken}, []capture.Record{broken}, replaydiff.Options{}); !r.Empty() || r.Counts.Matched != 1 {
+		t.Fatalf("same broken envelope:\n%s", r)
+	}
+	if r := replaydiff.Compare([]capture.Record{broken}, []capture.Record{brokenToo}, replaydiff.Options{}); r.Counts.Missing != 1 || r.Counts.Extra != 1 ||
+		!strings.Contains(r.String(), `{\"event_id\":8}`) {
+		t.Fatalf("different broken envelopes:\n%s", r)
+	}
 	s := rep.String()
 	for _, part := range []string{"  missing record on orders.v1 key \"" + orderA + "\": value 2 bytes ff01, not an envelope",
 		"  extra   record on orders.v1 key \"" + orderA + "\": value 2 bytes ff02, not an envelope"} {
