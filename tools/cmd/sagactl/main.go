@@ -1,7 +1,8 @@
 // Command sagactl operates a running sagasuite: `sagactl audit` checks that
 // finished sagas add up, `sagactl dlq` reads and redrives dead letters,
 // `sagactl saga` shows one saga's timeline; dev, demo and bench run and load
-// a suite; record and replay join them later.
+// a suite; diff compares a replay's events with a recording; record and
+// replay join them later.
 //
 // Exit status: 0 success, 1 the command found problems (e.g. audit
 // violations), 2 bad usage or the command could not run.
