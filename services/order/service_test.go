@@ -63,6 +63,7 @@ func TestOrderService(t *testing.T) {
 	})
 	t.Run("customer cancel, then late work is recorded but changes nothing", s.customerCancel)
 	t.Run("cancel of a completed or unknown order fails", s.cancelRefused)
+	t.Run("a cancel with request_id emits a derived ORDER_CANCELLED; a retry is idempotent", s.cancelWithRequestID)
 	t.Run("a duplicate delivery changes nothing", s.duplicateDelivery)
 	t.Run("an event for an unknown order is dead-lettered", s.unknownOrderDeadLettered)
 	t.Run("a retried CreateOrder returns the same order and emits one ORDER_CREATED", s.createRetry)
@@ -315,6 +316,45 @@ func (s *suite) customerCancel(t *testing.T) {
 	// shows everything it emitted.
 	if n := countSteps(got, "ORDER_COMPLETED") + countSteps(got, "ORDER_CANCELLED"); n != 1 {
 		t.Errorf("%d terminal steps in %v, want the one ORDER_CANCELLED", n, stepTypes(got))
+	}
+}
+
+// cancelWithRequestID: the request id is ORDER_CANCELLED's causation, so its
+// event id is known before the call (a replay reproduces it); a retry
+// returns the cancelled order and emits nothing; the id reused on another
+// PENDING order is refused and leaves that order PENDING.
+func (s *suite) cancelWithRequestID(t *testing.T) {
+	ctx := context.Background()
+	o := s.create(t, testenv.IDFor("cancel with request id"), "")
+	requestID := testenv.IDFor("cancel request " + o.GetOrderId())
+	resp, err := s.client.CancelOrder(ctx, &orderv1.CancelOrderRequest{OrderId: o.GetOrderId(), Reason: "changed my mind", RequestId: requestID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelled := s.seen.wait(t, o.GetOrderId(), eventsv1.EventType_EVENT_TYPE_ORDER_CANCELLED)
+	if want := events.DeriveID(requestID, eventsv1.EventType_EVENT_TYPE_ORDER_CANCELLED); cancelled.GetEventId() != want ||
+		cancelled.GetCausationId() != requestID {
+		t.Errorf("ORDER_CANCELLED id %s caused by %s, want %s caused by the request id %s",
+			cancelled.GetEventId(), cancelled.GetCausationId(), want, requestID)
+	}
+	again, err := s.client.CancelOrder(ctx, &orderv1.CancelOrderRequest{OrderId: o.GetOrderId(), Reason: "retry", RequestId: requestID})
+	if err != nil || !proto.Equal(again.GetOrder(), resp.GetOrder()) {
+		t.Errorf("retried CancelOrder = %v, %v; want the first answer %v", again.GetOrder(), err, resp.GetOrder())
+	}
+	other := s.create(t, testenv.IDFor("cancel request reused"), "")
+	_, err = s.client.CancelOrder(ctx, &orderv1.CancelOrderRequest{OrderId: other.GetOrderId(), RequestId: requestID})
+	if status.Code(err) != codes.AlreadyExists {
+		t.Errorf("CancelOrder of another order with a used request_id = %v, want AlreadyExists", err)
+	}
+	if got := s.get(t, other.GetOrderId()); got.GetStatus() != orderv1.OrderStatus_ORDER_STATUS_PENDING {
+		t.Errorf("the other order is %s after the refused cancel, want PENDING", got.GetStatus())
+	}
+	if got := s.get(t, o.GetOrderId()); countSteps(got, "ORDER_CANCELLED") != 1 {
+		t.Errorf("steps %v: want exactly one ORDER_CANCELLED after the retry", stepTypes(got))
+	}
+	_, err = s.client.CancelOrder(ctx, &orderv1.CancelOrderRequest{OrderId: other.GetOrderId(), RequestId: "not-a-uuid"})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("CancelOrder with request_id %q = %v, want InvalidArgument", "not-a-uuid", err)
 	}
 }
 

@@ -141,8 +141,19 @@ func (p *Placed) AsExpected() bool {
 type Result struct {
 	Orders  []*Placed
 	Skipped []string // "deadline: why"
+	// Seeded is the catalog the demo added, as it stood right after seeding
+	// (a recording of the demo carries it as the state to replay from).
+	Seeded  []SeededProduct
 	Audit   audit.Report
 	Summary Summary
+}
+
+// SeededProduct is one product the demo seeded and its stock then.
+type SeededProduct struct {
+	SKU, Name  string
+	PriceMinor int64
+	Currency   string
+	Available  int64 // units free to reserve right after seeding
 }
 
 // The catalog the demo seeds (SKU suffix, name, price in minor units, stock).
@@ -162,6 +173,8 @@ type runner struct {
 	run   string
 	skus  map[string]string // suffix → SKU
 	price map[string]int64  // SKU → price
+	// seeded is what seed added, in catalog order.
+	seeded []SeededProduct
 
 	mu        sync.Mutex
 	orders    []*Placed
@@ -177,7 +190,7 @@ func Run(ctx context.Context, c suite.Clients, opts Options) (*Result, error) {
 	if err := r.seed(ctx); err != nil {
 		return nil, err
 	}
-	res := &Result{}
+	res := &Result{Seeded: r.seeded}
 
 	// Phase 1: the paths a healthy stack decides by itself, all at once.
 	mug, tee, poster := r.skus["MUG"], r.skus["TEE"], r.skus["POSTER"]
@@ -305,10 +318,13 @@ func (r *runner) seed(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("seed product %s: %w", sku, err)
 		}
-		if _, err := r.c.Inventory.AddStock(ctx, &inventoryv1.AddStockRequest{Sku: sku, Quantity: p.stock, RequestId: uuid.NewString()}); err != nil {
+		added, err := r.c.Inventory.AddStock(ctx, &inventoryv1.AddStockRequest{Sku: sku, Quantity: p.stock, RequestId: uuid.NewString()})
+		if err != nil {
 			return fmt.Errorf("seed stock of %s: %w", sku, err)
 		}
 		r.skus[p.suffix], r.price[sku] = sku, p.price
+		r.seeded = append(r.seeded, SeededProduct{SKU: sku, Name: p.name, PriceMinor: p.price, Currency: "EUR",
+			Available: added.GetStock().GetAvailable()})
 	}
 	r.progress("seeded %s: %d mugs, %d tees, %d poster", strings.Join(r.skuList(), ", "), catalog[0].stock, catalog[1].stock, catalog[2].stock)
 	return nil

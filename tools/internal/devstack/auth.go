@@ -72,6 +72,10 @@ type State struct {
 	CustomerToken string
 	OperatorToken string
 	GRPC, Ops     suite.Addrs
+	// Kafka is the stack's bootstrap broker(s), comma-separated, and
+	// TopicPrefix its topic prefix (sagactl record reads them).
+	Kafka       string
+	TopicPrefix string
 }
 
 // StateFileEnv names a variable that moves the state file (tests, or two
@@ -96,7 +100,8 @@ func DefaultStateFile() string {
 func (s *Stack) state() State {
 	return State{PID: os.Getpid(), SigningKey: s.Keys.Files.PrivateJWK, JWKS: s.Keys.Files.PublicJWKS,
 		Issuer: s.Keys.Issuer, Audience: s.Keys.Audience, CustomerID: DemoCustomer,
-		CustomerToken: s.CustomerToken, OperatorToken: s.OperatorToken, GRPC: s.GRPC, Ops: s.Ops}
+		CustomerToken: s.CustomerToken, OperatorToken: s.OperatorToken, GRPC: s.GRPC, Ops: s.Ops,
+		Kafka: s.Servers.Kafka, TopicPrefix: s.Servers.TopicPrefix}
 }
 
 const statePrefix = "SAGASUITE_DEV_"
@@ -106,6 +111,7 @@ func (st State) vars() map[string]string {
 		"PID": strconv.Itoa(st.PID), "SIGNING_KEY": st.SigningKey, "JWKS": st.JWKS,
 		"ISSUER": st.Issuer, "AUDIENCE": st.Audience, "CUSTOMER_ID": st.CustomerID,
 		"CUSTOMER_TOKEN": st.CustomerToken, "OPERATOR_TOKEN": st.OperatorToken,
+		"KAFKA": st.Kafka, "TOPIC_PREFIX": st.TopicPrefix,
 	}
 	for _, name := range suite.Services {
 		v[strings.ToUpper(name)+"_GRPC"] = st.GRPC.Of(name)
@@ -189,7 +195,8 @@ func ReadStateFile(path string) (State, error) {
 		return State{}, fmt.Errorf("%s: %w", path, err)
 	}
 	st := State{SigningKey: vars["SIGNING_KEY"], JWKS: vars["JWKS"], Issuer: vars["ISSUER"], Audience: vars["AUDIENCE"],
-		CustomerID: vars["CUSTOMER_ID"], CustomerToken: vars["CUSTOMER_TOKEN"], OperatorToken: vars["OPERATOR_TOKEN"]}
+		CustomerID: vars["CUSTOMER_ID"], CustomerToken: vars["CUSTOMER_TOKEN"], OperatorToken: vars["OPERATOR_TOKEN"],
+		Kafka: vars["KAFKA"], TopicPrefix: vars["TOPIC_PREFIX"]}
 	for _, name := range suite.Services {
 		st.GRPC.Set(name, vars[strings.ToUpper(name)+"_GRPC"])
 		st.Ops.Set(name, vars[strings.ToUpper(name)+"_OPS"])

@@ -38,6 +38,8 @@ type CreateOrderHandler struct {
 func (h CreateOrderHandler) Handle(ctx context.Context, d order.Draft) (*order.Order, error) {
 	causationID := d.RequestID
 	if d.RequestID == "" {
+		// Determinism allow-list: without a request id nothing names the
+		// order, so it gets fresh ids; clients that retry or replay send one.
 		d.ID = events.NewID()
 		causationID = events.NewID() // the command's own id
 	} else {

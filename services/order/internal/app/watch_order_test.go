@@ -216,7 +216,7 @@ func TestWatchOrderGetsEveryChangePushed(t *testing.T) {
 		o := r.create(t)
 		s := watch(ctx, r, o.ID, nil)
 		s.next(t)
-		if _, err := r.app.CancelOrder.Handle(ctx, o.ID, "changed my mind", ""); err != nil {
+		if _, err := r.app.CancelOrder.Handle(ctx, o.ID, "changed my mind", "", ""); err != nil {
 			t.Fatal(err)
 		}
 		got := s.next(t)

@@ -106,7 +106,7 @@ func (s *GRPCServer) CancelOrder(ctx context.Context, req *orderv1.CancelOrderRe
 	if scoped && onlyCustomer == "" { // a customer without a subject owns nothing
 		return nil, s.status(ctx, order.NotFound(req.GetOrderId()))
 	}
-	o, err := s.app.CancelOrder.Handle(ctx, req.GetOrderId(), req.GetReason(), onlyCustomer)
+	o, err := s.app.CancelOrder.Handle(ctx, req.GetOrderId(), req.GetReason(), onlyCustomer, req.GetRequestId())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}

@@ -1,0 +1,225 @@
+package replay
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/sagasuite/sagasuite/libs/bus"
+	"github.com/sagasuite/sagasuite/libs/outbox"
+	"github.com/sagasuite/sagasuite/tools/internal/capture"
+	"github.com/sagasuite/sagasuite/tools/internal/devstack"
+	"github.com/sagasuite/sagasuite/tools/internal/suite"
+)
+
+// deliverer publishes recorded records to the replay stack's Kafka and waits
+// until the service has processed each.
+type deliverer struct {
+	service    string
+	brokers    []string
+	prefix     string
+	group      string
+	client     *kafka.Client
+	partitions map[string]int // topic (with prefix) → partition count
+	ops        string         // the service's ops address (outbox admin API)
+	token      suite.TokenSource
+	http       *http.Client
+	hasOutbox  bool
+}
+
+func newDeliverer(st *devstack.Stack, service string) (*deliverer, error) {
+	brokers := strings.Split(st.Servers.Kafka, ",")
+	prefix := st.Servers.TopicPrefix
+	d := &deliverer{service: service, brokers: brokers, prefix: prefix, group: prefix + service,
+		client:     &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second, Transport: &kafka.Transport{}},
+		partitions: map[string]int{}, ops: st.Ops.Of(service), token: st.ToolToken("sagactl-replay"),
+		http:      &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
+		hasOutbox: len(Produces[service]) > 0}
+	names := make([]string, 0, len(Consumes[service]))
+	for _, t := range Consumes[service] {
+		names = append(names, prefix+t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	parts, err := bus.Partitions(ctx, brokers, bus.Security{}.Dialer(), names...)
+	if err != nil {
+		return nil, fmt.Errorf("replay: partitions of %v: %w", names, err)
+	}
+	for _, p := range parts {
+		d.partitions[p.Topic]++
+	}
+	return d, nil
+}
+
+func (d *deliverer) close() {
+	if t, ok := d.client.Transport.(*kafka.Transport); ok {
+		t.CloseIdleConnections()
+	}
+}
+
+// deliver publishes rec to its recorded topic and partition and waits until
+// the service's group committed past it and its outbox holds nothing
+// unpublished (so what the handler emitted is on Kafka).
+func (d *deliverer) deliver(ctx context.Context, rec capture.Record, bound time.Duration) error {
+	msg, err := rec.Message(d.prefix)
+	if err != nil {
+		return err
+	}
+	if n := d.partitions[msg.Topic]; rec.Partition < 0 || rec.Partition >= n {
+		return fmt.Errorf("recorded on partition %d, but topic %s has %d partitions here", rec.Partition, msg.Topic, n)
+	}
+	headers := make([]kafka.Header, 0, len(rec.Headers))
+	for _, h := range rec.Headers {
+		headers = append(headers, kafka.Header{Key: h.Key, Value: []byte(h.Value)})
+	}
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	res, err := d.client.Produce(ctx, &kafka.ProduceRequest{Topic: msg.Topic, Partition: rec.Partition, RequiredAcks: kafka.RequireAll,
+		Records: kafka.NewRecordReader(kafka.Record{Time: rec.Time(), Key: kafka.NewBytes([]byte(msg.Key)),
+			Value: kafka.NewBytes(msg.Value), Headers: headers})})
+	if err == nil {
+		err = res.Error
+	}
+	if err != nil {
+		return fmt.Errorf("publish to %s/%d: %w", msg.Topic, rec.Partition, err)
+	}
+	offset := res.BaseOffset
+
+	// Poll: the bus commits right after each handled record, the relay
+	// publishes within its poll interval; the bound is for a hang only.
+	var last string
+	for wait := time.Millisecond; ; wait = min(wait*2, 20*time.Millisecond) {
+		done, why, err := d.processed(ctx, msg.Topic, rec.Partition, offset)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		last = why
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w after %s waiting for %s to process it (published at offset %d): %s", errTimeout, bound, d.service, offset, last)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// processed reports whether the group's committed offset on topic/partition
+// passed offset and the outbox has no row left to publish; why says what is
+// still missing.
+func (d *deliverer) processed(ctx context.Context, topic string, partition int, offset int64) (bool, string, error) {
+	resp, err := d.client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: d.group, Topics: map[string][]int{topic: {partition}}})
+	if err != nil {
+		return false, "offset fetch: " + err.Error(), nil // the broker may be busy; retried until the bound
+	}
+	committed := int64(-1)
+	for _, p := range resp.Topics[topic] {
+		if p.Partition == partition && p.Error == nil {
+			committed = p.CommittedOffset
+		}
+	}
+	if committed <= offset {
+		return false, fmt.Sprintf("group %s committed offset %d", d.group, committed), nil
+	}
+	if !d.hasOutbox {
+		return true, "", nil
+	}
+	pending, err := d.outboxRows(ctx, "pending")
+	if err != nil {
+		return false, err.Error(), nil
+	}
+	if pending > 0 {
+		return false, fmt.Sprintf("%d outbox rows not yet published", pending), nil
+	}
+	parked, err := d.outboxRows(ctx, "parked")
+	if err != nil {
+		return false, err.Error(), nil
+	}
+	if parked > 0 {
+		return false, "", fmt.Errorf("%s parked %d outbox rows (Kafka refused them); see its log", d.service, parked)
+	}
+	return true, "", nil
+}
+
+// outboxRows counts the service's outbox rows in state (pending or parked)
+// through its ops port's admin API.
+func (d *deliverer) outboxRows(ctx context.Context, state string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.ops+outbox.AdminListPath+"?state="+state+"&limit=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	if err := suite.Authorize(req, d.token); err != nil {
+		return 0, err
+	}
+	resp, err := d.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("outbox admin: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, fmt.Errorf("outbox admin: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("outbox admin: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	var list outbox.AdminList
+	if err := json.Unmarshal(body, &list); err != nil {
+		return 0, fmt.Errorf("outbox admin: %w", err)
+	}
+	return len(list.Rows), nil
+}
+
+// traceHeaders carry span ids chosen at random by the tracer: no replay can
+// reproduce them, so emitted records drop them.
+var traceHeaders = []string{bus.HeaderTraceparent, "tracestate", "baggage"}
+
+// collect scans the topics the service produces to and returns its records
+// ordered by topic, key, then emission order, normalised (see
+// Result.Emitted), and the ranges read.
+func (d *deliverer) collect(ctx context.Context, topics []string) ([]capture.Record, []capture.Range, error) {
+	if len(topics) == 0 {
+		return []capture.Record{}, nil, nil
+	}
+	var out []capture.Record
+	ranges, err := capture.Scan(ctx, capture.Source{Brokers: d.brokers, Prefix: d.prefix, Topics: topics,
+		Range: bus.ScanRange{From: -1, To: -1}}, func(r capture.Record) error {
+		out = append(out, normalise(r))
+		return nil
+	}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.SortStableFunc(out, func(a, b capture.Record) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Key, b.Key), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
+	})
+	slices.SortFunc(ranges, func(a, b capture.Range) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	if out == nil {
+		out = []capture.Record{}
+	}
+	return out, ranges, nil
+}
+
+// normalise replaces what the broker or the tracer chose: the timestamp
+// becomes the event's occurred_at, trace headers go.
+func normalise(r capture.Record) capture.Record {
+	r.Headers = slices.DeleteFunc(r.Headers, func(h capture.KafkaHeader) bool { return slices.Contains(traceHeaders, h.Key) })
+	if len(r.Headers) == 0 {
+		r.Headers = nil
+	}
+	if env, err := r.Event(); err == nil && env.GetOccurredAt() != nil {
+		r.Timestamp = env.GetOccurredAt().AsTime().UnixMilli()
+	}
+	return r
+}
