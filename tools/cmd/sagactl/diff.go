@@ -21,9 +21,10 @@ func runDiff(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	stateWant := fs.String("state-want", "", "the recorded end state, a JSON `file`, compared with --state-got")
 	stateGot := fs.String("state-got", "", "the replay's end state, a JSON `file`")
 	ignore := fs.String("ignore", "", "comma-separated field `paths` whose differences are not reported (e.g. occurred_at,*.deadline)")
+	topics := fs.String("topics", "", "comma-separated `topics` to compare, on both sides (e.g. payments.v1 for a replay of the payment service alone); default all")
 	update := fs.Bool("update", false, "rewrite WANT with GOT's records (and --state-want with --state-got) instead of failing: regenerate goldens")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: sagactl diff [--ignore PATH,…] [--state-want FILE --state-got FILE] [--update] WANT GOT")
+		fmt.Fprintln(stderr, "usage: sagactl diff [--topics T,…] [--ignore PATH,…] [--state-want FILE --state-got FILE] [--update] WANT GOT")
 		fmt.Fprintln(stderr, "\nCompares a replay's captured events (GOT) with a recording (WANT), both capture files (.jsonl or")
 		fmt.Fprintln(stderr, ".jsonl.gz): events matched by their derived event id, then field by field on the decoded protobuf;")
 		fmt.Fprintln(stderr, "order compared only per topic and key and along causation chains, never across topics; partition,")
@@ -33,6 +34,7 @@ func runDiff(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "file that cannot be read.")
 		fmt.Fprintln(stderr, "\nexample:")
 		fmt.Fprintln(stderr, "  sagactl diff --ignore occurred_at testdata/replay/success.jsonl /tmp/success.got.jsonl")
+		fmt.Fprintln(stderr, "  sagactl diff --topics payments.v1 demo.jsonl payment.emitted.jsonl")
 		fmt.Fprintln(stderr, "  sagactl diff --state-want success.state.json --state-got /tmp/state.json --update success.jsonl /tmp/got.jsonl")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
@@ -48,6 +50,11 @@ func runDiff(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if (*stateWant == "") != (*stateGot == "") {
 		fmt.Fprintln(stderr, "sagactl diff: --state-want and --state-got go together")
+		return exitError
+	}
+	if *update && *topics != "" {
+		// WANT would lose its other topics' records.
+		fmt.Fprintln(stderr, "sagactl diff: --update rewrites the whole recording; it does not go with --topics")
 		return exitError
 	}
 	var opts replaydiff.Options
@@ -80,6 +87,13 @@ func runDiff(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	if *topics != "" {
+		keep := map[string]bool{}
+		for _, t := range strings.Split(*topics, ",") {
+			keep[strings.TrimSpace(t)] = true
+		}
+		wantRecs, gotRecs = onTopics(wantRecs, keep), onTopics(gotRecs, keep)
+	}
 	rep := replaydiff.Compare(wantRecs, gotRecs, opts)
 	var state replaydiff.StateDiff
 	if wantState != nil {
@@ -125,6 +139,17 @@ func runDiff(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitProblems
 	}
 	return exitOK
+}
+
+// onTopics keeps the records on the given topics.
+func onTopics(recs []capture.Record, keep map[string]bool) []capture.Record {
+	var out []capture.Record
+	for _, r := range recs {
+		if keep[r.Topic] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // parseWithPositionals parses flags that may come before, between or after

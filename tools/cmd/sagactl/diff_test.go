@@ -95,6 +95,16 @@ func TestDiffCommandExitCodes(t *testing.T) {
 		t.Fatalf("ignored path still reported: exit %d\n%s", code, out)
 	}
 
+	// A replay of the payment service alone emits only its own topic's events.
+	paymentOnly := filepath.Join(dir, "payment.jsonl")
+	writeCapture(t, paymentOnly, h, paid)
+	if code, out, _ := runDiffArgs(want, paymentOnly); code != exitProblems || !strings.Contains(out, "missing ORDER_CREATED") {
+		t.Fatalf("all topics: exit %d\n%s", code, out)
+	}
+	if code, out, _ := runDiffArgs("--topics", "payments.v1", want, paymentOnly); code != exitOK {
+		t.Fatalf("--topics payments.v1: exit %d\n%s", code, out)
+	}
+
 	stateA, stateB, bad := filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json"), filepath.Join(dir, "bad.json")
 	for path, text := range map[string]string{stateA: `{"stock":{"SKU-1":9}}`, stateB: `{"stock":{"SKU-1":10}}`, bad: `{"stock":`} {
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -116,6 +126,7 @@ func TestDiffCommandExitCodes(t *testing.T) {
 		"unknown flag":    {"--nope", want, got},
 		"missing state":   {"--state-want", stateA, "--state-got", filepath.Join(dir, "nope.json"), want, got},
 		"no arguments":    {},
+		"update a subset": {"--update", "--topics", "payments.v1", want, paymentOnly},
 		"ignore no value": {want, got, "--ignore"},
 	} {
 		code, out, errOut := runDiffArgs(args...)
