@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -46,10 +47,11 @@ func TestGoldenRecordingsReplay(t *testing.T) {
 	update := *updateGolden || os.Getenv("SAGASUITE_UPDATE_GOLDEN") == "1"
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute) // a bound for a hang, not a speed target
 	defer cancel()
-	began := time.Now()
+	began, ran := time.Now(), 0
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), ".jsonl")
 		t.Run(name, func(t *testing.T) {
+			ran++
 			logs := &syncBuffer{}
 			progress := &syncBuffer{}
 			defer func() {
@@ -104,7 +106,7 @@ func TestGoldenRecordingsReplay(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d golden recordings replayed in %s", len(files), time.Since(began).Round(time.Millisecond))
+	t.Logf("%d golden recording(s) replayed in %s", ran, time.Since(began).Round(time.Millisecond))
 }
 
 // notReproducible clears what whole-suite replay documents it cannot
@@ -236,4 +238,66 @@ func checkEndState(recorded []capture.Record, state json.RawMessage) error {
 		return fmt.Errorf("order %s: the recording's last orders.v1 event is %s, not terminal", last.GetOrderId(), events.TypeName(last.GetType()))
 	}
 	return nil
+}
+
+// The golden comparison can fail: against a replay of itself a recording
+// is clean, and a changed payload, a lost event, an extra event, a moved
+// record and a wrong end state are each reported. No suite: the recording
+// stands in for the replay.
+func TestGoldenComparisonReportsDifferences(t *testing.T) {
+	file := filepath.Join(goldenDir, "shipment-failed.jsonl")
+	_, recs, err := capture.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := compareGolden(recs, recs); err != nil || len(d) != 0 {
+		t.Fatalf("a recording compared with itself: %v %v", d, err)
+	}
+	// A non-root event's occurred_at is not compared; a root's is.
+	later := tamper(t, recs, eventsv1.EventType_EVENT_TYPE_SHIPMENT_FAILED, func(e *eventsv1.Envelope) { e.OccurredAt.Seconds++ })
+	if d, _ := compareGolden(recs, later); len(d) != 0 {
+		t.Errorf("a non-root occurred_at was compared: %v", d)
+	}
+	moved := slices.Clone(recs)
+	moved[0].Topic = "elsewhere.v1"
+	extra := slices.Clone(recs)
+	extraEnv, err := recs[0].Event()
+	if err != nil {
+		t.Fatal(err)
+	}
+	extraEnv.EventId = "0190c0de-0000-7000-8000-0000000000e1"
+	extraRec := recs[0]
+	if extraRec.Envelope, err = capture.MarshalEnvelope(extraEnv); err != nil {
+		t.Fatal(err)
+	}
+	extra = append(extra, extraRec)
+	for name, tc := range map[string]struct {
+		replayed []capture.Record
+		want     string
+	}{
+		"payload": {tamper(t, recs, eventsv1.EventType_EVENT_TYPE_PAYMENT_REFUNDED, func(e *eventsv1.Envelope) {
+			e.GetPaymentRefunded().Amount.AmountMinor++
+		}), "envelope differs"},
+		"root time": {tamper(t, recs, eventsv1.EventType_EVENT_TYPE_ORDER_CREATED, func(e *eventsv1.Envelope) { e.OccurredAt.Nanos += 1000 }),
+			"envelope differs"},
+		"lost":  {recs[1:], "not emitted by the replay"},
+		"extra": {extra, "not in the recording"},
+		"moved": {moved, "recorded on"},
+	} {
+		d, err := compareGolden(recs, tc.replayed)
+		if err != nil || len(d) == 0 || !strings.Contains(strings.Join(d, "\n"), tc.want) {
+			t.Errorf("%s: compareGolden = %v, %v; want a difference saying %q", name, d, err, tc.want)
+		}
+	}
+	state, err := os.ReadFile(filepath.Join(goldenDir, "shipment-failed.state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkEndState(recs, state); err != nil {
+		t.Errorf("the committed end state: %v", err)
+	}
+	wrong := bytes.Replace(state, []byte("CANCEL_REASON_SHIPMENT_FAILED"), []byte("CANCEL_REASON_PAYMENT_FAILED"), 1)
+	if err := checkEndState(recs, wrong); err == nil || !strings.Contains(err.Error(), "reason") {
+		t.Errorf("a wrong cancel reason passed checkEndState: %v", err)
+	}
 }

@@ -14,7 +14,15 @@
 // had emitted before the recorded cancel, and a service whose reaction to
 // one of those came only after the cancel (it was down or slow in the
 // recording) is held — stopped before the order is placed, started again
-// once the cancel is in — so it sees the cancel as it did then. After each
+// once the cancel is in — so it sees the cancel as it did then. Its
+// reaction shows it read those earlier events before the cancel (else it
+// would have kept a tombstone and done nothing); when they sit on another
+// topic than the cancel's, which one a service back up reads first is a
+// race, so the replay decides it: the held service runs first with its
+// orders.v1 offsets moved past the cancel until it has emitted its
+// recorded reactions, then once more from its own offsets (release). The
+// demo's cancel path (shipping books, then cancels) and its deadline path
+// (payment charges late, then refunds) so reproduce every time. After each
 // saga the replay waits (bounded) for every event of the order the
 // recording holds, then goes on.
 //
