@@ -56,7 +56,10 @@ func (g *groupOffsets) committed(ctx context.Context) (map[int]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("committed offsets of group %s: %w", g.group, err)
 	}
-	if resp.Error != nil {
+	// A group that never committed (the service was stopped before it
+	// joined) may not exist at all: then it has no offsets, which is what
+	// the log's start stands for.
+	if resp.Error != nil && !errors.Is(resp.Error, kafka.GroupIdNotFound) {
 		return nil, fmt.Errorf("committed offsets of group %s: %w", g.group, resp.Error)
 	}
 	starts, err := g.logOffsets(ctx, parts, false)
@@ -68,7 +71,7 @@ func (g *groupOffsets) committed(ctx context.Context) (map[int]int64, error) {
 		out[p] = starts[p]
 	}
 	for _, p := range resp.Topics[g.topic] {
-		if p.Error != nil {
+		if p.Error != nil && !errors.Is(p.Error, kafka.GroupIdNotFound) {
 			return nil, fmt.Errorf("committed offset of group %s on %s/%d: %w", g.group, g.topic, p.Partition, p.Error)
 		}
 		if p.CommittedOffset >= 0 {
