@@ -50,3 +50,15 @@ prometheus: ## Prometheus on 127.0.0.1:9090 scraping the dev stack's ops ports (
 .PHONY: demo
 demo: ## start the dev stack, take every saga path, print the timelines and the audit, end with one JSON line (DEMO_FLAGS='--order host:port …' for a running suite instead)
 	@go run ./tools/cmd/sagactl demo $(if $(DEMO_FLAGS),$(DEMO_FLAGS),--dev)
+
+# Container images without a container engine (tools/cmd/imagebuild, go-containerregistry).
+# Per checkout (.build/ is ignored by git), so worktrees sharing $(SAGASUITE_HOME) do not
+# overwrite each other's layouts. The tag is never `latest`: git describe names the commit.
+IMAGES_DIR ?= .build/images/oci
+IMAGE_TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: images
+images: ## OCI images sagasuite/<service>:$(IMAGE_TAG) of the five services into the OCI layout $(IMAGES_DIR), no Docker needed (README "Container images")
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0) \
+	  go run ./tools/cmd/imagebuild -out $(IMAGES_DIR) -tag $(IMAGE_TAG) \
+	  -revision $$(git rev-parse HEAD 2>/dev/null || echo unknown)

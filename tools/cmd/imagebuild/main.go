@@ -91,7 +91,7 @@ func run(args []string) error {
 	sort.Strings(names)
 	for _, n := range names {
 		s, _ := imagebuild.Lookup(n)
-		fmt.Printf("  %-32s %s\n", s.Ref(*tag), digests[n])
+		fmt.Printf("  %-40s %s\n", s.Ref(*tag), digests[n])
 	}
 	return nil
 }
