@@ -4,13 +4,20 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,6 +182,10 @@ func TestImages(t *testing.T) {
 		}
 		configs[s.Name] = cf.Config
 	}
+
+	t.Run("binaries in the image run", func(t *testing.T) {
+		testBinariesRun(t, ctx, images, tag, tmp)
+	})
 
 	t.Run("checks catch planted mistakes", func(t *testing.T) {
 		testCheckImageCatchesMistakes(t, images[Services[0].Ref(tag)], want{Services[0], tag, revision, created})
@@ -371,5 +382,78 @@ func testDockerfileCheckCatchesMistakes(t *testing.T, text string, configs map[s
 				t.Fatalf("planted %q: errors %v, want one containing %q", c.name, errs, c.wantErr)
 			}
 		})
+	}
+}
+
+// testBinariesRun runs the files taken out of the images with the images' environment only:
+// each service starts, reads its config and stops naming its missing broker setting (so the
+// entrypoint is a working static binary for this config prefix), and the healthcheck probe
+// tells a ready ops port from an unready one.
+func testBinariesRun(t *testing.T, ctx context.Context, images map[string]v1.Image, tag, tmp string) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the images hold linux binaries")
+	}
+	extract := func(img v1.Image, path, to string) {
+		t.Helper()
+		files, err := flatten(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, ok := files[strings.TrimPrefix(path, "/")]
+		if !ok {
+			t.Fatalf("%s missing", path)
+		}
+		if err := os.WriteFile(to, e.data, os.FileMode(e.hdr.Mode)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range Services {
+		img := images[s.Ref(tag)]
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(tmp, "run-"+s.Name)
+		extract(img, cf.Config.Entrypoint[0], bin)
+		cmd := exec.CommandContext(ctx, bin)
+		cmd.Env = cf.Config.Env
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), s.EnvPrefix()+"_KAFKA_BROKERS is required") {
+			t.Errorf("%s without a broker: %v, output %q; want exit 1 naming %s_KAFKA_BROKERS", s.Name, err, out, s.EnvPrefix())
+		}
+	}
+
+	probe := filepath.Join(tmp, "run-healthcheck")
+	extract(images[Services[0].Ref(tag)], Healthcheck, probe)
+	var status atomic.Int32
+	status.Store(http.StatusOK)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+	_, port, err := net.SplitHostPort(srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runProbe := func() error {
+		cmd := exec.CommandContext(ctx, probe, "order")
+		cmd.Env = []string{"ORDER_OPS_ADDR=:" + port}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	if err := runProbe(); err != nil {
+		t.Errorf("healthcheck against a ready ops port: %v", err)
+	}
+	status.Store(http.StatusServiceUnavailable)
+	if err := runProbe(); err == nil || !strings.Contains(err.Error(), "exit status 1") {
+		t.Errorf("healthcheck against an unready ops port: %v, want exit status 1", err)
 	}
 }
