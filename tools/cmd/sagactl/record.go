@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -185,17 +184,9 @@ func parseRecordFlags(args []string, stderr io.Writer) (o recordOptions, code in
 
 	o.prefix = *prefix
 	if set["brokers"] {
-		for _, b := range strings.Split(*brokers, ",") {
-			if b = strings.TrimSpace(b); b == "" {
-				continue
-			}
-			if _, _, err := net.SplitHostPort(b); err != nil {
-				return fail("--brokers: %q is not host:port", b)
-			}
-			o.brokers = append(o.brokers, b)
-		}
-		if len(o.brokers) == 0 {
-			return fail("--brokers is empty")
+		var err error
+		if o.brokers, err = hostPorts("brokers", *brokers); err != nil {
+			return fail("%v", err)
 		}
 	} else {
 		st, err := devstack.ReadStateFile(devstack.DefaultStateFile())
