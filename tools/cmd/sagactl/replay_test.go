@@ -79,7 +79,7 @@ func TestReplayBadUsage(t *testing.T) {
 	}{
 		{[]string{"replay", replayRecording}, "give --service"},
 		{[]string{"replay", "--service", "inventory"}, "exactly one recording"},
-		{[]string{"replay", "--service", "order", replayRecording}, `cannot replay service "order" alone`},
+		{[]string{"replay", "--service", "gateway", replayRecording}, `cannot replay service "gateway" alone`},
 		{[]string{"replay", "--service", "inventory", filepath.Join(t.TempDir(), "missing.jsonl")}, "no such file"},
 	} {
 		var stdout, stderr bytes.Buffer
