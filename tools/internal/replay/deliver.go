@@ -44,13 +44,19 @@ type deliverer struct {
 	deadline time.Duration // the order service's order deadline now (0: unknown)
 }
 
+// maxPoll is the longest pause between two checks whether a delivery was
+// processed. Short, because the checks' latency is most of a replay's time
+// (a handled record is typically done within a few ms); the checks are
+// cheap next to the handler's work.
+const maxPoll = 2 * time.Millisecond
+
 func newDeliverer(st *devstack.Stack, service string) (*deliverer, error) {
 	brokers := strings.Split(st.Servers.Kafka, ",")
 	prefix := st.Servers.TopicPrefix
 	d := &deliverer{service: service, brokers: brokers, prefix: prefix, group: prefix + service,
 		client:     &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second, Transport: &kafka.Transport{}},
 		partitions: map[string]int{}, ops: st.Ops.Of(service), token: st.ToolToken("sagactl-replay"),
-		http:      &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
+		http:      &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}},
 		hasOutbox: len(Produces[service]) > 0, st: st}
 	if service == suite.Order {
 		conn, err := grpc.NewClient(st.GRPC.Of(service), grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -77,6 +83,9 @@ func newDeliverer(st *devstack.Stack, service string) (*deliverer, error) {
 }
 
 func (d *deliverer) close() {
+	if t, ok := d.http.Transport.(*http.Transport); ok {
+		t.CloseIdleConnections()
+	}
 	if d.conn != nil {
 		d.conn.Close()
 	}
@@ -116,7 +125,7 @@ func (d *deliverer) deliver(ctx context.Context, rec capture.Record, bound time.
 	// Poll: the bus commits right after each handled record, the relay
 	// publishes within its poll interval; the bound is for a hang only.
 	var last string
-	for wait := time.Millisecond; ; wait = min(wait*2, 20*time.Millisecond) {
+	for wait := time.Millisecond; ; wait = min(wait*2, maxPoll) {
 		done, why, err := d.processed(ctx, msg.Topic, rec.Partition, offset)
 		if err != nil {
 			return err
@@ -168,7 +177,7 @@ func (d *deliverer) stimulate(ctx context.Context, s Stimulus, bound time.Durati
 	case StimulusDeadline:
 		// The sweep runs on its own ticker; the order leaves PENDING once
 		// it saw the clock past the deadline.
-		for wait := time.Millisecond; ; wait = min(wait*2, 20*time.Millisecond) {
+		for wait := time.Millisecond; ; wait = min(wait*2, maxPoll) {
 			resp, err := d.orders.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: id}, grpc.WaitForReady(true))
 			if err == nil && resp.GetOrder().GetStatus() != orderv1.OrderStatus_ORDER_STATUS_PENDING {
 				break
@@ -183,7 +192,7 @@ func (d *deliverer) stimulate(ctx context.Context, s Stimulus, bound time.Durati
 	default:
 		return fmt.Errorf("unknown stimulus %q", s.Kind)
 	}
-	for wait := time.Millisecond; ; wait = min(wait*2, 20*time.Millisecond) {
+	for wait := time.Millisecond; ; wait = min(wait*2, maxPoll) {
 		done, why, err := d.outboxEmpty(ctx)
 		if err != nil {
 			return err
