@@ -39,9 +39,9 @@ func TestTwoReplicasOnOneKeyspaceAndGroupWithARollingRestart(t *testing.T) {
 		CassandraReplication: "{'class':'SimpleStrategy','replication_factor':1}",
 		CassandraConsistency: "LOCAL_QUORUM", CassandraTimeout: 30 * time.Second,
 	}
-	var logs []*syncBuffer
+	var logs []*testenv.SyncBuffer
 	launch := func() *servicetest.Instance {
-		buf := &syncBuffer{}
+		buf := &testenv.SyncBuffer{}
 		logs = append(logs, buf)
 		rt := service.Runtime{Clock: clock.NewManual(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)), Logger: slogJSON(buf),
 			SharedTelemetry: true, Registry: prometheus.NewRegistry()}
@@ -100,7 +100,7 @@ func TestTwoReplicasOnOneKeyspaceAndGroupWithARollingRestart(t *testing.T) {
 	}
 	sent := map[string]int{}
 	for _, buf := range logs {
-		for id, n := range buf.sent(t) {
+		for id, n := range sentLines(t, buf) {
 			sent[id] += n
 		}
 	}

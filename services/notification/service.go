@@ -156,23 +156,28 @@ func (c Config) consistency() (gocql.Consistency, error) {
 	return level, nil
 }
 
+// storeConfig is the Cassandra store's settings; cfg has passed Validate.
+func (c Config) storeConfig() adapters.CassandraConfig {
+	consistency, _ := c.consistency()                  // checked by Validate
+	password, tlsConfig, _ := c.cassandraCredentials() // checked by Validate
+	return adapters.CassandraConfig{
+		Hosts: c.CassandraHosts, Keyspace: c.CassandraKeyspace, Replication: c.CassandraReplication,
+		Consistency: consistency, Username: c.CassandraUsername, Password: password, TLS: tlsConfig,
+		Timeout: c.CassandraTimeout,
+	}
+}
+
 // Run opens the store (creating the keyspace and migrating the schema),
 // then runs the consumer and the gRPC API until ctx ends or a part fails.
 func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%s: config: %w", Name, err)
 	}
-	consistency, _ := cfg.consistency()                  // checked by Validate
-	password, tlsConfig, _ := cfg.cassandraCredentials() // checked by Validate
 	if rt.Logger == nil {
 		rt.Logger = logging.New(os.Stderr, cfg.LogLevel, string(cfg.LogFormat)).With("service", Name)
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	store, err := adapters.OpenCassandra(openCtx, adapters.CassandraConfig{
-		Hosts: cfg.CassandraHosts, Keyspace: cfg.CassandraKeyspace, Replication: cfg.CassandraReplication,
-		Consistency: consistency, Username: cfg.CassandraUsername, Password: password, TLS: tlsConfig,
-		Timeout: cfg.CassandraTimeout,
-	}, migrations.FS)
+	store, err := adapters.OpenCassandra(openCtx, cfg.storeConfig(), migrations.FS)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%s: store: %w", Name, err)

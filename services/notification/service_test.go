@@ -1,13 +1,11 @@
 package notification_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,25 +33,12 @@ import (
 
 const partitions = 3
 
-// syncBuffer collects the service's JSON log lines (the LogSender writes one
-// per notification sent).
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// sent counts "notification sent" lines per notification id.
-func (b *syncBuffer) sent(t *testing.T) map[string]int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// sentLines counts the "notification sent" lines of the service's JSON log
+// (the LogSender writes one per notification sent) per notification id.
+func sentLines(t *testing.T, logs *testenv.SyncBuffer) map[string]int {
+	t.Helper()
 	out := map[string]int{}
-	for _, line := range strings.Split(b.buf.String(), "\n") {
+	for _, line := range strings.Split(logs.String(), "\n") {
 		if line == "" {
 			continue
 		}
@@ -71,16 +56,17 @@ func (b *syncBuffer) sent(t *testing.T) map[string]int {
 	return out
 }
 
-func slogJSON(w *syncBuffer) *slog.Logger {
+func slogJSON(w *testenv.SyncBuffer) *slog.Logger {
 	// DEBUG: the LogSender's "notification sent" lines are DEBUG.
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 type running struct {
 	client notificationv1.NotificationServiceClient
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 	prefix string
 	addr   string // the gRPC API, for callers other than the test's service identity
+	cfg    notification.Config
 }
 
 // start runs the service in-process on a fresh keyspace and topic prefix.
@@ -95,14 +81,14 @@ func start(t *testing.T) running {
 		CassandraReplication: "{'class':'SimpleStrategy','replication_factor':1}",
 		CassandraConsistency: "LOCAL_QUORUM", CassandraTimeout: 30 * time.Second,
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	rt := service.Runtime{
 		Clock:           clock.NewManual(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)),
 		Logger:          slogJSON(logs),
 		SharedTelemetry: true, Registry: prometheus.NewRegistry(),
 	}
 	conn := servicetest.Start(t, rt, func(ctx context.Context, rt service.Runtime) error { return notification.Run(ctx, cfg, rt) })
-	return running{client: notificationv1.NewNotificationServiceClient(conn), logs: logs, prefix: prefix, addr: conn.Target()}
+	return running{client: notificationv1.NewNotificationServiceClient(conn), logs: logs, prefix: prefix, addr: conn.Target(), cfg: cfg}
 }
 
 // waitBound bounds this test's waits for the service and Kafka: a bound for
@@ -285,7 +271,7 @@ func TestEveryEventIsLoggedAndCustomersAreToldOnce(t *testing.T) {
 		if got := firstPage(t, svc.client, customerID, 3); !strings.Contains(got[1].GetBody(), "because we could not arrange its delivery") {
 			t.Fatalf("%s: cancellation body %q does not give the reason in words", when, got[1].GetBody())
 		}
-		sent := svc.logs.sent(t)
+		sent := sentLines(t, svc.logs)
 		if len(sent) != len(wantTold) {
 			t.Fatalf("%s: the Sender was called for %d notifications (%v), want %d", when, len(sent), sent, len(wantTold))
 		}
@@ -347,7 +333,7 @@ func TestUnprocessableEventIsDeadLettered(t *testing.T) {
 	if len(log) != 1 || log[0].GetEventId() != envs[1].GetEventId() {
 		t.Fatalf("saga log %v, want only the processable %s", log, envs[1].GetEventId())
 	}
-	if sent := svc.logs.sent(t); len(sent) != 0 {
+	if sent := sentLines(t, svc.logs); len(sent) != 0 {
 		t.Fatalf("nothing customer-facing was processable, yet sent %v", sent)
 	}
 }

@@ -78,8 +78,9 @@ type Config struct {
 	MaxWatchStreams            int `env:"MAX_WATCH_STREAMS" envDefault:"10000"`
 	// StuckAfter is how long a PENDING order may go without progress before
 	// the sagasuite.saga.stuck gauge counts it (keep it under Deadline to
-	// see sagas stall before the deadline cancels them). 0: 60 s.
-	StuckAfter time.Duration `env:"STUCK_AFTER" envDefault:"60s"`
+	// see sagas stall before the deadline cancels them; start-up refuses
+	// one that is not). 0: 10 s.
+	StuckAfter time.Duration `env:"STUCK_AFTER" envDefault:"10s"`
 	// StuckCountInterval is how often the stuck sagas are counted (one
 	// index-only query). 0: 5 s.
 	StuckCountInterval time.Duration `env:"STUCK_COUNT_INTERVAL" envDefault:"5s"`
@@ -103,6 +104,10 @@ func (c Config) Validate() error {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("ORDER_%s must not be negative, got %s", key, d))
 		}
+	}
+	if c.StuckAfter > 0 && c.Deadline > 0 && c.StuckAfter >= c.Deadline {
+		// The deadline would cancel every saga before it counted as stuck.
+		errs = append(errs, fmt.Errorf("ORDER_STUCK_AFTER (%s) must be shorter than ORDER_DEADLINE (%s)", c.StuckAfter, c.Deadline))
 	}
 	if c.MySQLMaxOpenConns <= 0 {
 		errs = append(errs, fmt.Errorf("ORDER_MYSQL_MAX_OPEN_CONNS must be positive, got %d", c.MySQLMaxOpenConns))
@@ -154,18 +159,26 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	refused, err := backlogMetrics(backlog)
+	// Callbacks are unregistered when Run returns: a stopped service's
+	// counters must not keep being observed. (Registered on the global
+	// provider before one is set, they are handed to the first provider set
+	// later, where a stale observation overwrote a running replica's: the
+	// stuck gauge read 0 after another test's service had stopped.)
+	refused, unregisterBacklog, err := backlogMetrics(backlog)
 	if err != nil {
 		return fmt.Errorf("%s: metrics: %w", Name, err)
 	}
+	defer func() { _ = unregisterBacklog() }()
 	sagaEnded, err := sagaMetrics(streamLimits)
 	if err != nil {
 		return fmt.Errorf("%s: metrics: %w", Name, err)
 	}
 	stuck := app.NewStuckCounter(cmp.Or(cfg.StuckAfter, app.DefaultStuckAfter), rt.Now, repo.CountPendingIdleSince)
-	if err := stuckMetrics(stuck); err != nil {
+	unregisterStuck, err := stuckMetrics(stuck)
+	if err != nil {
 		return fmt.Errorf("%s: metrics: %w", Name, err)
 	}
+	defer func() { _ = unregisterStuck() }()
 	application := app.New(app.Deps{
 		Repo:   repo,
 		Encode: ports.Encode,
@@ -194,8 +207,8 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 		Background: map[string]func(context.Context) error{
 			"outbox relay":  relay.Run,
 			"deadline scan": ports.DeadlineLoop(application.ExpireOrders, cfg.DeadlineScanInterval, rt.Logger),
-			"pending count": ports.BacklogLoop(backlog, cfg.PendingCountInterval, rt.Logger),
-			"stuck count":   ports.StuckLoop(stuck, cmp.Or(cfg.StuckCountInterval, 5*time.Second), rt.Logger),
+			"pending count": ports.RefreshLoop("pending orders count", backlog.Refresh, cfg.PendingCountInterval, rt.Logger),
+			"stuck count":   ports.RefreshLoop("stuck sagas count", stuck.Refresh, cmp.Or(cfg.StuckCountInterval, 5*time.Second), rt.Logger),
 			"watch poll": func(ctx context.Context) error {
 				return watchers.RunPolling(ctx, repo, cfg.WatchPollInterval, func(err error) {
 					rt.Logger.WarnContext(ctx, "watch poll", "error", err)
@@ -208,33 +221,33 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 }
 
 // backlogMetrics exports the backlog (sagasuite.order.pending, its bound
-// sagasuite.order.pending.limit) and returns what counts refusals
-// (sagasuite.order.refused).
-func backlogMetrics(b *app.Backlog) (refused func(ctx context.Context), err error) {
+// sagasuite.order.pending.limit) until unregister is called, and returns what
+// counts refusals (sagasuite.order.refused).
+func backlogMetrics(b *app.Backlog) (refused func(ctx context.Context), unregister func() error, err error) {
 	meter := otel.Meter("github.com/sagasuite/sagasuite/services/order")
-	_, err = meter.Int64ObservableGauge("sagasuite.order.pending",
-		metric.WithDescription("orders not yet terminal (the admission estimate)"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(b.Pending()))
-			return nil
-		}))
+	pending, err := meter.Int64ObservableGauge("sagasuite.order.pending",
+		metric.WithDescription("orders not yet terminal (the admission estimate)"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	_, err = meter.Int64ObservableGauge("sagasuite.order.pending.limit",
-		metric.WithDescription("ORDER_MAX_PENDING_ORDERS"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(b.Limit()))
-			return nil
-		}))
+	limit, err := meter.Int64ObservableGauge("sagasuite.order.pending.limit",
+		metric.WithDescription("ORDER_MAX_PENDING_ORDERS"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	counter, err := meter.Int64Counter("sagasuite.order.refused", metric.WithDescription("CreateOrder calls refused for overload"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return func(ctx context.Context) { counter.Add(ctx, 1) }, nil
+	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(pending, int64(b.Pending()))
+		o.ObserveInt64(limit, int64(b.Limit()))
+		return nil
+	}, pending, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(ctx context.Context) { counter.Add(ctx, 1) }, reg.Unregister, nil
 }
 
 // Metric names of the saga as the order service sees it.
@@ -249,17 +262,24 @@ const (
 	MetricSagaStuck = "sagasuite.saga.stuck"
 )
 
-// stuckMetrics exports the stuck count (sagasuite.saga.stuck). Every replica
-// counts the same store, so replicas sharing a process observe one value.
-func stuckMetrics(c *app.StuckCounter) error {
+// stuckMetrics exports the stuck count (sagasuite.saga.stuck) until
+// unregister is called. Every replica counts the same store, so replicas
+// sharing a process observe one value.
+func stuckMetrics(c *app.StuckCounter) (unregister func() error, err error) {
 	meter := otel.Meter("github.com/sagasuite/sagasuite/services/order")
-	_, err := meter.Int64ObservableGauge(MetricSagaStuck, metric.WithUnit("{saga}"),
-		metric.WithDescription("PENDING orders without progress for ORDER_STUCK_AFTER"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(c.Stuck())
-			return nil
-		}))
-	return err
+	gauge, err := meter.Int64ObservableGauge(MetricSagaStuck, metric.WithUnit("{saga}"),
+		metric.WithDescription("PENDING orders without progress for ORDER_STUCK_AFTER"))
+	if err != nil {
+		return nil, err
+	}
+	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(gauge, c.Stuck())
+		return nil
+	}, gauge)
+	if err != nil {
+		return nil, err
+	}
+	return reg.Unregister, nil
 }
 
 // sagaDurationBuckets span a saga's life: tens of milliseconds when all goes

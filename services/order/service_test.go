@@ -907,3 +907,19 @@ func TestConfigRejectsBadBacklogSettings(t *testing.T) {
 		t.Errorf("non-numeric bound: %v", err)
 	}
 }
+
+// A stuck threshold the deadline always beats would leave the stuck gauge
+// (and its alert) at 0 for ever: start-up refuses it, naming both variables.
+func TestConfigRejectsStuckAfterPastTheDeadline(t *testing.T) {
+	base := []string{"ORDER_MYSQL_DSN=u:p@tcp(127.0.0.1:13306)/db", "ORDER_KAFKA_BROKERS=127.0.0.1:19092"}
+	cfg, err := config.LoadFrom[order.Config]("ORDER", base)
+	if err != nil || cfg.StuckAfter >= cfg.Deadline {
+		t.Fatalf("defaults: stuck after %s, deadline %s (%v): the default must be shorter", cfg.StuckAfter, cfg.Deadline, err)
+	}
+	for _, env := range [][]string{{"ORDER_STUCK_AFTER=30s"}, {"ORDER_STUCK_AFTER=1m", "ORDER_DEADLINE=45s"}} {
+		_, err := config.LoadFrom[order.Config]("ORDER", append(base, env...))
+		if err == nil || !strings.Contains(err.Error(), "ORDER_STUCK_AFTER") || !strings.Contains(err.Error(), "ORDER_DEADLINE") {
+			t.Errorf("%v: %v, want an error naming ORDER_STUCK_AFTER and ORDER_DEADLINE", env, err)
+		}
+	}
+}

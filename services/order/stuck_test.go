@@ -77,12 +77,13 @@ func TestStuckSagasListedWithTheirWaitingStepAndCounted(t *testing.T) {
 		}
 	}
 
-	// A longer threshold, and the default (60 s), list none yet.
+	// A longer threshold lists none yet; the default (10 s, under the idle
+	// 11 s) the same two.
 	if got := list(&orderv1.ListStuckSagasRequest{OlderThan: durationpb.New(idle + time.Second)}).GetSagas(); len(got) != 0 {
 		t.Errorf("stuck for %s: %v, want none", idle+time.Second, got)
 	}
-	if got := list(&orderv1.ListStuckSagasRequest{}).GetSagas(); len(got) != 0 {
-		t.Errorf("stuck for the default 60 s: %v, want none", got)
+	if got := list(&orderv1.ListStuckSagasRequest{}).GetSagas(); len(got) != len(want) || want[got[0].GetOrderId()] == nil {
+		t.Errorf("stuck for the default 10 s: %v, want the %d above", got, len(want))
 	}
 	// Paging: one, and the rest announced.
 	if page := list(&orderv1.ListStuckSagasRequest{OlderThan: durationpb.New(stuckAfter), PageSize: 1}); len(page.GetSagas()) != 1 || !page.GetTruncated() {

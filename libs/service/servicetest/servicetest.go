@@ -48,6 +48,7 @@ type Instance struct {
 	stopOnce sync.Once
 	conn     *grpc.ClientConn
 	grpcAddr string
+	opsAddr  string
 }
 
 // Launch runs run(ctx, rt) in the background and returns at once, so several
@@ -97,13 +98,17 @@ func (i *Instance) WaitReady() *grpc.ClientConn {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	i.grpcAddr = a[0].String()
+	i.grpcAddr, i.opsAddr = a[0].String(), a[1].String()
 	i.conn = Dial(t, i.grpcAddr, Token(t, ServiceIdentity))
 	return i.conn
 }
 
 // GRPCAddr is where the instance's gRPC API listens (after WaitReady).
 func (i *Instance) GRPCAddr() string { return i.grpcAddr }
+
+// OpsAddr is where the instance's ops server (/metrics, /readyz) listens
+// (after WaitReady).
+func (i *Instance) OpsAddr() string { return i.opsAddr }
 
 // DialAs connects to the instance calling as p (after WaitReady).
 func (i *Instance) DialAs(p auth.Principal) *grpc.ClientConn {

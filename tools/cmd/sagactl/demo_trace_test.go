@@ -7,32 +7,13 @@ import (
 	"encoding/json"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sagasuite/sagasuite/libs/testenv"
 	"github.com/sagasuite/sagasuite/tools/internal/demo"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
-
-// lockedBuffer takes output written from many goroutines (the demo's
-// stderr: progress, logs and the span exporter; a dev stack's logs).
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // consoleSpan is the part of a stdouttrace line the test reads.
 type consoleSpan struct {
@@ -62,7 +43,7 @@ func TestDemoConsoleTracesGoToStderr(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a bound for a hung stack, not a speed target
 	defer cancel()
 	var stdout bytes.Buffer
-	stderr := &lockedBuffer{}
+	stderr := &testenv.SyncBuffer{}
 	code := run(ctx, []string{"demo", "--dev"}, &stdout, stderr)
 	errText := stderr.String()
 	if code != exitOK {

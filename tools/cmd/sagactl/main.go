@@ -1,7 +1,8 @@
 // Command sagactl operates a running sagasuite: `sagactl audit` checks that
 // finished sagas add up, `sagactl dlq` reads and redrives dead letters,
 // `sagactl saga` shows one saga's timeline; dev, demo and bench run and load
-// a suite; record captures Kafka records for event replay.
+// a suite; record captures Kafka records for event replay, replay runs a
+// recording again, diff compares its output with the recording.
 //
 // Exit status: 0 success, 1 the command found problems (e.g. audit
 // violations), 2 bad usage or the command could not run.
@@ -36,13 +37,15 @@ type command struct {
 var commands = []command{
 	{name: "audit", summary: "check that the sagas of some customers add up (orders, stock, money, shipments, saga log)", run: runAudit},
 	{name: "saga", summary: "the timeline of one saga: every event, its service, time since start, gap, compensations marked", run: runSaga},
-	{name: "stuck", summary: "sagas without progress for --older-than (default 60s) and the step each waits on", run: runStuck},
+	{name: "stuck", summary: "sagas without progress for --older-than (default 10s) and the step each waits on", run: runStuck},
 	{name: "demo", summary: "place orders that take every saga path, show their timelines, audit, end with a JSON line", run: runDemo},
 	{name: "bench", summary: "load generator: place orders at a rate or concurrency, report sagas/s and latency", run: runBench},
 	{name: "dlq", summary: "dead letters of a consumer group: list, show, redrive (dry run unless --apply), drop", run: runDLQ},
 	{name: "outbox", summary: "list a service's parked outbox rows, or un-park them so they are published (list|retry)", run: runOutbox},
 	{name: "record", summary: "record saga topics' Kafka records (by time, offsets, order) to a capture file; --demo DIR: one golden per saga path", run: runRecord},
 	{name: "replay", summary: "replay a recording into one service alone (--service) or the whole suite (--suite); write what it emitted and its end state", run: runReplay},
+	{name: "diff", summary: "compare a replay's events (and end state) with a recording per order: missing, extra, changed fields, order", run: runDiff},
+	{name: "rebuild", summary: "rebuild the notification read model from the saga topics into an empty keyspace, compare with the live one", run: runRebuild},
 	{name: "token", summary: "print a bearer token (customer, operator, catalog-admin, service) signed with the dev stack's key or --key", run: runToken},
 	{name: "dev", summary: "run all five services in this process on in-process Kafka, MySQL and MongoDB (make run)", run: runDev},
 }

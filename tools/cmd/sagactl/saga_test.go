@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/libs/testenv"
 	commonv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/common/v1"
 	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
 	"github.com/sagasuite/sagasuite/tools/internal/devstack"
@@ -50,7 +51,7 @@ func TestSagaTimelineOnTheDevStack(t *testing.T) {
 	defer cancel()
 	const free = "127.0.0.1:0"
 	all := suite.Addrs{Order: free, Inventory: free, Payment: free, Shipping: free, Notification: free}
-	logs := &lockedBuffer{}
+	logs := &testenv.SyncBuffer{}
 	st, err := devstack.Start(ctx, devstack.Options{
 		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, GatewayAddr: free, OrderDeadline: 10 * time.Minute,
 		LogLevel: config.LevelWarn, LogOutput: logs, ReadyTimeout: 3 * time.Minute, StateFile: t.TempDir() + "/dev-stack.env",

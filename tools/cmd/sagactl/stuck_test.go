@@ -72,14 +72,14 @@ func TestStuckTableAndJSON(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("--json: exit %d, stderr:\n%s", code, stderr)
 	}
-	if req := <-fake.got; req.GetOlderThan().AsDuration() != 60*time.Second {
-		t.Errorf("default older_than %v, want 60s", req.GetOlderThan().AsDuration())
+	if req := <-fake.got; req.GetOlderThan().AsDuration() != 10*time.Second {
+		t.Errorf("default older_than %v, want 10s", req.GetOlderThan().AsDuration())
 	}
 	var report stuckReport
 	if err := json.Unmarshal([]byte(out), &report); err != nil {
 		t.Fatalf("--json output %q: %v", out, err)
 	}
-	if len(report.Sagas) != 1 || !report.Truncated || report.OlderThanSecs != 60 {
+	if len(report.Sagas) != 1 || !report.Truncated || report.OlderThanSecs != 10 {
 		t.Fatalf("report %+v", report)
 	}
 	if s := report.Sagas[0]; s.LastStep != "PAYMENT_PROCESSED" || s.WaitingFor != "INVENTORY_UPDATED" || s.WaitingOn != "inventory" ||

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/libs/testenv"
 	"github.com/sagasuite/sagasuite/tools/internal/demo"
 	"github.com/sagasuite/sagasuite/tools/internal/devstack"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
@@ -20,7 +21,7 @@ import (
 func TestDemoPassesOnTheDevStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a bound for a hung stack, not a speed target
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	all := suite.Addrs{Order: free, Inventory: free, Payment: free, Shipping: free, Notification: free}
 	st, err := devstack.Start(ctx, devstack.Options{
 		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, GatewayAddr: free, OrderDeadline: 10 * time.Minute,

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/libs/testenv"
 	commonv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/common/v1"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
@@ -37,7 +37,7 @@ const free = "127.0.0.1:0"
 // and no listener behind.
 func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 	baseline := goleak.IgnoreCurrent()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	defer func() {
 		if t.Failed() {
 			t.Logf("stack logs:\n%s", logs.String())
@@ -242,22 +242,4 @@ func listening(addr string) bool {
 	}
 	defer c.Close()
 	return c.LocalAddr().String() != c.RemoteAddr().String()
-}
-
-// syncBuffer collects the services' logs from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sagasuite/sagasuite/libs/testenv"
 )
 
 // Binary finds a Prometheus tool ("prometheus", "promtool") on PATH or where
@@ -67,7 +69,7 @@ type Options struct {
 type Server struct {
 	URL  string // http://Addr
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testenv.SyncBuffer
 	done chan error
 
 	stopOnce sync.Once
@@ -86,7 +88,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{URL: "http://" + opts.Addr, log: &syncBuffer{}, done: make(chan error, 1)}
+	s := &Server{URL: "http://" + opts.Addr, log: &testenv.SyncBuffer{Limit: 1 << 20}, done: make(chan error, 1)}
 	s.cmd = exec.Command(bin,
 		"--config.file="+opts.ConfigFile,
 		"--storage.tsdb.path="+opts.DataDir,
@@ -291,24 +293,4 @@ func Known(name string, documented, recorded map[string]bool) bool {
 		}
 	}
 	return false
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() > 1<<20 { // a bound: keep the start, where the trouble shows
-		return len(p), nil
-	}
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -5,13 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/libs/testenv"
 	commonv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/common/v1"
 	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
 	"github.com/sagasuite/sagasuite/tools/internal/devstack"
@@ -26,7 +26,7 @@ import (
 func TestPrometheusScrapesTheSuiteAndRecordsASaga(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a bound for a hang, not a speed target
 	defer cancel()
-	logs := &lockedBuffer{}
+	logs := &testenv.SyncBuffer{}
 	const free = "127.0.0.1:0"
 	all := suite.Addrs{Order: free, Inventory: free, Payment: free, Shipping: free, Notification: free}
 	st, err := devstack.Start(ctx, devstack.Options{
@@ -155,21 +155,4 @@ func formatSamples(s []promcheck.Sample) string {
 		b.WriteString(x.Labels["__name__"] + x.Labels["job"] + "=" + x.Value + " ")
 	}
 	return "[" + b.String() + "]"
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

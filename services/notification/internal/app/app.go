@@ -6,9 +6,12 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sagasuite/sagasuite/libs/clock"
@@ -102,6 +105,15 @@ type Queries struct {
 	GetSagaLog        GetSagaLogHandler
 }
 
+// Replaying returns the application with RecordEvent in replay mode, for
+// rebuilding a read model from recorded or re-read events: the same handler
+// writes the same saga log and notification rows, but nothing reaches a
+// customer (the Sender is never called) and nothing is published.
+func (a Application) Replaying() Application {
+	a.Commands.RecordEvent.replaying = true
+	return a
+}
+
 // New wires the use cases to their dependencies; clk stamps deliveries.
 func New(store Store, sender Sender, clk clock.Clock) Application {
 	return Application{
@@ -111,4 +123,39 @@ func New(store Store, sender Sender, clk clock.Clock) Application {
 			GetSagaLog:        GetSagaLogHandler{store: store},
 		},
 	}
+}
+
+// Model is every row of a notification read model, for comparing a rebuilt
+// one with the live one. Rows come sorted by their keys.
+type Model struct {
+	SagaLog       []SagaEvent
+	Notifications []StoredNotification
+	EventTimes    []EventTime
+}
+
+// StoredNotification is a notification row with its delivery mark.
+type StoredNotification struct {
+	notification.Notification
+	Delivered bool
+}
+
+// EventTime is a saga_event_times row: the time an event was pinned under.
+type EventTime struct {
+	OrderID    string
+	EventID    string
+	OccurredAt time.Time
+}
+
+// SortModel puts m's rows in key order (order, time, event id; customer,
+// send time, notification id), so two snapshots compare row by row.
+func SortModel(m *Model) {
+	slices.SortFunc(m.SagaLog, func(a, b SagaEvent) int {
+		return cmp.Or(strings.Compare(a.OrderID, b.OrderID), a.OccurredAt.Compare(b.OccurredAt), strings.Compare(a.EventID, b.EventID))
+	})
+	slices.SortFunc(m.Notifications, func(a, b StoredNotification) int {
+		return cmp.Or(strings.Compare(a.CustomerID, b.CustomerID), a.SendTime.Compare(b.SendTime), strings.Compare(a.ID, b.ID))
+	})
+	slices.SortFunc(m.EventTimes, func(a, b EventTime) int {
+		return cmp.Or(strings.Compare(a.OrderID, b.OrderID), strings.Compare(a.EventID, b.EventID))
+	})
 }

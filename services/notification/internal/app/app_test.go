@@ -241,3 +241,20 @@ func TestRecordEventRedoneWithALaterTimeIsRecordedOnce(t *testing.T) {
 		t.Fatalf("notifications %v (sent %d), %v; want one", page.Notifications, len(sender.sent), err)
 	}
 }
+
+// Replay mode writes what the live handler writes and calls no Sender; the
+// notification is marked delivered at the replay clock, so a later
+// redelivery on the rebuilt store sends nothing either.
+func TestRecordEventReplayingSendsNothing(t *testing.T) {
+	store, sender := &fakeStore{}, &fakeSender{}
+	a := app.New(store, sender, clock.NewManual(now)).Replaying()
+	for _, typ := range []notification.EventType{notification.OrderCreated, "STOCK_RESERVED"} {
+		if err := a.Commands.RecordEvent.Handle(context.Background(), command(typ)); err != nil {
+			t.Fatalf("Handle %s: %v", typ, err)
+		}
+	}
+	if len(sender.sent) != 0 || len(store.log) != 2 || len(store.saved) != 1 || store.delivered[store.saved[0].ID] != now {
+		t.Fatalf("replaying: sent %d, logged %d, saved %d, delivered %v; want 0, 2, 1, marked at %v",
+			len(sender.sent), len(store.log), len(store.saved), store.delivered, now)
+	}
+}

@@ -23,6 +23,9 @@ type RecordEventHandler struct {
 	store  Store
 	sender Sender
 	clock  clock.Clock
+	// replaying rebuilds a read model from the log: the rows are written as
+	// live, the Sender is never called (see Application.Replaying).
+	replaying bool
 }
 
 // Handle is idempotent by event id: a redelivery rewrites the same log entry
@@ -73,6 +76,17 @@ func (h RecordEventHandler) Handle(ctx context.Context, cmd RecordEvent) error {
 		return fmt.Errorf("save notification %s for %s: %w", n.ID, e.ID, err)
 	}
 	if delivered {
+		return nil
+	}
+	if h.replaying {
+		// The live consumer told the customer when it first handled this
+		// event; a rebuild must not tell them again. The row is still marked
+		// delivered (at the replay clock, the record's time: the real send
+		// time is known only to the live model), so a rebuilt model put in
+		// service does not send on a later redelivery either.
+		if err := h.store.MarkDelivered(ctx, n, h.clock.Now()); err != nil {
+			return fmt.Errorf("mark notification %s delivered (replaying): %w", n.ID, err)
+		}
 		return nil
 	}
 	if err := h.sender.Send(ctx, n); err != nil {

@@ -10,7 +10,7 @@ import (
 
 // Defaults and bounds of ListStuckSagas.
 const (
-	DefaultStuckAfter     = 60 * time.Second
+	DefaultStuckAfter     = 10 * time.Second
 	DefaultStuckPageSize  = 20
 	MaxStuckPageSize      = 100
 	maxStuckOlderThan     = 7 * 24 * time.Hour

@@ -859,7 +859,7 @@ func (x *WatchOrderResponse) GetOrder() *Order {
 // ListStuckSagasRequest asks for the sagas that stopped moving.
 type ListStuckSagasRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// No progress for at least this long; unset means 60 s.
+	// No progress for at least this long; unset means 10 s.
 	OlderThan *durationpb.Duration `protobuf:"bytes,1,opt,name=older_than,json=olderThan,proto3" json:"older_than,omitempty"`
 	// Maximum sagas returned; 0 means the server default (20).
 	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
