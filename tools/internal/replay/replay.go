@@ -175,7 +175,10 @@ func Service(ctx context.Context, opts Options) (*Result, error) {
 	st, err := devstack.Start(ctx, devstack.Options{
 		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, GatewayAddr: free,
 		Services: []string{opts.Service}, Clock: clk, Catalog: catalog, OrderDeadline: deadline,
-		LogLevel: opts.LogLevel, LogOutput: opts.LogOutput, ReadyTimeout: opts.StartTimeout,
+		// A deadline stimulus waits for the sweep: a short tick keeps that
+		// wait (and the replay) short; the clock, not the tick, decides.
+		DeadlineScanInterval: 10 * time.Millisecond,
+		LogLevel:             opts.LogLevel, LogOutput: opts.LogOutput, ReadyTimeout: opts.StartTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replay %s: start the dev stack: %w", opts.Service, err)
