@@ -215,6 +215,9 @@ func Service(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	res.Elapsed = time.Since(began)
+	if err := d.noneParked(ctx); err != nil {
+		return nil, fmt.Errorf("replay %s: %w", opts.Service, err)
+	}
 
 	emitted, ranges, err := d.collect(ctx, Produces[opts.Service])
 	if err != nil {
