@@ -16,6 +16,7 @@ import (
 
 	inventoryv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/inventory/v1"
 	notificationv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/notification/v1"
+	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
 	paymentv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/payment/v1"
 	shippingv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/shipping/v1"
 	"github.com/sagasuite/sagasuite/tools/internal/capture"
@@ -24,11 +25,12 @@ import (
 )
 
 // State is a service's end state as its gRPC read APIs show it, keyed so
-// encoding/json writes it in a stable order: products by SKU, the rest by
-// order id (and notifications by customer id). Absent entries (NotFound)
+// encoding/json writes it in a stable order: products by SKU, the rest
+// (orders with their step history, payments, ...) by order id (and notifications by customer id). Absent entries (NotFound)
 // are JSON null.
 type State struct {
 	Service       string                     `json:"service"`
+	Orders        map[string]json.RawMessage `json:"orders,omitempty"`
 	Products      []json.RawMessage          `json:"products,omitempty"`
 	Payments      map[string]json.RawMessage `json:"payments,omitempty"`
 	Shipments     map[string]json.RawMessage `json:"shipments,omitempty"`
@@ -82,7 +84,7 @@ func readState(ctx context.Context, st *devstack.Stack, service string, recs []c
 		return nil, err
 	}
 	defer conn.Close()
-	conns := suite.Clients{Inventory: inventoryv1.NewInventoryServiceClient(conn), Payment: paymentv1.NewPaymentServiceClient(conn),
+	conns := suite.Clients{Order: orderv1.NewOrderServiceClient(conn), Inventory: inventoryv1.NewInventoryServiceClient(conn), Payment: paymentv1.NewPaymentServiceClient(conn),
 		Shipping: shippingv1.NewShippingServiceClient(conn), Notification: notificationv1.NewNotificationServiceClient(conn)}
 	orders, customers := idsOf(recs)
 	s := State{Service: service}
@@ -102,6 +104,18 @@ func readState(ctx context.Context, st *devstack.Stack, service string, recs []c
 		return nil
 	}
 	switch service {
+	case suite.Order:
+		// Steps are in arrival order, which the replay's delivery order
+		// fixes: kept as the service has them.
+		s.Orders = map[string]json.RawMessage{}
+		for _, id := range orders {
+			if err := get(s.Orders, id, func() (proto.Message, error) {
+				r, err := conns.Order.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: id})
+				return r.GetOrder(), err
+			}); err != nil {
+				return nil, err
+			}
+		}
 	case suite.Inventory:
 		for token := ""; ; {
 			resp, err := conns.Inventory.ListProducts(ctx, &inventoryv1.ListProductsRequest{PageSize: 500, PageToken: token})
