@@ -170,17 +170,8 @@ func parseRebuildFlags(args, environ []string, now time.Time, stderr io.Writer) 
 	if err := cfg.Validate(); err != nil {
 		return fail("%v", err)
 	}
-	if o.scan.From, o.scan.FromTime, err = parseBound(*from); err != nil {
-		return fail("--from %v", err)
-	}
-	if o.scan.To, o.scan.ToTime, err = parseBound(*to); err != nil {
-		return fail("--to %v", err)
-	}
-	if o.scan.From >= 0 && o.scan.To >= 0 && o.scan.From >= o.scan.To {
-		return fail("--from offset %d must be below --to offset %d", o.scan.From, o.scan.To)
-	}
-	if !o.scan.FromTime.IsZero() && !o.scan.ToTime.IsZero() && !o.scan.FromTime.Before(o.scan.ToTime) {
-		return fail("--from time must be before --to time")
+	if o.scan, err = scanRange(*from, *to); err != nil {
+		return fail("%v", err)
 	}
 	if o.sec, err = cfg.Security(); err != nil {
 		return fail("Kafka security: %v", err)

@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	inventoryv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/inventory/v1"
@@ -38,21 +36,8 @@ type State struct {
 	Notifications map[string]json.RawMessage `json:"notifications,omitempty"`
 }
 
-var stateJSON = protojson.MarshalOptions{UseProtoNames: true}
-
-// compactProto is m as compact protojson (protojson varies its whitespace on
-// purpose; the state file must not).
-func compactProto(m proto.Message) (json.RawMessage, error) {
-	b, err := stateJSON.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	if err := json.Compact(&out, b); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
-}
+// compactProto is m as compact protojson with stable bytes.
+func compactProto(m proto.Message) (json.RawMessage, error) { return capture.StableJSON(m) }
 
 // idsOf returns the sorted distinct order and customer ids of the recording.
 func idsOf(recs []capture.Record) (orders, customers []string) {
