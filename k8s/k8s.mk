@@ -104,4 +104,4 @@ k8s-validate: k8s-render ## kubeconform -strict (Kubernetes $(K8S_TARGET_VERSION
 	    $$(for t in $$ignore; do printf -- '--ignore-test %s ' $$t; done) $$render) || \
 	    { echo "kube-score: $$(basename $$render):"; echo "$$out" | grep -v '^\[OK\]\|^\[SKIPPED\]'; exit 1; }; \
 	done; echo "kube-score: $(words $(wildcard $(K8S_RENDER_DIR)/*.yaml)) renders clean (ignored: $(K8S_SCORE_IGNORE); partial renders also $(K8S_SCORE_IGNORE_PARTIAL))"
-	@K8SCHECK_RENDER_DIR=$(K8S_RENDER_DIR) go test -count=1 ./tools/internal/k8scheck/
+	@go test -count=1 ./tools/internal/k8scheck/
