@@ -14,7 +14,15 @@
 // had emitted before the recorded cancel, and a service whose reaction to
 // one of those came only after the cancel (it was down or slow in the
 // recording) is held — stopped before the order is placed, started again
-// once the cancel is in — so it sees the cancel as it did then. After each
+// once the cancel is in — so it sees the cancel as it did then. Its
+// reaction shows it read those earlier events before the cancel (else it
+// would have kept a tombstone and done nothing); when they sit on another
+// topic than the cancel's, which one a service back up reads first is a
+// race, so the replay decides it: the held service runs first with its
+// orders.v1 offsets moved past the cancel until it has emitted its
+// recorded reactions, then once more from its own offsets (release). The
+// demo's cancel path (shipping books, then cancels) and its deadline path
+// (payment charges late, then refunds) so reproduce every time. After each
 // saga the replay waits (bounded) for every event of the order the
 // recording holds, then goes on.
 //
@@ -41,6 +49,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,7 +60,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sagasuite/sagasuite/libs/bus"
@@ -342,7 +350,8 @@ func (r *replayer) replaySaga(ctx context.Context, s *saga, stimuli []stimulus) 
 			cancelAt = st.at
 		}
 	}
-	hold := r.lateReactors(s, cancelAt)
+	late := r.lateReactors(s, cancelAt)
+	hold := slices.Sorted(maps.Keys(late))
 	for _, name := range hold {
 		r.progress("order %s: holding %s until the cancel is in (it reacted only after it in the recording)", s.id, name)
 		if err := r.st.StopService(ctx, name); err != nil {
@@ -374,8 +383,8 @@ func (r *replayer) replaySaga(ctx context.Context, s *saga, stimuli []stimulus) 
 				return err
 			}
 			for _, name := range hold {
-				if err := r.st.StartService(ctx, name); err != nil {
-					return fmt.Errorf("replay: release %s: %w", name, err)
+				if err := r.release(ctx, s, name, late[name]); err != nil {
+					return err
 				}
 			}
 			hold = nil
@@ -436,8 +445,9 @@ func (r *replayer) setClock(t time.Time) {
 }
 
 // lateReactors are the services whose reaction to an event of s recorded
-// before cancelAt came after it. Zero cancelAt: none.
-func (r *replayer) lateReactors(s *saga, cancelAt time.Time) []string {
+// before cancelAt came after it, each with those reactions. Zero cancelAt:
+// none.
+func (r *replayer) lateReactors(s *saga, cancelAt time.Time) map[string][]*eventsv1.Envelope {
 	if cancelAt.IsZero() {
 		return nil
 	}
@@ -445,18 +455,79 @@ func (r *replayer) lateReactors(s *saga, cancelAt time.Time) []string {
 	for _, e := range before(s, cancelAt) {
 		pre[e.GetEventId()] = true
 	}
-	seen := map[string]bool{}
-	var out []string
+	out := map[string][]*eventsv1.Envelope{}
 	for _, e := range s.events {
-		if pre[e.GetCausationId()] && e.GetOccurredAt().AsTime().After(cancelAt) && !seen[e.GetProducer()] {
-			if slices.Contains(suite.Services, e.GetProducer()) {
-				seen[e.GetProducer()] = true
-				out = append(out, e.GetProducer())
-			}
+		if pre[e.GetCausationId()] && e.GetOccurredAt().AsTime().After(cancelAt) && slices.Contains(suite.Services, e.GetProducer()) {
+			out[e.GetProducer()] = append(out[e.GetProducer()], e)
 		}
 	}
-	sort.Strings(out)
 	return out
+}
+
+// release starts a held service again once the cancel is in. It reacted,
+// in the recording, to the events of reactions (pre-cancel causes) before
+// it saw the cancel — else it would have kept a tombstone and done
+// nothing. Back at once, it would find both waiting and read them in
+// whichever order its fetchers deliver, for a cause on another topic than
+// the cancel's (Kafka orders a partition, not two topics). So the replay
+// decides the order: while the service is still stopped its group's
+// offsets on the cancel's topic move to the end, it runs until it has
+// emitted reactions, stops, gets its offsets back and runs again, now
+// reading the cancel (and whatever else it skipped; the services are
+// idempotent per event id, so nothing is read twice to effect). A cause on
+// the cancel's own topic is ordered by its partition already (one order,
+// one key, one partition): plain restart.
+func (r *replayer) release(ctx context.Context, s *saga, name string, reactions []*eventsv1.Envelope) error {
+	byID := map[string]*eventsv1.Envelope{}
+	for _, e := range s.events {
+		byID[e.GetEventId()] = e
+	}
+	ordered := len(reactions) > 0
+	for _, e := range reactions {
+		cause := byID[e.GetCausationId()]
+		if topic, err := events.TopicOf(cause.GetType()); err != nil || topic == events.TopicOrders {
+			ordered = false
+		}
+	}
+	if !ordered {
+		if err := r.st.StartService(ctx, name); err != nil {
+			return fmt.Errorf("replay: release %s: %w", name, err)
+		}
+		return nil
+	}
+	r.progress("order %s: %s back, reading its earlier events before the cancel (as in the recording)", s.id, name)
+	prefix := r.st.Servers.TopicPrefix
+	g := newGroupOffsets(strings.Split(r.st.Servers.Kafka, ","), prefix+name, prefix+events.TopicOrders)
+	cctx, cancel := context.WithTimeout(ctx, r.opts.SagaTimeout)
+	defer cancel()
+	saved, err := g.committed(cctx)
+	if err != nil {
+		return fmt.Errorf("replay: release %s: %w", name, err)
+	}
+	ends, err := g.ends(cctx)
+	if err != nil {
+		return fmt.Errorf("replay: release %s: %w", name, err)
+	}
+	if err := g.commit(cctx, ends); err != nil {
+		return fmt.Errorf("replay: release %s: skip the cancel for now: %w", name, err)
+	}
+	if err := r.st.StartService(ctx, name); err != nil {
+		return fmt.Errorf("replay: release %s: %w", name, err)
+	}
+	if err := r.awaitEvents(ctx, s, reactions); err != nil {
+		return err
+	}
+	if err := r.st.StopService(ctx, name); err != nil {
+		return fmt.Errorf("replay: release %s: stop it again: %w", name, err)
+	}
+	if err := g.commit(cctx, saved); err != nil {
+		return fmt.Errorf("replay: release %s: give back its %s offsets: %w", name, events.TopicOrders, err)
+	}
+	r.progress("order %s: %s back again, reading the cancel", s.id, name)
+	if err := r.st.StartService(ctx, name); err != nil {
+		return fmt.Errorf("replay: release %s: %w", name, err)
+	}
+	return nil
 }
 
 // before are s's events recorded before t.
@@ -600,15 +671,7 @@ func stateJSON(m proto.Message) (json.RawMessage, error) {
 	if m == nil || !m.ProtoReflect().IsValid() {
 		return json.RawMessage("null"), nil
 	}
-	b, err := (protojson.MarshalOptions{UseProtoNames: true}).Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	if err := json.Compact(&out, b); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
+	return capture.StableJSON(m)
 }
 
 // OrderState is one order's end state across the services.
