@@ -79,11 +79,24 @@ type Config struct {
 	// StuckAfter is how long a PENDING order may go without progress before
 	// the sagasuite.saga.stuck gauge counts it (keep it under Deadline to
 	// see sagas stall before the deadline cancels them; start-up refuses
-	// one that is not). 0: 10 s.
-	StuckAfter time.Duration `env:"STUCK_AFTER" envDefault:"10s"`
+	// one that is not). Unset: 10 s, or a third of a deadline under 30 s.
+	StuckAfter time.Duration `env:"STUCK_AFTER"`
 	// StuckCountInterval is how often the stuck sagas are counted (one
 	// index-only query). 0: 5 s.
 	StuckCountInterval time.Duration `env:"STUCK_COUNT_INTERVAL" envDefault:"5s"`
+}
+
+// EffectiveStuckAfter is StuckAfter, or its default when unset: 10 s, kept
+// under the deadline (a third of it) so short deadlines (tests, demos) still
+// see sagas stall before they are cancelled.
+func (c Config) EffectiveStuckAfter() time.Duration {
+	if c.StuckAfter > 0 {
+		return c.StuckAfter
+	}
+	if c.Deadline > 0 {
+		return min(app.DefaultStuckAfter, c.Deadline/3)
+	}
+	return app.DefaultStuckAfter
 }
 
 // Validate is called by config.Load after parsing.
@@ -173,7 +186,7 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	if err != nil {
 		return fmt.Errorf("%s: metrics: %w", Name, err)
 	}
-	stuck := app.NewStuckCounter(cmp.Or(cfg.StuckAfter, app.DefaultStuckAfter), rt.Now, repo.CountPendingIdleSince)
+	stuck := app.NewStuckCounter(cfg.EffectiveStuckAfter(), rt.Now, repo.CountPendingIdleSince)
 	unregisterStuck, err := stuckMetrics(stuck)
 	if err != nil {
 		return fmt.Errorf("%s: metrics: %w", Name, err)

@@ -913,8 +913,14 @@ func TestConfigRejectsBadBacklogSettings(t *testing.T) {
 func TestConfigRejectsStuckAfterPastTheDeadline(t *testing.T) {
 	base := []string{"ORDER_MYSQL_DSN=u:p@tcp(127.0.0.1:13306)/db", "ORDER_KAFKA_BROKERS=127.0.0.1:19092"}
 	cfg, err := config.LoadFrom[order.Config]("ORDER", base)
-	if err != nil || cfg.StuckAfter >= cfg.Deadline {
-		t.Fatalf("defaults: stuck after %s, deadline %s (%v): the default must be shorter", cfg.StuckAfter, cfg.Deadline, err)
+	if err != nil || cfg.EffectiveStuckAfter() != 10*time.Second || cfg.EffectiveStuckAfter() >= cfg.Deadline {
+		t.Fatalf("defaults: stuck after %s, deadline %s (%v): want 10 s, shorter than the deadline", cfg.EffectiveStuckAfter(), cfg.Deadline, err)
+	}
+	// A short deadline (tests, demos) without a stuck setting starts, with a
+	// threshold under it.
+	short, err := config.LoadFrom[order.Config]("ORDER", append(base, "ORDER_DEADLINE=2s"))
+	if err != nil || short.EffectiveStuckAfter() >= short.Deadline || short.EffectiveStuckAfter() <= 0 {
+		t.Fatalf("deadline 2s: stuck after %s (%v), want a positive threshold under it", short.EffectiveStuckAfter(), err)
 	}
 	for _, env := range [][]string{{"ORDER_STUCK_AFTER=30s"}, {"ORDER_STUCK_AFTER=1m", "ORDER_DEADLINE=45s"}} {
 		_, err := config.LoadFrom[order.Config]("ORDER", append(base, env...))

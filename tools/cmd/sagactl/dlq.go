@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/user"
 	"slices"
@@ -154,17 +153,9 @@ func parseDLQFlags(sub string, args []string, stderr io.Writer) (o dlqOptions, c
 		return o, exitError, false
 	}
 
-	for _, b := range strings.Split(*brokers, ",") {
-		if b = strings.TrimSpace(b); b == "" {
-			continue
-		}
-		if _, _, err := net.SplitHostPort(b); err != nil {
-			return fail("--brokers: %q is not host:port", b)
-		}
-		o.brokers = append(o.brokers, b)
-	}
-	if len(o.brokers) == 0 {
-		return fail("--brokers is empty")
+	var err error
+	if o.brokers, err = hostPorts("brokers", *brokers); err != nil {
+		return fail("%v", err)
 	}
 	switch {
 	case *group != "" && *service != "":

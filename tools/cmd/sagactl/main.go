@@ -43,7 +43,7 @@ var commands = []command{
 	{name: "dlq", summary: "dead letters of a consumer group: list, show, redrive (dry run unless --apply), drop", run: runDLQ},
 	{name: "outbox", summary: "list a service's parked outbox rows, or un-park them so they are published (list|retry)", run: runOutbox},
 	{name: "record", summary: "record saga topics' Kafka records (by time, offsets, order) to a capture file; --demo DIR: one golden per saga path", run: runRecord},
-	{name: "replay", summary: "replay a recording into one service alone on fresh stores; write what it emitted and its end state", run: runReplay},
+	{name: "replay", summary: "replay a recording into one service alone (--service) or the whole suite (--suite); write what it emitted and its end state", run: runReplay},
 	{name: "diff", summary: "compare a replay's events (and end state) with a recording per order: missing, extra, changed fields, order", run: runDiff},
 	{name: "rebuild", summary: "rebuild the notification read model from the saga topics into an empty keyspace, compare with the live one", run: runRebuild},
 	{name: "token", summary: "print a bearer token (customer, operator, catalog-admin, service) signed with the dev stack's key or --key", run: runToken},

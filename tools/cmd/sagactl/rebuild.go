@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -137,36 +136,16 @@ func parseRebuildFlags(args, environ []string, now time.Time, stderr io.Writer) 
 		return fail("the notification service's settings: %v", err)
 	}
 	if *brokers != "" {
-		cfg.Brokers = nil
-		for _, b := range strings.Split(*brokers, ",") {
-			if b = strings.TrimSpace(b); b == "" {
-				continue
-			}
-			if _, _, err := net.SplitHostPort(b); err != nil {
-				return fail("--brokers: %q is not host:port", b)
-			}
-			cfg.Brokers = append(cfg.Brokers, b)
-		}
-		if len(cfg.Brokers) == 0 {
-			return fail("--brokers is empty")
+		if cfg.Brokers, err = hostPorts("brokers", *brokers); err != nil {
+			return fail("%v", err)
 		}
 	}
 	if *prefix != "" {
 		cfg.TopicPrefix = *prefix
 	}
 	if *hosts != "" {
-		cfg.CassandraHosts = nil
-		for _, h := range strings.Split(*hosts, ",") {
-			if h = strings.TrimSpace(h); h == "" {
-				continue
-			}
-			if _, _, err := net.SplitHostPort(h); err != nil {
-				return fail("--cassandra: %q is not host:port", h)
-			}
-			cfg.CassandraHosts = append(cfg.CassandraHosts, h)
-		}
-		if len(cfg.CassandraHosts) == 0 {
-			return fail("--cassandra is empty")
+		if cfg.CassandraHosts, err = hostPorts("cassandra", *hosts); err != nil {
+			return fail("%v", err)
 		}
 	}
 	o.liveKeyspace = cfg.CassandraKeyspace
@@ -191,17 +170,8 @@ func parseRebuildFlags(args, environ []string, now time.Time, stderr io.Writer) 
 	if err := cfg.Validate(); err != nil {
 		return fail("%v", err)
 	}
-	if o.scan.From, o.scan.FromTime, err = parseBound(*from); err != nil {
-		return fail("--from %v", err)
-	}
-	if o.scan.To, o.scan.ToTime, err = parseBound(*to); err != nil {
-		return fail("--to %v", err)
-	}
-	if o.scan.From >= 0 && o.scan.To >= 0 && o.scan.From >= o.scan.To {
-		return fail("--from offset %d must be below --to offset %d", o.scan.From, o.scan.To)
-	}
-	if !o.scan.FromTime.IsZero() && !o.scan.ToTime.IsZero() && !o.scan.FromTime.Before(o.scan.ToTime) {
-		return fail("--from time must be before --to time")
+	if o.scan, err = scanRange(*from, *to); err != nil {
+		return fail("%v", err)
 	}
 	if o.sec, err = cfg.Security(); err != nil {
 		return fail("Kafka security: %v", err)

@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -161,17 +160,8 @@ func parseRecordFlags(args []string, stderr io.Writer) (o recordOptions, code in
 		return fail("--topics is empty")
 	}
 	var err error
-	if o.scan.From, o.scan.FromTime, err = parseBound(*from); err != nil {
-		return fail("--from %v", err)
-	}
-	if o.scan.To, o.scan.ToTime, err = parseBound(*to); err != nil {
-		return fail("--to %v", err)
-	}
-	if o.scan.From >= 0 && o.scan.To >= 0 && o.scan.From >= o.scan.To {
-		return fail("--from offset %d must be below --to offset %d", o.scan.From, o.scan.To)
-	}
-	if !o.scan.FromTime.IsZero() && !o.scan.ToTime.IsZero() && !o.scan.FromTime.Before(o.scan.ToTime) {
-		return fail("--from time must be before --to time")
+	if o.scan, err = scanRange(*from, *to); err != nil {
+		return fail("%v", err)
 	}
 	if len(orders) > 0 {
 		o.orders = map[string]bool{}
@@ -185,17 +175,9 @@ func parseRecordFlags(args []string, stderr io.Writer) (o recordOptions, code in
 
 	o.prefix = *prefix
 	if set["brokers"] {
-		for _, b := range strings.Split(*brokers, ",") {
-			if b = strings.TrimSpace(b); b == "" {
-				continue
-			}
-			if _, _, err := net.SplitHostPort(b); err != nil {
-				return fail("--brokers: %q is not host:port", b)
-			}
-			o.brokers = append(o.brokers, b)
-		}
-		if len(o.brokers) == 0 {
-			return fail("--brokers is empty")
+		var err error
+		if o.brokers, err = hostPorts("brokers", *brokers); err != nil {
+			return fail("%v", err)
 		}
 	} else {
 		st, err := devstack.ReadStateFile(devstack.DefaultStateFile())
@@ -218,6 +200,26 @@ func parseRecordFlags(args []string, stderr io.Writer) (o recordOptions, code in
 		return fail("Kafka security: %v", err)
 	}
 	return o, 0, true
+}
+
+// scanRange reads --from and --to (each an offset or an RFC 3339 time, see
+// parseBound) into a range, refusing one that ends before it starts.
+func scanRange(from, to string) (bus.ScanRange, error) {
+	var r bus.ScanRange
+	var err error
+	if r.From, r.FromTime, err = parseBound(from); err != nil {
+		return r, fmt.Errorf("--from %v", err)
+	}
+	if r.To, r.ToTime, err = parseBound(to); err != nil {
+		return r, fmt.Errorf("--to %v", err)
+	}
+	if r.From >= 0 && r.To >= 0 && r.From >= r.To {
+		return r, fmt.Errorf("--from offset %d must be below --to offset %d", r.From, r.To)
+	}
+	if !r.FromTime.IsZero() && !r.ToTime.IsZero() && !r.FromTime.Before(r.ToTime) {
+		return r, errors.New("--from time must be before --to time")
+	}
+	return r, nil
 }
 
 // parseBound reads a --from/--to value: "" (no bound: offset -1), an offset

@@ -111,10 +111,14 @@ func NewHeader(source, toolVersion string, now time.Time) Header {
 
 var envelopeJSON = protojson.MarshalOptions{UseProtoNames: true}
 
-// MarshalEnvelope is env as compact protojson with stable bytes (protojson
-// itself varies its whitespace on purpose; recordings must not).
-func MarshalEnvelope(env *eventsv1.Envelope) (json.RawMessage, error) {
-	b, err := envelopeJSON.Marshal(env)
+// MarshalEnvelope is env as compact protojson with stable bytes.
+func MarshalEnvelope(env *eventsv1.Envelope) (json.RawMessage, error) { return StableJSON(env) }
+
+// StableJSON is m as compact protojson (proto field names) with stable
+// bytes: protojson itself varies its whitespace on purpose, and recordings
+// and replays' state files must not.
+func StableJSON(m proto.Message) (json.RawMessage, error) {
+	b, err := envelopeJSON.Marshal(m)
 	if err != nil {
 		return nil, err
 	}

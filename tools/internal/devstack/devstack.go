@@ -112,6 +112,10 @@ type Options struct {
 	// OrderDeadline is how long an order may stay PENDING (default: the
 	// order service's 30s).
 	OrderDeadline time.Duration
+	// DeadlineScanInterval is how often the order service looks for orders
+	// past their deadline (default 250ms); a replay, which moves a manual
+	// clock past a deadline and waits for the cancel, scans more often.
+	DeadlineScanInterval time.Duration
 
 	// Services are the services to run (default: all five, suite.Services);
 	// a replay of one service runs it alone against fresh stores.
@@ -359,6 +363,9 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 			cfg := order.Config{Common: common(suite.Order), KafkaConfig: kafka, MySQLDSN: dsns[suite.Order], MySQLMaxOpenConns: maxConns,
 				Deadline: 30 * time.Second, DeadlineScanInterval: 250 * time.Millisecond, WatchPollInterval: 5 * time.Second,
 				MaxPendingOrders: 200, PendingCountInterval: 500 * time.Millisecond, OverloadRetryAfter: time.Second}
+			if opts.DeadlineScanInterval > 0 {
+				cfg.DeadlineScanInterval = opts.DeadlineScanInterval
+			}
 			st.mu.Lock()
 			if st.orderDeadline > 0 {
 				cfg.Deadline = st.orderDeadline

@@ -12,9 +12,12 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/outbox"
+	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
 	"github.com/sagasuite/sagasuite/tools/internal/capture"
 	"github.com/sagasuite/sagasuite/tools/internal/devstack"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
@@ -33,7 +36,19 @@ type deliverer struct {
 	token      suite.TokenSource
 	http       *http.Client
 	hasOutbox  bool
+
+	// The order service's stimuli go through its gRPC API.
+	st       *devstack.Stack
+	conn     *grpc.ClientConn
+	orders   orderv1.OrderServiceClient
+	deadline time.Duration // the order service's order deadline now (0: unknown)
 }
+
+// maxPoll is the longest pause between two checks whether a delivery was
+// processed. Short, because the checks' latency is most of a replay's time
+// (a handled record is typically done within a few ms); the checks are
+// cheap next to the handler's work.
+const maxPoll = 2 * time.Millisecond
 
 func newDeliverer(st *devstack.Stack, service string) (*deliverer, error) {
 	brokers := strings.Split(st.Servers.Kafka, ",")
@@ -41,8 +56,16 @@ func newDeliverer(st *devstack.Stack, service string) (*deliverer, error) {
 	d := &deliverer{service: service, brokers: brokers, prefix: prefix, group: prefix + service,
 		client:     &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second, Transport: &kafka.Transport{}},
 		partitions: map[string]int{}, ops: st.Ops.Of(service), token: st.ToolToken("sagactl-replay"),
-		http:      &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
-		hasOutbox: len(Produces[service]) > 0}
+		http:      &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}},
+		hasOutbox: len(Produces[service]) > 0, st: st}
+	if service == suite.Order {
+		conn, err := grpc.NewClient(st.GRPC.Of(service), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithPerRPCCredentials(suite.PerRPCCredentials(d.token)))
+		if err != nil {
+			return nil, fmt.Errorf("replay: dial %s: %w", service, err)
+		}
+		d.conn, d.orders = conn, orderv1.NewOrderServiceClient(conn)
+	}
 	names := make([]string, 0, len(Consumes[service]))
 	for _, t := range Consumes[service] {
 		names = append(names, prefix+t)
@@ -60,6 +83,12 @@ func newDeliverer(st *devstack.Stack, service string) (*deliverer, error) {
 }
 
 func (d *deliverer) close() {
+	if t, ok := d.http.Transport.(*http.Transport); ok {
+		t.CloseIdleConnections()
+	}
+	if d.conn != nil {
+		d.conn.Close()
+	}
 	if t, ok := d.client.Transport.(*kafka.Transport); ok {
 		t.CloseIdleConnections()
 	}
@@ -96,7 +125,7 @@ func (d *deliverer) deliver(ctx context.Context, rec capture.Record, bound time.
 	// Poll: the bus commits right after each handled record, the relay
 	// publishes within its poll interval; the bound is for a hang only.
 	var last string
-	for wait := time.Millisecond; ; wait = min(wait*2, 20*time.Millisecond) {
+	for wait := time.Millisecond; ; wait = min(wait*2, maxPoll) {
 		done, why, err := d.processed(ctx, msg.Topic, rec.Partition, offset)
 		if err != nil {
 			return err
@@ -108,6 +137,72 @@ func (d *deliverer) deliver(ctx context.Context, rec capture.Record, bound time.
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w after %s waiting for %s to process it (published at offset %d): %s", errTimeout, bound, d.service, offset, last)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// stimulate sends one order-service stimulus (a CreateOrder or CancelOrder
+// call, or — the clock already past the deadline — waits for the deadline
+// sweep to cancel the order) and waits until the outbox published what it
+// emitted.
+func (d *deliverer) stimulate(ctx context.Context, s Stimulus, bound time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	id := s.Event.GetOrderId()
+	switch s.Kind {
+	case StimulusCreate:
+		ttl, err := OrderDeadline(s.Event)
+		if err != nil {
+			return err
+		}
+		if ttl != d.deadline {
+			if err := d.st.SetOrderDeadline(ctx, ttl); err != nil {
+				return fmt.Errorf("give the order service the recorded deadline %s: %w", ttl, err)
+			}
+			d.deadline = ttl
+		}
+		resp, err := d.orders.CreateOrder(ctx, CreateOrderRequest(s.Event), grpc.WaitForReady(true))
+		if err != nil {
+			return fmt.Errorf("CreateOrder (request %s): %w", s.Event.GetCausationId(), err)
+		}
+		if got := resp.GetOrder().GetOrderId(); got != id {
+			return fmt.Errorf("CreateOrder with request %s made order %s, the recording has %s (the order id no longer derives from the request id the same way)",
+				s.Event.GetCausationId(), got, id)
+		}
+	case StimulusCancel:
+		if _, err := d.orders.CancelOrder(ctx, CancelOrderRequest(s.Event), grpc.WaitForReady(true)); err != nil {
+			return fmt.Errorf("CancelOrder (request %s): %w", s.Event.GetCausationId(), err)
+		}
+	case StimulusDeadline:
+		// The sweep runs on its own ticker; the order leaves PENDING once
+		// it saw the clock past the deadline.
+		for wait := time.Millisecond; ; wait = min(wait*2, maxPoll) {
+			resp, err := d.orders.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: id}, grpc.WaitForReady(true))
+			if err == nil && resp.GetOrder().GetStatus() != orderv1.OrderStatus_ORDER_STATUS_PENDING {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%w after %s waiting for the deadline sweep to cancel order %s (last GetOrder: status %s, error %v)",
+					errTimeout, bound, id, resp.GetOrder().GetStatus(), err)
+			case <-time.After(wait):
+			}
+		}
+	default:
+		return fmt.Errorf("unknown stimulus %q", s.Kind)
+	}
+	for wait := time.Millisecond; ; wait = min(wait*2, maxPoll) {
+		done, why, err := d.outboxEmpty(ctx)
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w after %s waiting for the order service to publish what %s emitted: %s", errTimeout, bound, s.Kind, why)
 		case <-time.After(wait):
 		}
 	}
@@ -130,6 +225,14 @@ func (d *deliverer) processed(ctx context.Context, topic string, partition int, 
 	if committed <= offset {
 		return false, fmt.Sprintf("group %s committed offset %d", d.group, committed), nil
 	}
+	return d.outboxEmpty(ctx)
+}
+
+// outboxEmpty reports whether the service has no outbox row left to publish
+// (true for a service without outbox). Parked rows (no longer pending) are
+// looked for once at the end (noneParked): one admin call per check instead
+// of two, the checks being much of a replay's time.
+func (d *deliverer) outboxEmpty(ctx context.Context) (bool, string, error) {
 	if !d.hasOutbox {
 		return true, "", nil
 	}
@@ -140,14 +243,23 @@ func (d *deliverer) processed(ctx context.Context, topic string, partition int, 
 	if pending > 0 {
 		return false, fmt.Sprintf("%d outbox rows not yet published", pending), nil
 	}
+	return true, "", nil
+}
+
+// noneParked fails when the service parked outbox rows (Kafka refused them
+// after retries): their events are missing from what it emitted.
+func (d *deliverer) noneParked(ctx context.Context) error {
+	if !d.hasOutbox {
+		return nil
+	}
 	parked, err := d.outboxRows(ctx, "parked")
 	if err != nil {
-		return false, err.Error(), nil
+		return err
 	}
 	if parked > 0 {
-		return false, "", fmt.Errorf("%s parked %d outbox rows (Kafka refused them); see its log", d.service, parked)
+		return fmt.Errorf("%s parked %d outbox rows (Kafka refused them); see its log", d.service, parked)
 	}
-	return true, "", nil
+	return nil
 }
 
 // outboxRows counts the service's outbox rows in state (pending or parked)

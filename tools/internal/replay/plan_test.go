@@ -1,6 +1,8 @@
 package replay
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,5 +96,50 @@ func TestPlanRefusesDuplicateOffsetsAndUnknownServices(t *testing.T) {
 	}
 	if _, err := Plan("nosuch", nil); err == nil {
 		t.Error("an unknown service was accepted")
+	}
+}
+
+// The order service's plan holds its stimuli at their recorded instants:
+// the create first, a customer cancel before a record handled after it, a
+// deadline cancel where the clock passed it; a failure's ORDER_CANCELLED is
+// a reaction, not a stimulus. A cancel without its ORDER_CREATED is refused.
+func TestPlanOfTheOrderServiceInterleavesItsStimuli(t *testing.T) {
+	ms := time.Millisecond
+	cancelled := func(id, cause string, reason eventsv1.CancelReason, at time.Duration) *eventsv1.Envelope {
+		e := env(id, "o1", "order", cause, eventsv1.EventType_EVENT_TYPE_ORDER_CANCELLED, at)
+		e.Payload = &eventsv1.Envelope_OrderCancelled{OrderCancelled: &eventsv1.OrderCancelled{Reason: reason}}
+		return e
+	}
+	recs := []capture.Record{
+		rec(t, "inventory.v1", 0, 0, env("sr", "o1", "inventory", "oc", eventsv1.EventType_EVENT_TYPE_STOCK_RESERVED, 2*ms)),
+		rec(t, "shipments.v1", 0, 0, env("sc", "o1", "shipping", "sr", eventsv1.EventType_EVENT_TYPE_SHIPMENT_CREATED, 9*ms)),
+		rec(t, "orders.v1", 0, 0, env("oc", "o1", "order", "req-1", eventsv1.EventType_EVENT_TYPE_ORDER_CREATED, 1*ms)),
+		rec(t, "orders.v1", 0, 1, cancelled("cx", "req-2", eventsv1.CancelReason_CANCEL_REASON_CUSTOMER_REQUESTED, 5*ms)),
+		rec(t, "orders.v1", 0, 2, cancelled("dl", "o1", eventsv1.CancelReason_CANCEL_REASON_TIMEOUT, 7*ms)),
+		rec(t, "orders.v1", 0, 3, cancelled("pf", "sc", eventsv1.CancelReason_CANCEL_REASON_PAYMENT_FAILED, 10*ms)),
+	}
+	plan, err := Plan("order", recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range plan {
+		if d.Stimulus != nil {
+			got = append(got, fmt.Sprintf("%s@%s", d.Stimulus.Kind, d.At.Sub(t0)))
+			continue
+		}
+		e, err := d.Record.Event()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s@%s", e.GetEventId(), d.At.Sub(t0)))
+	}
+	// sc caused pf at 10ms: delivered then.
+	want := "create@1ms sr@2ms cancel@5ms deadline@7ms sc@10ms"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("plan %q; want %q", strings.Join(got, " "), want)
+	}
+	if _, err := Plan("order", recs[3:4]); err == nil || !strings.Contains(err.Error(), "without its ORDER_CREATED") {
+		t.Errorf("a cancel without its ORDER_CREATED: %v", err)
 	}
 }

@@ -50,10 +50,10 @@ var Produces = map[string][]string{
 	suite.Notification: nil,
 }
 
-// Supported are the services Service can replay alone. The order service also
-// needs its API stimuli (CreateOrder, CancelOrder), which the whole-suite
-// replay drives.
-var Supported = []string{suite.Inventory, suite.Payment, suite.Shipping, suite.Notification}
+// Supported are the services Service can replay alone. The order service is
+// driven by its API stimuli (Stimuli: CreateOrder, CancelOrder, the clock
+// passing a deadline) besides the records it consumes.
+var Supported = []string{suite.Order, suite.Inventory, suite.Payment, suite.Shipping, suite.Notification}
 
 // Options configure Service.
 type Options struct {
@@ -100,10 +100,31 @@ type Result struct {
 	Recorded  time.Duration
 }
 
-// Delivery is one record to deliver and the clock time to set before it.
+// Delivery is one record to deliver, or (order service only) one API
+// stimulus to send, and the clock time to set before it.
 type Delivery struct {
 	Record capture.Record
-	At     time.Time
+	// Stimulus, when set, replaces Record: a CreateOrder, CancelOrder or
+	// deadline to replay at At.
+	Stimulus *Stimulus
+	At       time.Time
+}
+
+// time is when the delivery was recorded: the record's timestamp or the
+// stimulus's occurred_at.
+func (d Delivery) time() time.Time {
+	if d.Stimulus != nil {
+		return d.Stimulus.At
+	}
+	return d.Record.Time()
+}
+
+// String names the delivery in errors.
+func (d Delivery) String() string {
+	if s := d.Stimulus; s != nil {
+		return fmt.Sprintf("%s of order %s", s.Kind, s.Event.GetOrderId())
+	}
+	return fmt.Sprintf("%s/%d@%d", d.Record.Topic, d.Record.Partition, d.Record.Offset)
 }
 
 // Service replays opts.Records into opts.Service running alone; see the
@@ -132,6 +153,17 @@ func Service(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The deadline travels in ORDER_CREATED: the order service must give
+	// the recorded one (changed before a create that recorded another).
+	var deadline time.Duration
+	for _, p := range plan {
+		if p.Stimulus != nil && p.Stimulus.Kind == StimulusCreate {
+			if deadline, err = OrderDeadline(p.Stimulus.Event); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
 
 	start := opts.Header.CapturedAt.UTC()
 	if len(plan) > 0 {
@@ -142,8 +174,11 @@ func Service(ctx context.Context, opts Options) (*Result, error) {
 	all := suite.Addrs{Order: free, Inventory: free, Payment: free, Shipping: free, Notification: free}
 	st, err := devstack.Start(ctx, devstack.Options{
 		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, GatewayAddr: free,
-		Services: []string{opts.Service}, Clock: clk, Catalog: catalog,
-		LogLevel: opts.LogLevel, LogOutput: opts.LogOutput, ReadyTimeout: opts.StartTimeout,
+		Services: []string{opts.Service}, Clock: clk, Catalog: catalog, OrderDeadline: deadline,
+		// A deadline stimulus waits for the sweep: a short tick keeps that
+		// wait (and the replay) short; the clock, not the tick, decides.
+		DeadlineScanInterval: 10 * time.Millisecond,
+		LogLevel:             opts.LogLevel, LogOutput: opts.LogOutput, ReadyTimeout: opts.StartTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replay %s: start the dev stack: %w", opts.Service, err)
@@ -155,17 +190,22 @@ func Service(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	defer d.close()
+	d.deadline = deadline
 
 	res := &Result{Service: opts.Service, Delivered: len(plan)}
 	if len(plan) > 0 {
-		res.Recorded = plan[len(plan)-1].Record.Time().Sub(plan[0].Record.Time())
+		res.Recorded = plan[len(plan)-1].time().Sub(plan[0].time())
 	}
 	began := time.Now()
 	for i, p := range plan {
 		clk.Set(p.At)
-		if err := d.deliver(ctx, p.Record, opts.DeliveryTimeout); err != nil {
-			return nil, fmt.Errorf("replay %s: record %d of %d (%s/%d@%d): %w", opts.Service, i+1, len(plan),
-				p.Record.Topic, p.Record.Partition, p.Record.Offset, err)
+		if p.Stimulus != nil {
+			err = d.stimulate(ctx, *p.Stimulus, opts.DeliveryTimeout)
+		} else {
+			err = d.deliver(ctx, p.Record, opts.DeliveryTimeout)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("replay %s: delivery %d of %d (%s): %w", opts.Service, i+1, len(plan), p, err)
 		}
 		if err := st.Err(); err != nil {
 			return nil, fmt.Errorf("replay %s: the service failed: %w", opts.Service, err)
@@ -175,6 +215,9 @@ func Service(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	res.Elapsed = time.Since(began)
+	if err := d.noneParked(ctx); err != nil {
+		return nil, fmt.Errorf("replay %s: %w", opts.Service, err)
+	}
 
 	emitted, ranges, err := d.collect(ctx, Produces[opts.Service])
 	if err != nil {
@@ -205,7 +248,9 @@ func Service(ctx context.Context, opts Options) (*Result, error) {
 //     order they occurred unless the recording proves otherwise);
 //   - ties go to records that caused a reaction, then by topic, partition,
 //     offset;
-//   - the clock never goes backwards.
+//   - the clock never goes backwards;
+//   - for the order service, its stimuli (Stimuli) go in at their recorded
+//     occurred_at, before records handled at the same instant.
 func Plan(service string, recs []capture.Record) ([]Delivery, error) {
 	topics, ok := Consumes[service]
 	if !ok {
@@ -288,7 +333,14 @@ func Plan(service string, recs []capture.Record) ([]Delivery, error) {
 		return cmp.Or(cmp.Compare(a.rec.Topic, b.rec.Topic), cmp.Compare(a.rec.Partition, b.rec.Partition),
 			cmp.Compare(a.rec.Offset, b.rec.Offset)) < 0
 	}
-	plan := make([]Delivery, 0, len(items))
+	var stimuli []Stimulus
+	if service == suite.Order {
+		var err error
+		if stimuli, err = Stimuli(recs); err != nil {
+			return nil, err
+		}
+	}
+	plan := make([]Delivery, 0, len(items)+len(stimuli))
 	var last time.Time
 	for {
 		best := -1
@@ -296,6 +348,17 @@ func Plan(service string, recs []capture.Record) ([]Delivery, error) {
 			if len(queues[k]) > 0 && (best < 0 || before(queues[k][0], queues[keys[best]][0])) {
 				best = i
 			}
+		}
+		if len(stimuli) > 0 && (best < 0 || !stimuli[0].At.After(queues[keys[best]][0].at)) {
+			s := stimuli[0]
+			stimuli = stimuli[1:]
+			t := s.At
+			if t.Before(last) {
+				t = last // never backwards
+			}
+			last = t
+			plan = append(plan, Delivery{Stimulus: &s, At: t})
+			continue
 		}
 		if best < 0 {
 			return plan, nil

@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,11 +10,11 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	inventoryv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/inventory/v1"
 	notificationv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/notification/v1"
+	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
 	paymentv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/payment/v1"
 	shippingv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/shipping/v1"
 	"github.com/sagasuite/sagasuite/tools/internal/capture"
@@ -24,11 +23,12 @@ import (
 )
 
 // State is a service's end state as its gRPC read APIs show it, keyed so
-// encoding/json writes it in a stable order: products by SKU, the rest by
-// order id (and notifications by customer id). Absent entries (NotFound)
+// encoding/json writes it in a stable order: products by SKU, the rest
+// (orders with their step history, payments, ...) by order id (and notifications by customer id). Absent entries (NotFound)
 // are JSON null.
 type State struct {
 	Service       string                     `json:"service"`
+	Orders        map[string]json.RawMessage `json:"orders,omitempty"`
 	Products      []json.RawMessage          `json:"products,omitempty"`
 	Payments      map[string]json.RawMessage `json:"payments,omitempty"`
 	Shipments     map[string]json.RawMessage `json:"shipments,omitempty"`
@@ -36,21 +36,8 @@ type State struct {
 	Notifications map[string]json.RawMessage `json:"notifications,omitempty"`
 }
 
-var stateJSON = protojson.MarshalOptions{UseProtoNames: true}
-
-// compactProto is m as compact protojson (protojson varies its whitespace on
-// purpose; the state file must not).
-func compactProto(m proto.Message) (json.RawMessage, error) {
-	b, err := stateJSON.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	if err := json.Compact(&out, b); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
-}
+// compactProto is m as compact protojson with stable bytes.
+func compactProto(m proto.Message) (json.RawMessage, error) { return capture.StableJSON(m) }
 
 // idsOf returns the sorted distinct order and customer ids of the recording.
 func idsOf(recs []capture.Record) (orders, customers []string) {
@@ -82,7 +69,7 @@ func readState(ctx context.Context, st *devstack.Stack, service string, recs []c
 		return nil, err
 	}
 	defer conn.Close()
-	conns := suite.Clients{Inventory: inventoryv1.NewInventoryServiceClient(conn), Payment: paymentv1.NewPaymentServiceClient(conn),
+	conns := suite.Clients{Order: orderv1.NewOrderServiceClient(conn), Inventory: inventoryv1.NewInventoryServiceClient(conn), Payment: paymentv1.NewPaymentServiceClient(conn),
 		Shipping: shippingv1.NewShippingServiceClient(conn), Notification: notificationv1.NewNotificationServiceClient(conn)}
 	orders, customers := idsOf(recs)
 	s := State{Service: service}
@@ -102,6 +89,18 @@ func readState(ctx context.Context, st *devstack.Stack, service string, recs []c
 		return nil
 	}
 	switch service {
+	case suite.Order:
+		// Steps are in arrival order, which the replay's delivery order
+		// fixes: kept as the service has them.
+		s.Orders = map[string]json.RawMessage{}
+		for _, id := range orders {
+			if err := get(s.Orders, id, func() (proto.Message, error) {
+				r, err := conns.Order.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: id})
+				return r.GetOrder(), err
+			}); err != nil {
+				return nil, err
+			}
+		}
 	case suite.Inventory:
 		for token := ""; ; {
 			resp, err := conns.Inventory.ListProducts(ctx, &inventoryv1.ListProductsRequest{PageSize: 500, PageToken: token})

@@ -26,6 +26,12 @@ const servicesDir = "../../../services"
 func TestScenarios(t *testing.T) {
 	total := 0
 	for _, service := range replay.Supported {
+		if service == "order" {
+			// One-service replay of order (driven by its API stimuli) came
+			// after the scenarios: it has none yet; its saga paths are
+			// replayed by replay's golden test.
+			continue
+		}
 		root := filepath.Join(servicesDir, service, "testdata", "scenarios")
 		dirs, err := scenario.Dirs(root)
 		if err != nil {

@@ -60,7 +60,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sagasuite/sagasuite/libs/bus"
@@ -672,15 +671,7 @@ func stateJSON(m proto.Message) (json.RawMessage, error) {
 	if m == nil || !m.ProtoReflect().IsValid() {
 		return json.RawMessage("null"), nil
 	}
-	b, err := (protojson.MarshalOptions{UseProtoNames: true}).Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	if err := json.Compact(&out, b); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
+	return capture.StableJSON(m)
 }
 
 // OrderState is one order's end state across the services.

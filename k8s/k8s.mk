@@ -1,0 +1,107 @@
+# k8s/k8s.mk — the Kubernetes manifests' tooling, included by the root Makefile.
+#
+# Pinned and installed per machine under $(SAGASUITE_HOME) like proto.mk's tools
+# (go install into $(BIN)/.versions/<name>-<version>, $(BIN)/<name> a symlink):
+#   make k8s-tools     kustomize, kubeconform, kube-score, and the Kubernetes JSON schemas
+#   make k8s-validate  render every overlay and component, kubeconform -strict, kube-score,
+#                      then the Go test over the rendered objects (k8s/manifests_test.go)
+
+SAGASUITE_HOME ?= $(HOME)/.cache/sagasuite
+BIN ?= $(SAGASUITE_HOME)/bin
+
+KUSTOMIZE_VERSION := v5.8.0
+KUBECONFORM_VERSION := v0.8.0
+KUBE_SCORE_VERSION := v1.20.0
+# The PyPI package kubernetes-validate ships the upstream JSON schemas (1.25–1.37).
+KUBERNETES_VALIDATE_VERSION := 1.37.0
+# The Kubernetes minor the manifests target (kubeconform's schema set).
+K8S_TARGET_VERSION := 1.34.0
+
+K8S_ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+K8S_TOOL_DIR := $(BIN)/.versions
+K8S_SCHEMA_HOME := $(SAGASUITE_HOME)/k8s-schemas/kubernetes-validate-$(KUBERNETES_VALIDATE_VERSION)-v$(K8S_TARGET_VERSION)
+
+# k8s-go-install(name, package, version): one pinned tool into a versioned file.
+# GOWORK=off: the tool's own go.mod decides its dependencies, never our workspace.
+define k8s-go-install
+$(K8S_TOOL_DIR)/$(1)-$(3):
+	@mkdir -p $(K8S_TOOL_DIR)
+	@echo "k8s-tools: go install $(2)@$(3)"
+	@tmp=$$$$(mktemp -d $(K8S_TOOL_DIR)/.install-XXXXXX) && \
+	  trap 'rm -rf "$$$$tmp"' EXIT && \
+	  GOWORK=off GOBIN="$$$$tmp" go install $(2)@$(3) && \
+	  mv "$$$$tmp/$(1)" $$@
+endef
+
+$(eval $(call k8s-go-install,kustomize,sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION)))
+$(eval $(call k8s-go-install,kubeconform,github.com/yannh/kubeconform/cmd/kubeconform,$(KUBECONFORM_VERSION)))
+$(eval $(call k8s-go-install,kube-score,github.com/zegl/kube-score/cmd/kube-score,$(KUBE_SCORE_VERSION)))
+
+K8S_TOOLS := kustomize-$(KUSTOMIZE_VERSION) kubeconform-$(KUBECONFORM_VERSION) kube-score-$(KUBE_SCORE_VERSION)
+
+# The wheel's schemas reference shared definitions (`-local` files); k8s/schemas.py
+# inlines them once into standalone files laid out as kubeconform's schema location wants.
+$(K8S_SCHEMA_HOME)/.done: $(K8S_ROOT)/schemas.py
+	@echo "k8s-tools: kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION) (PyPI) → standalone JSON schemas"
+	@mkdir -p $(SAGASUITE_HOME)/k8s-schemas
+	@tmp=$$(mktemp -d $(SAGASUITE_HOME)/k8s-schemas/.fetch-XXXXXX) && \
+	  trap 'rm -rf "$$tmp"' EXIT && \
+	  python3 -m pip download -q --no-deps --only-binary=:all: -d "$$tmp/wheel" kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION) && \
+	  python3 $(K8S_ROOT)/schemas.py "$$tmp"/wheel/kubernetes_validate-*.whl "$$tmp/out" v$(K8S_TARGET_VERSION) && \
+	  touch "$$tmp/out/.done" && rm -rf $(K8S_SCHEMA_HOME) && mv "$$tmp/out" $(K8S_SCHEMA_HOME)
+
+.PHONY: k8s-tools k8s-render k8s-validate
+
+k8s-tools: $(addprefix $(K8S_TOOL_DIR)/,$(K8S_TOOLS)) $(K8S_SCHEMA_HOME)/.done ## install pinned kustomize, kubeconform, kube-score and the Kubernetes JSON schemas into SAGASUITE_HOME
+	@for versioned in $(K8S_TOOLS); do \
+	  name=$${versioned%-v*}; \
+	  [ "$$(readlink $(BIN)/$$name 2>/dev/null)" = ".versions/$$versioned" ] || ln -sfn ".versions/$$versioned" $(BIN)/$$name; \
+	done
+
+# What is rendered and checked: each overlay, the base alone, the base with each
+# component alone, and the base with every component together (a component cannot be
+# built without a base). Component builds are small kustomizations written under
+# .build/k8s/render, pointing back at k8s/.
+K8S_RENDER_DIR := $(K8S_ROOT)/../.build/k8s/render
+K8S_OVERLAYS := $(notdir $(wildcard $(K8S_ROOT)/overlays/*))
+K8S_COMPONENTS := $(notdir $(wildcard $(K8S_ROOT)/components/*))
+
+# kube-score checks left out, each for a reason:
+#   container-image-pull-policy         wants Always; images are pinned by tag (and by
+#                                       digest in CI's `kustomize edit set image`), so
+#                                       IfNotPresent is right.
+#   deployment-replicas                 the dev overlay and the base run one replica on
+#                                       purpose (a laptop cluster).
+# and, only for the partial renders (base alone, base + one component), the checks that
+# need the other components: pod-networkpolicy, deployment-has-poddisruptionbudget. The
+# overlays and the base + all components render are scored with them.
+K8S_SCORE_IGNORE := container-image-pull-policy deployment-replicas
+K8S_SCORE_IGNORE_PARTIAL := pod-networkpolicy deployment-has-poddisruptionbudget
+
+k8s-render: k8s-tools ## render every overlay, the base, the base + each component and + all components into .build/k8s/render/*.yaml
+	@rm -rf $(K8S_RENDER_DIR) && mkdir -p $(K8S_RENDER_DIR)/build
+	@for overlay in $(K8S_OVERLAYS); do \
+	  $(BIN)/kustomize build $(K8S_ROOT)/overlays/$$overlay > $(K8S_RENDER_DIR)/overlay-$$overlay.yaml; done
+	@$(BIN)/kustomize build $(K8S_ROOT)/base > $(K8S_RENDER_DIR)/base.yaml
+	@for component in $(K8S_COMPONENTS) all; do \
+	  dir=$(K8S_RENDER_DIR)/build/$$component; mkdir -p $$dir; \
+	  root=$$(realpath --relative-to=$$dir $(K8S_ROOT)); \
+	  { echo "apiVersion: kustomize.config.k8s.io/v1beta1"; echo "kind: Kustomization"; \
+	    echo "resources: [$$root/base]"; echo "components:"; \
+	    if [ $$component = all ]; then for c in $(K8S_COMPONENTS); do echo "  - $$root/components/$$c"; done; \
+	    else echo "  - $$root/components/$$component"; fi; } > $$dir/kustomization.yaml; \
+	  $(BIN)/kustomize build $$dir > $(K8S_RENDER_DIR)/component-$$component.yaml; done
+	@echo "k8s-render: $$(ls $(K8S_RENDER_DIR)/*.yaml | xargs -n1 basename | tr '\n' ' ')"
+
+k8s-validate: k8s-render ## kubeconform -strict (Kubernetes $(K8S_TARGET_VERSION) schemas) and kube-score over every render, then the Go checks (tools/internal/k8scheck)
+	@$(BIN)/kubeconform -strict -summary -kubernetes-version $(K8S_TARGET_VERSION) \
+	  -schema-location '$(K8S_SCHEMA_HOME)/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json' \
+	  $(K8S_RENDER_DIR)/*.yaml
+	@for render in $(K8S_RENDER_DIR)/*.yaml; do \
+	  ignore="$(K8S_SCORE_IGNORE)"; \
+	  case $$(basename $$render) in overlay-*|component-all.yaml) ;; *) ignore="$$ignore $(K8S_SCORE_IGNORE_PARTIAL)";; esac; \
+	  out=$$($(BIN)/kube-score score --kubernetes-version v$(basename $(K8S_TARGET_VERSION)) --output-format ci \
+	    $$(for t in $$ignore; do printf -- '--ignore-test %s ' $$t; done) $$render) || \
+	    { echo "kube-score: $$(basename $$render):"; echo "$$out" | grep -v '^\[OK\]\|^\[SKIPPED\]'; exit 1; }; \
+	done; echo "kube-score: $(words $(wildcard $(K8S_RENDER_DIR)/*.yaml)) renders clean (ignored: $(K8S_SCORE_IGNORE); partial renders also $(K8S_SCORE_IGNORE_PARTIAL))"
+	@go test -count=1 ./tools/internal/k8scheck/

@@ -1,0 +1,286 @@
+package k8scheck
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/sagasuite/sagasuite/services/inventory"
+	"github.com/sagasuite/sagasuite/services/notification"
+	"github.com/sagasuite/sagasuite/services/order"
+	"github.com/sagasuite/sagasuite/services/payment"
+	"github.com/sagasuite/sagasuite/services/shipping"
+)
+
+var suite = []Service{
+	{Name: order.Name, Prefix: "ORDER", Config: reflect.TypeFor[order.Config]()},
+	{Name: inventory.Name, Prefix: "INVENTORY", Config: reflect.TypeFor[inventory.Config]()},
+	{Name: payment.Name, Prefix: "PAYMENT", Config: reflect.TypeFor[payment.Config]()},
+	{Name: shipping.Name, Prefix: "SHIPPING", Config: reflect.TypeFor[shipping.Config]()},
+	{Name: notification.Name, Prefix: "NOTIFICATION", Config: reflect.TypeFor[notification.Config]()},
+}
+
+// overlays are rendered by the pinned kustomize that `make k8s-tools` installs.
+var overlays = []string{"dev", "prod"}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+}
+
+func kustomize(t *testing.T) string {
+	t.Helper()
+	home := os.Getenv("SAGASUITE_HOME")
+	if home == "" {
+		dir, err := os.UserHomeDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		home = filepath.Join(dir, ".cache", "sagasuite")
+	}
+	bin := filepath.Join(home, "bin", "kustomize")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("kustomize is not installed at %s: run `make k8s-tools` (%v)", bin, err)
+	}
+	return bin
+}
+
+func render(t *testing.T, overlay string) []byte {
+	t.Helper()
+	out, err := exec.Command(kustomize(t), "build", filepath.Join(repoRoot(t), "k8s", "overlays", overlay)).Output()
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			t.Fatalf("kustomize build overlays/%s: %v\n%s", overlay, err, exit.Stderr)
+		}
+		t.Fatalf("kustomize build overlays/%s: %v", overlay, err)
+	}
+	return out
+}
+
+func parse(t *testing.T, render []byte) *Objects {
+	t.Helper()
+	objs, err := Parse(render)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func TestOverlaysPassEveryCheck(t *testing.T) {
+	for _, overlay := range overlays {
+		t.Run(overlay, func(t *testing.T) {
+			objs := parse(t, render(t, overlay))
+			if len(objs.Deployments) != len(suite) {
+				t.Errorf("%d Deployments, want %d", len(objs.Deployments), len(suite))
+			}
+			for _, p := range Check(objs, suite) {
+				t.Error(p)
+			}
+		})
+	}
+}
+
+// The reflection over the Config types finds what the services require: the
+// Kafka brokers of every service and each one's store.
+func TestRequiredVariablesReadFromConfig(t *testing.T) {
+	want := map[string][]string{
+		"order":        {"ORDER_KAFKA_BROKERS", "ORDER_MYSQL_DSN"},
+		"inventory":    {"INVENTORY_KAFKA_BROKERS", "INVENTORY_MYSQL_DSN"},
+		"payment":      {"PAYMENT_KAFKA_BROKERS", "PAYMENT_MYSQL_DSN"},
+		"shipping":     {"SHIPPING_KAFKA_BROKERS", "SHIPPING_MONGO_URI"},
+		"notification": {"NOTIFICATION_CASSANDRA_HOSTS", "NOTIFICATION_KAFKA_BROKERS"},
+	}
+	for _, svc := range suite {
+		got := RequiredVariables(svc.Config, svc.Prefix+"_")
+		for _, key := range want[svc.Name] {
+			if !contains(got, key) {
+				t.Errorf("%s: required %v lacks %s", svc.Name, got, key)
+			}
+		}
+	}
+	// A nested envPrefix section: a required variable there gets both prefixes.
+	type section struct {
+		URL string `env:"URL,required"`
+	}
+	type withNested struct {
+		Gateway section `envPrefix:"GATEWAY_"`
+	}
+	if got := RequiredVariables(reflect.TypeFor[withNested](), "X_"); !reflect.DeepEqual(got, []string{"X_GATEWAY_URL"}) {
+		t.Errorf("nested: got %v, want [X_GATEWAY_URL]", got)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// TestEachCheckBites plants one mistake at a time in the prod render's
+// objects and expects a problem naming it: a check that never fails is no check.
+func TestEachCheckBites(t *testing.T) {
+	clean := render(t, "prod")
+	containerOf := func(o *Objects, name string) *corev1.Container {
+		for _, d := range o.Deployments {
+			if d.Name == name {
+				return &d.Spec.Template.Spec.Containers[0]
+			}
+		}
+		t.Fatalf("no Deployment %s", name)
+		return nil
+	}
+	cases := []struct {
+		name   string
+		break_ func(o *Objects)
+		want   string
+		// withSuite swaps the services' Config types (a new required variable).
+		services []Service
+	}{
+		{name: "selector does not match template", want: "does not match its template",
+			break_: func(o *Objects) { o.Deployments[0].Spec.Selector.MatchLabels["app.kubernetes.io/name"] = "typo" }},
+		{name: "Service selects no Deployment", want: "selects 0 Deployments",
+			break_: func(o *Objects) { o.Services[0].Spec.Selector = map[string]string{"app.kubernetes.io/name": "nobody"} }},
+		{name: "Service selects two Deployments", want: "selects 5 Deployments",
+			break_: func(o *Objects) {
+				o.Services[0].Spec.Selector = map[string]string{"app.kubernetes.io/part-of": "sagasuite"}
+			}},
+		{name: "Service targetPort names no container port", want: "targetPort grpcc",
+			break_: func(o *Objects) { o.Services[0].Spec.Ports[0].TargetPort = intstr.FromString("grpcc") }},
+		{name: "PDB selects no Deployment", want: "PodDisruptionBudget",
+			break_: func(o *Objects) { o.PDBs[0].Spec.Selector.MatchLabels["app.kubernetes.io/name"] = "nobody" }},
+		{name: "NetworkPolicy selects no Deployment", want: "NetworkPolicy order selects 0",
+			break_: func(o *Objects) {
+				for _, np := range o.NetworkPolicies {
+					if np.Name == "order" {
+						np.Spec.PodSelector.MatchLabels["app.kubernetes.io/name"] = "orders"
+					}
+				}
+			}},
+		{name: "NetworkPolicy ingress on a port the pod lacks", want: "ingress port metrics",
+			break_: func(o *Objects) {
+				for _, np := range o.NetworkPolicies {
+					if np.Name == "order" {
+						p := intstr.FromString("metrics")
+						np.Spec.Ingress[0].Ports[1].Port = &p
+					}
+				}
+			}},
+		{name: "HPA targets a missing Deployment", want: "is no Deployment",
+			break_: func(o *Objects) { o.HPAs[0].Spec.ScaleTargetRef.Name = "ordr" }},
+		{name: "HPA above the partition count", want: "exceeds",
+			break_: func(o *Objects) { o.HPAs[0].Spec.MaxReplicas = 12 }},
+		{name: "HPA and a static replica count", want: "also sets spec.replicas",
+			break_: func(o *Objects) {
+				n := int32(2)
+				for _, d := range o.Deployments {
+					if d.Name == o.HPAs[0].Spec.ScaleTargetRef.Name {
+						d.Spec.Replicas = &n
+					}
+				}
+			}},
+		{name: "probe on a missing port", want: "readinessProbe port opz",
+			break_: func(o *Objects) { containerOf(o, "payment").ReadinessProbe.HTTPGet.Port = intstr.FromString("opz") }},
+		{name: "gRPC probe on a missing port", want: "livenessProbe gRPC port 9091",
+			break_: func(o *Objects) { containerOf(o, "payment").LivenessProbe.GRPC.Port = 9091 }},
+		{name: "no startup probe", want: "no startupProbe",
+			break_: func(o *Objects) { containerOf(o, "payment").StartupProbe = nil }},
+		{name: "envFrom a missing ConfigMap", want: "envFrom ConfigMap order-config",
+			break_: func(o *Objects) { containerOf(o, "order").EnvFrom[0].ConfigMapRef.Name = "order-config" }},
+		{name: "envFrom a missing Secret", want: "envFrom Secret shipping-creds",
+			break_: func(o *Objects) { containerOf(o, "shipping").EnvFrom[1].SecretRef.Name = "shipping-creds" }},
+		{name: "secretKeyRef to a missing key", want: "has no key ORDER_MYSQL_PASSWORD",
+			break_: func(o *Objects) {
+				c := containerOf(o, "order")
+				c.Env = append(c.Env, corev1.EnvVar{Name: "X", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+					LocalObjectReference: corev1.LocalObjectReference{Name: c.EnvFrom[1].SecretRef.Name}, Key: "ORDER_MYSQL_PASSWORD"}}})
+			}},
+		{name: "volume from a missing Secret", want: "Secret auth-jwks is not in the render",
+			break_: func(o *Objects) {
+				for _, d := range o.Deployments {
+					if d.Name == "notification" {
+						d.Spec.Template.Spec.Volumes[0].Secret.SecretName = "auth-jwks"
+					}
+				}
+			}},
+		{name: "a required variable missing", want: "required variable SHIPPING_MONGO_URI",
+			break_: func(o *Objects) {
+				for _, s := range o.Secrets {
+					delete(s.Data, "SHIPPING_MONGO_URI")
+				}
+			}},
+		{name: "a token setting missing", want: "INVENTORY_AUTH_AUDIENCE is required",
+			break_: func(o *Objects) {
+				for _, cm := range o.ConfigMaps {
+					delete(cm.Data, "INVENTORY_AUTH_AUDIENCE")
+				}
+			}},
+		{name: "a new required variable in the code, none in the manifest", want: "required variable ORDER_NEW_THING",
+			break_: func(o *Objects) {},
+			services: func() []Service {
+				type newConfig struct {
+					order.Config
+					NewThing string `env:"NEW_THING,required"`
+				}
+				s := append([]Service(nil), suite...)
+				s[0].Config = reflect.TypeFor[newConfig]()
+				return s
+			}()},
+		{name: "image :latest", want: "not :latest",
+			break_: func(o *Objects) { containerOf(o, "inventory").Image = "sagasuite/inventory:latest" }},
+		{name: "image without tag", want: "not :latest or none",
+			break_: func(o *Objects) { containerOf(o, "inventory").Image = "registry.example:5000/sagasuite/inventory" }},
+		{name: "grace period not above the shutdown timeout", want: "is not above NOTIFICATION_SHUTDOWN_TIMEOUT",
+			break_: func(o *Objects) {
+				g := int64(20)
+				for _, d := range o.Deployments {
+					if d.Name == "notification" {
+						d.Spec.Template.Spec.TerminationGracePeriodSeconds = &g
+					}
+				}
+			}},
+		{name: "a credential in a ConfigMap", want: "credentials belong in a Secret",
+			break_: func(o *Objects) { o.ConfigMaps[0].Data["PAYMENT_MYSQL_DSN"] = "u:p@tcp(h)/d" }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := parse(t, clean) // a fresh copy per case
+			tc.break_(objs)
+			services := suite
+			if tc.services != nil {
+				services = tc.services
+			}
+			problems := Check(objs, services)
+			for _, p := range problems {
+				if strings.Contains(p.Error(), tc.want) {
+					return
+				}
+			}
+			t.Errorf("no problem mentions %q; got %v", tc.want, problems)
+		})
+	}
+}
+
+func TestParseIsStrict(t *testing.T) {
+	for name, doc := range map[string]string{
+		"misspelled field": "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  selectr: {a: b}\n",
+		"string port":      "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  ports:\n  - port: \"80\"\n",
+		"unknown kind":     "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n",
+	} {
+		if _, err := Parse([]byte(doc)); err == nil {
+			t.Errorf("%s: parsed without error", name)
+		}
+	}
+}
