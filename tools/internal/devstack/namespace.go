@@ -202,3 +202,108 @@ func dropKafka(ctx context.Context, brokers []string, prefix string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// NamespaceLeft lists what of opts.Namespace (and, on an external Kafka, of
+// opts.TopicPrefix) exists on opts' external servers: "mysql:<db>",
+// "mongo:<db>", "cassandra:<keyspace>", "kafka topic:<name>", "kafka
+// group:<id>". A replay's cleanup is checked with it.
+func NamespaceLeft(ctx context.Context, opts Options) ([]string, error) {
+	mysqlDBs, mongoDB, keyspace := NamespaceDatabases(opts.Namespace)
+	var left []string
+	if opts.MySQLDSN != "" {
+		cfg, err := mysql.ParseDSN(opts.MySQLDSN)
+		if err != nil {
+			return nil, fmt.Errorf("mysql dsn: %w", err)
+		}
+		cfg.DBName = ""
+		connector, err := mysql.NewConnector(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("mysql dsn: %w", err)
+		}
+		db := sql.OpenDB(connector)
+		defer db.Close()
+		rows, err := db.QueryContext(ctx, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN (?, ?, ?) ORDER BY 1",
+			mysqlDBs[0], mysqlDBs[1], mysqlDBs[2])
+		if err != nil {
+			return nil, fmt.Errorf("mysql: list databases: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				return nil, err
+			}
+			left = append(left, "mysql:"+name)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	if opts.MongoURI != "" {
+		client, err := mongo.Connect(options.Client().ApplyURI(opts.MongoURI).
+			SetServerSelectionTimeout(10 * time.Second).SetTimeout(30 * time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("mongo %s: %w", opts.MongoURI, err)
+		}
+		defer client.Disconnect(context.WithoutCancel(ctx)) //nolint:errcheck // nothing left to do with it
+		names, err := client.ListDatabaseNames(ctx, map[string]any{"name": mongoDB})
+		if err != nil {
+			return nil, fmt.Errorf("mongo: list databases: %w", err)
+		}
+		for _, n := range names {
+			left = append(left, "mongo:"+n)
+		}
+	}
+	if len(opts.Cassandra) > 0 {
+		cluster := gocql.NewCluster(opts.Cassandra...)
+		cluster.ConnectTimeout, cluster.Timeout, cluster.DisableInitialHostLookup = 10*time.Second, 30*time.Second, true
+		session, err := cluster.CreateSession()
+		if err != nil {
+			return nil, fmt.Errorf("cassandra %s: %w", strings.Join(opts.Cassandra, ","), err)
+		}
+		defer session.Close()
+		var name string
+		err = session.Query("SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?", keyspace).
+			ScanContext(ctx, &name)
+		switch {
+		case err == nil:
+			left = append(left, "cassandra:"+name)
+		case !errors.Is(err, gocql.ErrNotFound):
+			return nil, fmt.Errorf("cassandra: list keyspaces: %w", err)
+		}
+	}
+	if len(opts.Kafka) > 0 && opts.TopicPrefix != "" {
+		dialer := &kafka.Dialer{Timeout: 10 * time.Second}
+		conn, err := dialer.DialContext(ctx, "tcp", opts.Kafka[0])
+		if err != nil {
+			return nil, fmt.Errorf("kafka %s: %w", opts.Kafka[0], err)
+		}
+		defer conn.Close()
+		parts, err := conn.ReadPartitions()
+		if err != nil {
+			return nil, fmt.Errorf("kafka: list topics: %w", err)
+		}
+		seen := map[string]bool{}
+		for _, p := range parts {
+			if strings.HasPrefix(p.Topic, opts.TopicPrefix) && !seen[p.Topic] {
+				seen[p.Topic] = true
+				left = append(left, "kafka topic:"+p.Topic)
+			}
+		}
+		client := &kafka.Client{Addr: kafka.TCP(opts.Kafka...), Timeout: 10 * time.Second}
+		listed, err := client.ListGroups(ctx, &kafka.ListGroupsRequest{})
+		if err == nil {
+			err = listed.Error
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kafka: list groups: %w", err)
+		}
+		for _, g := range listed.Groups {
+			if strings.HasPrefix(g.GroupID, opts.TopicPrefix) {
+				left = append(left, "kafka group:"+g.GroupID)
+			}
+		}
+	}
+	slices.Sort(left)
+	return left, nil
+}
