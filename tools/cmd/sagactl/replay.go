@@ -12,6 +12,7 @@ import (
 
 	"github.com/sagasuite/sagasuite/libs/config"
 	"github.com/sagasuite/sagasuite/tools/internal/capture"
+	"github.com/sagasuite/sagasuite/tools/internal/devstack"
 	"github.com/sagasuite/sagasuite/tools/internal/replay"
 	"github.com/sagasuite/sagasuite/tools/internal/replay/wholesuite"
 )
@@ -24,6 +25,12 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	out := fs.String("o", "", "write the records emitted to this `file` (capture format; .gz compresses; default stdout)")
 	state := fs.String("state", "", "write the end state (JSON, read through the services' gRPC APIs) to this `file`")
 	timeout := fs.Duration("delivery-timeout", 2*time.Minute, "give up when one record (--service) or one saga (--suite) is not processed within this `duration`")
+	kafka := fs.String("kafka", "", "replay against this external Kafka (`host:port`, comma-separated) instead of an in-process one")
+	mysqlDSN := fs.String("mysql", "", "replay against this external MySQL/MariaDB (go-sql-driver `DSN` of a user that may create and drop databases)")
+	mongoURI := fs.String("mongo", "", "replay against this external MongoDB/FerretDB (`URI`)")
+	cassandra := fs.String("cassandra", "", "replay against this external Cassandra (`hosts`, comma-separated) instead of keeping notifications in memory")
+	namespace := fs.String("namespace", "", "`name` of the replay's databases, keyspace and topic prefix on the external servers (default replay_<random>_; never "+devstack.Namespace+")")
+	keep := fs.Bool("keep", false, "leave the namespace on the external servers after the replay (default: drop its databases, keyspace, topics and groups)")
 	verbose := fs.Bool("v", false, "show the replayed services' logs (warnings and errors) and, with --suite, each stimulus on stderr")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sagactl replay --service NAME [-o EMITTED.jsonl] [--state STATE.json] REC.jsonl[.gz]")
@@ -37,9 +44,15 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "moves) into all five services in this process, saga by saga; writes every record of the")
 		fmt.Fprintln(stderr, "recording's orders the suite emitted (normalized) and the end state across the services.")
 		fmt.Fprintln(stderr, "\nThe same recording gives byte-identical files every time. A summary goes to stderr.")
+		fmt.Fprintln(stderr, "\nAgainst a real stack: --kafka/--mysql/--mongo/--cassandra (as sagactl dev's) replace the in-process")
+		fmt.Fprintln(stderr, "servers, any subset. Each replay gets fresh stores and topics there: databases and keyspace named")
+		fmt.Fprintln(stderr, "<namespace>order … <namespace>notification, topics and consumer groups prefixed <namespace>; all")
+		fmt.Fprintln(stderr, "dropped afterwards unless --keep.")
 		fmt.Fprintln(stderr, "\nexamples:")
 		fmt.Fprintln(stderr, "  sagactl replay --service payment -o payment.emitted.jsonl --state payment.state.json demo.jsonl")
 		fmt.Fprintln(stderr, "  sagactl replay --suite -o suite.jsonl --state suite.state.json demo.jsonl")
+		fmt.Fprintln(stderr, "  sagactl replay --service inventory --kafka 127.0.0.1:19092 \\")
+		fmt.Fprintln(stderr, "      --mysql 'sagasuite:sagasuite@tcp(127.0.0.1:13306)/' demo.jsonl   # the local real stack (make infra-up)")
 		fmt.Fprintln(stderr, "\nflags:")
 		fs.PrintDefaults()
 	}
@@ -64,14 +77,37 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "sagactl replay: %v\n", err)
 		return exitError
 	}
+	servers := replay.Servers{Kafka: splitList(*kafka), MySQLDSN: *mysqlDSN, MongoURI: *mongoURI, Cassandra: splitList(*cassandra),
+		Namespace: *namespace, Keep: *keep}
+	if servers.External() {
+		if servers.Namespace == "" {
+			if servers.Namespace, err = replay.NewNamespace(); err != nil {
+				fmt.Fprintf(stderr, "sagactl replay: %v\n", err)
+				return exitError
+			}
+		}
+		if err := devstack.CheckNamespace(servers.Namespace); err != nil {
+			fmt.Fprintf(stderr, "sagactl replay: --namespace: %v\n", err)
+			return exitError
+		}
+		what := "dropped afterwards"
+		if servers.Keep {
+			what = "kept (--keep)"
+		}
+		fmt.Fprintf(stderr, "sagactl replay: on the external servers in namespace %s (%s)\n", servers.Namespace, what)
+	} else if *namespace != "" || *keep {
+		fmt.Fprintln(stderr, "sagactl replay: --namespace and --keep need an external server (--kafka, --mysql, --mongo or --cassandra)")
+		return exitError
+	}
 	if *wholeSuite {
-		opts := wholesuite.Options{Header: header, Records: recs, SagaTimeout: *timeout}
+		opts := wholesuite.Options{Header: header, Records: recs, SagaTimeout: *timeout, Servers: servers}
 		if *verbose {
 			opts.LogOutput, opts.LogLevel, opts.Progress = stderr, config.LevelWarn, stderr
 		}
 		return replaySuite(ctx, opts, *out, *state, stdout, stderr)
 	}
-	opts := replay.Options{Service: *service, Header: header, Records: recs, DeliveryTimeout: *timeout, ToolVersion: toolVersion()}
+	opts := replay.Options{Service: *service, Header: header, Records: recs, DeliveryTimeout: *timeout, ToolVersion: toolVersion(),
+		Servers: servers}
 	if *verbose {
 		opts.LogOutput, opts.LogLevel = stderr, config.LevelWarn
 	}

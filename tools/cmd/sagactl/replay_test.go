@@ -160,6 +160,9 @@ func TestReplayBadUsage(t *testing.T) {
 		{[]string{"replay", "--service", "inventory"}, "exactly one recording"},
 		{[]string{"replay", "--service", "gateway", replayRecording}, `cannot replay service "gateway" alone`},
 		{[]string{"replay", "--service", "inventory", filepath.Join(t.TempDir(), "missing.jsonl")}, "no such file"},
+		{[]string{"replay", "--service", "inventory", "--keep", replayRecording}, "need an external server"},
+		{[]string{"replay", "--service", "inventory", "--mysql", "x@tcp(127.0.0.1:1)/", "--namespace", "bad-name", replayRecording}, "letters, digits and underscores"},
+		{[]string{"replay", "--service", "inventory", "--mysql", "x@tcp(127.0.0.1:1)/", "--namespace", "sagasuite_dev_", replayRecording}, "the dev stack's"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(ctx, tc.args, &stdout, &stderr); code != exitError || !strings.Contains(stderr.String(), tc.want) {

@@ -96,7 +96,7 @@ type Options struct {
 	// External servers, each used instead of the in-process one when set.
 	// Kafka: bootstrap brokers. MySQLDSN: a go-sql-driver DSN whose user may
 	// create databases (its database part is ignored; the stack uses
-	// Namespace+service). MongoURI: a MongoDB URI. Cassandra: contact points
+	// Options.Namespace+service). MongoURI: a MongoDB URI. Cassandra: contact points
 	// (without them notification keeps its data in memory).
 	Kafka     []string
 	MySQLDSN  string
@@ -105,6 +105,12 @@ type Options struct {
 	// TopicPrefix namespaces Kafka topics and consumer groups (default: none
 	// in-process, DefaultExternalTopicPrefix on an external Kafka).
 	TopicPrefix string
+	// Namespace prefixes the MySQL databases, the MongoDB database and the
+	// Cassandra keyspace (default the const Namespace): letters, digits and
+	// underscores, at most MaxNamespaceLen characters (a keyspace name has
+	// at most 48). A replay gives each run one of its own (fresh stores on
+	// shared servers) and drops it after (DropNamespace).
+	Namespace string
 
 	// Catalog is seeded at start (idempotently); nil means DefaultCatalog,
 	// an empty non-nil slice seeds nothing.
@@ -217,6 +223,9 @@ type Servers struct {
 func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	began := time.Now()
 	opts = opts.withDefaults()
+	if err := CheckNamespace(opts.Namespace); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
 	defer cancel()
 
@@ -285,14 +294,14 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 				return st, err
 			}
 			st.stops = append(st.stops, stop)
-			d, err := ensureDatabases(ctx, base, name)
+			d, err := ensureDatabases(ctx, base, opts.Namespace, name)
 			if err != nil {
 				return st, err
 			}
 			dsns[name] = d[name]
 		}
 	} else {
-		if dsns, err = ensureDatabases(ctx, opts.MySQLDSN, sqlServices...); err != nil {
+		if dsns, err = ensureDatabases(ctx, opts.MySQLDSN, opts.Namespace, sqlServices...); err != nil {
 			return st, err
 		}
 	}
@@ -300,7 +309,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		srv.MySQL = append(srv.MySQL, maskDSN(dsns[name]))
 	}
 
-	srv.Mongo, srv.MongoDatabase = opts.MongoURI, Namespace+suite.Shipping
+	srv.Mongo, srv.MongoDatabase = opts.MongoURI, opts.Namespace+suite.Shipping
 	if srv.Mongo == "" {
 		dir, err := os.MkdirTemp("", "sagasuite-dev-ferretdb-")
 		if err != nil {
@@ -320,7 +329,7 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	srv.Cassandra = strings.Join(opts.Cassandra, ",")
 	srv.NotificationInMemory = len(opts.Cassandra) == 0
 	if !srv.NotificationInMemory {
-		srv.CassandraKeyspace = Namespace + suite.Notification
+		srv.CassandraKeyspace = opts.Namespace + suite.Notification
 	}
 
 	// One telemetry setup for the five services, one registry all ops
@@ -455,6 +464,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.GatewayAddr == "" {
 		o.GatewayAddr = DefaultGatewayAddr
+	}
+	if o.Namespace == "" {
+		o.Namespace = Namespace
 	}
 	if o.Catalog == nil {
 		o.Catalog = DefaultCatalog
@@ -751,9 +763,9 @@ func (s *Stack) StartService(ctx context.Context, name string) error {
 	return s.awaitReady(ctx, name)
 }
 
-// ensureDatabases creates Namespace+name on the server of dsn for each name
+// ensureDatabases creates namespace+name on the server of dsn for each name
 // and returns each one's DSN.
-func ensureDatabases(ctx context.Context, dsn string, names ...string) (map[string]string, error) {
+func ensureDatabases(ctx context.Context, dsn, namespace string, names ...string) (map[string]string, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("mysql dsn: %w", err)
@@ -768,7 +780,7 @@ func ensureDatabases(ctx context.Context, dsn string, names ...string) (map[stri
 	db.SetMaxOpenConns(1)
 	out := make(map[string]string, len(names))
 	for _, name := range names {
-		dbName := Namespace + name
+		dbName := namespace + name
 		if err := retry(ctx, func() error {
 			_, err := db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+dbName+"`")
 			return err

@@ -76,6 +76,9 @@ type Options struct {
 	ToolVersion string
 	// Progress, when set, hears after each delivery.
 	Progress func(done, total int)
+	// Servers, when given, replace the in-process servers (a fresh
+	// namespace on them, dropped after the replay).
+	Servers Servers
 }
 
 // Result is what a one-service replay produced.
@@ -129,7 +132,7 @@ func (d Delivery) String() string {
 
 // Service replays opts.Records into opts.Service running alone; see the
 // package comment.
-func Service(ctx context.Context, opts Options) (*Result, error) {
+func Service(ctx context.Context, opts Options) (res *Result, err error) {
 	if !slices.Contains(Supported, opts.Service) {
 		return nil, fmt.Errorf("replay: cannot replay service %q alone (want one of %v)", opts.Service, Supported)
 	}
@@ -172,14 +175,21 @@ func Service(ctx context.Context, opts Options) (*Result, error) {
 	clk := clock.NewManual(start)
 	free := "127.0.0.1:0"
 	all := suite.Addrs{Order: free, Inventory: free, Payment: free, Shipping: free, Notification: free}
-	st, err := devstack.Start(ctx, devstack.Options{
+	stackOpts := devstack.Options{
 		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, GatewayAddr: free,
 		Services: []string{opts.Service}, Clock: clk, Catalog: catalog, OrderDeadline: deadline,
 		// A deadline stimulus waits for the sweep: a short tick keeps that
 		// wait (and the replay) short; the clock, not the tick, decides.
 		DeadlineScanInterval: 10 * time.Millisecond,
 		LogLevel:             opts.LogLevel, LogOutput: opts.LogOutput, ReadyTimeout: opts.StartTimeout,
-	})
+	}
+	dropServers, err := opts.Servers.Apply(&stackOpts)
+	if err != nil {
+		return nil, err
+	}
+	// Deferred first, so it runs after the stack stopped.
+	defer func() { err = errors.Join(err, dropServers(ctx)) }()
+	st, err := devstack.Start(ctx, stackOpts)
 	if err != nil {
 		return nil, fmt.Errorf("replay %s: start the dev stack: %w", opts.Service, err)
 	}
@@ -192,7 +202,7 @@ func Service(ctx context.Context, opts Options) (*Result, error) {
 	defer d.close()
 	d.deadline = deadline
 
-	res := &Result{Service: opts.Service, Delivered: len(plan)}
+	res = &Result{Service: opts.Service, Delivered: len(plan)}
 	if len(plan) > 0 {
 		res.Recorded = plan[len(plan)-1].time().Sub(plan[0].time())
 	}

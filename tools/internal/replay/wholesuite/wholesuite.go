@@ -75,6 +75,7 @@ import (
 	shippingv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/shipping/v1"
 	"github.com/sagasuite/sagasuite/tools/internal/capture"
 	"github.com/sagasuite/sagasuite/tools/internal/devstack"
+	"github.com/sagasuite/sagasuite/tools/internal/replay"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
@@ -95,6 +96,9 @@ type Options struct {
 	StartTimeout time.Duration
 	// Progress, when set, hears a line per stimulus.
 	Progress io.Writer
+	// Servers, when given, replace the in-process servers (a fresh
+	// namespace on them, dropped after the replay; see replay.Servers).
+	Servers replay.Servers
 }
 
 // Result is what the replayed suite did.
@@ -153,7 +157,7 @@ type saga struct {
 
 // Replay replays the recording's root stimuli into a fresh in-process suite
 // and returns what it emitted and where it ended.
-func Replay(ctx context.Context, opts Options) (*Result, error) {
+func Replay(ctx context.Context, opts Options) (res *Result, err error) {
 	began := time.Now()
 	if opts.SagaTimeout <= 0 {
 		opts.SagaTimeout = 2 * time.Minute
@@ -182,11 +186,18 @@ func Replay(ctx context.Context, opts Options) (*Result, error) {
 	clk := clock.NewManual(stimuli[0].at)
 	free := "127.0.0.1:0"
 	all := suite.Addrs{Order: free, Inventory: free, Payment: free, Shipping: free, Notification: free}
-	st, err := devstack.Start(ctx, devstack.Options{
+	stackOpts := devstack.Options{
 		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, GatewayAddr: free,
 		Catalog: catalogOf(opts.Header), OrderDeadline: ttl, Clock: clk,
 		LogLevel: opts.LogLevel, LogOutput: opts.LogOutput, ReadyTimeout: opts.StartTimeout,
-	})
+	}
+	dropServers, err := opts.Servers.Apply(&stackOpts)
+	if err != nil {
+		return nil, err
+	}
+	// Deferred first, so it runs after the stack stopped.
+	defer func() { err = errors.Join(err, dropServers(ctx)) }()
+	st, err := devstack.Start(ctx, stackOpts)
 	if err != nil {
 		return nil, fmt.Errorf("replay: start the suite: %w", err)
 	}
@@ -204,7 +215,7 @@ func Replay(ctx context.Context, opts Options) (*Result, error) {
 	}
 	sagasTook := time.Since(stimuliBegan)
 
-	res := &Result{RecordedSpan: recordedSpan(sagas), SagasTook: sagasTook}
+	res = &Result{RecordedSpan: recordedSpan(sagas), SagasTook: sagasTook}
 	for _, s := range stimuli {
 		if s.kind == "create" {
 			res.Orders = append(res.Orders, s.orderID)
