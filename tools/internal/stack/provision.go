@@ -5,21 +5,17 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
-	"github.com/segmentio/kafka-go"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/sqlstore"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
+	"github.com/sagasuite/sagasuite/tools/internal/teardown"
 )
 
 // Provision creates the MySQL databases and users of the stack's SQL
@@ -115,12 +111,12 @@ func (s *Stack) deprovision(ctx context.Context) error {
 		errs = append(errs, s.dropMySQL(ctx))
 	}
 	if slices.Contains(s.opts.Services, suite.Shipping) {
-		errs = append(errs, dropMongoDatabase(ctx, s.opts.Servers.MongoURI, s.mongoDB))
+		errs = append(errs, teardown.DropMongoDatabase(ctx, s.opts.Servers.MongoURI, s.mongoDB))
 	}
 	if slices.Contains(s.opts.Services, suite.Notification) {
-		errs = append(errs, dropKeyspace(ctx, s.opts.Servers.CassandraHosts, s.keyspace))
+		errs = append(errs, teardown.DropKeyspace(ctx, strings.Split(s.opts.Servers.CassandraHosts, ","), s.keyspace))
 	}
-	errs = append(errs, dropKafka(ctx, strings.Split(s.opts.Servers.KafkaBrokers, ","), s.topicPrefix))
+	errs = append(errs, teardown.DropKafka(ctx, strings.Split(s.opts.Servers.KafkaBrokers, ","), s.topicPrefix))
 	return errors.Join(errs...)
 }
 
@@ -145,19 +141,6 @@ func (s *Stack) dropMySQL(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func dropMongoDatabase(ctx context.Context, uri, name string) error {
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).
-		SetServerSelectionTimeout(10 * time.Second).SetTimeout(30 * time.Second))
-	if err != nil {
-		return fmt.Errorf("mongo %s: %w", uri, err)
-	}
-	defer client.Disconnect(context.WithoutCancel(ctx)) //nolint:errcheck // nothing left to do with it
-	if err := client.Database(name).Drop(ctx); err != nil {
-		return fmt.Errorf("drop mongo database %s: %w", name, err)
-	}
-	return nil
-}
-
 func cassandraSession(hosts string) (*gocql.Session, error) {
 	cluster := gocql.NewCluster(strings.Split(hosts, ",")...)
 	cluster.Consistency = gocql.One
@@ -169,85 +152,4 @@ func cassandraSession(hosts string) (*gocql.Session, error) {
 		return nil, fmt.Errorf("cassandra %s (SAGASUITE_CASSANDRA_HOSTS or Options.Servers; run `make infra-up`): %w", hosts, err)
 	}
 	return session, nil
-}
-
-func dropKeyspace(ctx context.Context, hosts, keyspace string) error {
-	session, err := cassandraSession(hosts)
-	if err != nil {
-		return err
-	}
-	defer session.Close()
-	if err := session.Query("DROP KEYSPACE IF EXISTS " + keyspace).ExecContext(ctx); err != nil {
-		return fmt.Errorf("drop keyspace %s: %w", keyspace, err)
-	}
-	return nil
-}
-
-// dropKafka deletes the topics and consumer groups whose names start with prefix.
-func dropKafka(ctx context.Context, brokers []string, prefix string) error {
-	dialer := &kafka.Dialer{Timeout: 10 * time.Second}
-	conn, err := dialer.DialContext(ctx, "tcp", brokers[0])
-	if err != nil {
-		return fmt.Errorf("kafka %s: %w", brokers[0], err)
-	}
-	defer conn.Close()
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(deadline)
-	}
-	parts, err := conn.ReadPartitions()
-	if err != nil {
-		return fmt.Errorf("kafka: list topics: %w", err)
-	}
-	var topics []string
-	for _, p := range parts {
-		if strings.HasPrefix(p.Topic, prefix) && !slices.Contains(topics, p.Topic) {
-			topics = append(topics, p.Topic)
-		}
-	}
-	var errs []error
-	if len(topics) > 0 {
-		// Deleting goes through the controller, as creating does (bus.EnsureTopics).
-		controller, err := conn.Controller()
-		if err != nil {
-			return fmt.Errorf("kafka: find controller: %w", err)
-		}
-		ctl, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(controller.Host, strconv.Itoa(controller.Port)))
-		if err != nil {
-			return fmt.Errorf("kafka: dial controller: %w", err)
-		}
-		defer ctl.Close()
-		if deadline, ok := ctx.Deadline(); ok {
-			_ = ctl.SetDeadline(deadline)
-		}
-		if err := ctl.DeleteTopics(topics...); err != nil {
-			errs = append(errs, fmt.Errorf("kafka: delete topics %v: %w", topics, err))
-		}
-	}
-
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	listed, err := client.ListGroups(ctx, &kafka.ListGroupsRequest{})
-	if err != nil {
-		return errors.Join(append(errs, fmt.Errorf("kafka: list groups: %w", err))...)
-	}
-	if listed.Error != nil {
-		return errors.Join(append(errs, fmt.Errorf("kafka: list groups: %w", listed.Error))...)
-	}
-	var groups []string
-	for _, g := range listed.Groups {
-		if strings.HasPrefix(g.GroupID, prefix) {
-			groups = append(groups, g.GroupID)
-		}
-	}
-	if len(groups) > 0 {
-		resp, err := client.DeleteGroups(ctx, &kafka.DeleteGroupsRequest{GroupIDs: groups})
-		if err != nil {
-			return errors.Join(append(errs, fmt.Errorf("kafka: delete groups %v: %w", groups, err))...)
-		}
-		for g, gerr := range resp.Errors {
-			if gerr != nil {
-				errs = append(errs, fmt.Errorf("kafka: delete group %s: %w", g, gerr))
-			}
-		}
-	}
-	return errors.Join(errs...)
 }
