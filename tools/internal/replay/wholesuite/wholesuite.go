@@ -78,6 +78,12 @@ import (
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
+// maxPoll is the longest pause between two checks for a saga's progress
+// (the checks start at 1 ms and double): an in-process gRPC call over the
+// kept-alive connection costs well under a millisecond, and every
+// millisecond slept after the saga got there is replay time lost.
+const maxPoll = 2 * time.Millisecond
+
 // Options configure Replay.
 type Options struct {
 	// Header and Records are the recording (capture.ReadFile).
@@ -185,7 +191,10 @@ func Replay(ctx context.Context, opts Options) (*Result, error) {
 	st, err := devstack.Start(ctx, devstack.Options{
 		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, GatewayAddr: free,
 		Catalog: catalogOf(opts.Header), OrderDeadline: ttl, Clock: clk,
-		LogLevel: opts.LogLevel, LogOutput: opts.LogOutput, ReadyTimeout: opts.StartTimeout,
+		// A deadline stimulus waits for the sweep: a short tick keeps that
+		// wait short; the manual clock, not the tick, decides what is due.
+		DeadlineScanInterval: 10 * time.Millisecond,
+		LogLevel:             opts.LogLevel, LogOutput: opts.LogOutput, ReadyTimeout: opts.StartTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replay: start the suite: %w", err)
@@ -406,7 +415,7 @@ func (r *replayer) awaitSteps(ctx context.Context, s *saga) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.SagaTimeout)
 	defer cancel()
 	var missing []string
-	for {
+	for wait := time.Millisecond; ; wait = min(wait*2, maxPoll) {
 		resp, err := r.c.Order.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: s.id})
 		if err == nil {
 			have := map[string]bool{}
@@ -430,7 +439,7 @@ func (r *replayer) awaitSteps(ctx context.Context, s *saga) error {
 			}
 			return fmt.Errorf("replay: order %s: within %s the order's step history did not record %d event(s): %s",
 				s.id, r.opts.SagaTimeout, len(missing), strings.Join(missing, ", "))
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -585,7 +594,7 @@ func (r *replayer) awaitEvents(ctx context.Context, s *saga, want []*eventsv1.En
 	ctx, cancel := context.WithTimeout(ctx, r.opts.SagaTimeout)
 	defer cancel()
 	var missing []string
-	for {
+	for wait := time.Millisecond; ; wait = min(wait*2, maxPoll) {
 		resp, err := r.c.Notification.GetSagaLog(ctx, &notificationv1.GetSagaLogRequest{OrderId: s.id})
 		if err == nil || status.Code(err) == codes.NotFound {
 			have := map[string]bool{}
@@ -609,7 +618,7 @@ func (r *replayer) awaitEvents(ctx context.Context, s *saga, want []*eventsv1.En
 			}
 			return fmt.Errorf("replay: order %s: within %s the replayed suite did not emit %d recorded event(s): %s",
 				s.id, r.opts.SagaTimeout, len(missing), strings.Join(missing, ", "))
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 }
