@@ -57,6 +57,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -75,6 +76,7 @@ import (
 	shippingv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/shipping/v1"
 	"github.com/sagasuite/sagasuite/tools/internal/capture"
 	"github.com/sagasuite/sagasuite/tools/internal/devstack"
+	"github.com/sagasuite/sagasuite/tools/internal/replay"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
 
@@ -206,7 +208,8 @@ func Replay(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer conns.Close()
 
-	r := &replayer{opts: opts, st: st, c: conns.Clients, clk: clk, ttl: ttl, sagas: sagas, stimuli: stimuli}
+	r := &replayer{opts: opts, st: st, c: conns.Clients, clk: clk, ttl: ttl, sagas: sagas, stimuli: stimuli,
+		kafka: &kafka.Client{Addr: kafka.TCP(strings.Split(st.Servers.Kafka, ",")...), Timeout: 30 * time.Second}}
 	stimuliBegan := time.Now()
 	if err := r.run(ctx); err != nil {
 		return nil, err
@@ -312,6 +315,7 @@ type replayer struct {
 	sagas   map[string]*saga
 	stimuli []stimulus
 	held    map[string]bool // services stopped until a cancel is in
+	kafka   *kafka.Client   // the suite's broker, for consumer-group offsets
 }
 
 func (r *replayer) progress(format string, args ...any) {
@@ -406,7 +410,36 @@ func (r *replayer) replaySaga(ctx context.Context, s *saga, stimuli []stimulus) 
 	// notifications' own, with no event of its own to show it did: wait
 	// for its history too, so no late step lands under the next stimulus's
 	// clock.
-	return r.awaitSteps(ctx, s)
+	if err := r.awaitSteps(ctx, s); err != nil {
+		return err
+	}
+	// Nor do other handlers that only store (shipping keeping a cancelled
+	// order): every group must have committed all it consumes before the
+	// clock moves on or the end state is read.
+	return r.awaitSettled(ctx, s)
+}
+
+// awaitSettled waits until every service's consumer group committed every
+// record on the topics it consumes (replay.Consumes).
+func (r *replayer) awaitSettled(ctx context.Context, s *saga) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.SagaTimeout)
+	defer cancel()
+	var why string
+	for wait := time.Millisecond; ; wait = min(wait*2, maxPoll) {
+		var err error
+		why, err = lagging(ctx, r.kafka, r.st.Servers.TopicPrefix, replay.Consumes)
+		if err == nil && why == "" {
+			return nil
+		}
+		if err != nil {
+			why = err.Error() // the broker may be busy: retried until the bound
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("replay: order %s: within %s the services did not consume everything: %s", s.id, r.opts.SagaTimeout, why)
+		case <-time.After(wait):
+		}
+	}
 }
 
 // awaitSteps waits until the order's step history holds every recorded
