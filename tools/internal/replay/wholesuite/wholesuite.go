@@ -24,7 +24,8 @@
 // demo's cancel path (shipping books, then cancels) and its deadline path
 // (payment charges late, then refunds) so reproduce every time. After each
 // saga the replay waits (bounded) for every event of the order the
-// recording holds, then goes on.
+// recording holds and for every service to have consumed everything, then
+// goes on.
 //
 // The services' clock is a clock.Manual set to the recorded occurred_at of
 // each stimulus, so the root events' timestamps and ORDER_CREATED's
