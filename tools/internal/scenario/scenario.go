@@ -21,9 +21,18 @@
 // by occurred_at — to make an event arrive earlier, give it an earlier
 // occurred_at.
 //
-// "when" (API calls, for the order service) is not supported yet: order
-// cannot be replayed alone until replay supports it, and a scenario that
-// names it fails with an error saying so.
+// The order service is driven from outside the bus too: its stimuli come from
+// its own root events in given.jsonl (replay.Stimuli) — ORDER_CREATED is
+// replayed as the CreateOrder call that made it (same request id, so the
+// same order id), a customer's ORDER_CANCELLED as CancelOrder, a TIMEOUT
+// ORDER_CANCELLED as the clock passing the deadline (the sweep cancels). Its
+// other events in given.jsonl only tell the plan when they were handled. An
+// order scenario expects the reactions stamped with the clock of the event
+// that caused them (the recording's handling time, when given.jsonl holds
+// the recorded reaction).
+//
+// "when" (explicit API calls) is not supported: a scenario that names it
+// fails to load, saying to give the recorded root events instead.
 package scenario
 
 import (
@@ -67,7 +76,8 @@ type Spec struct {
 	Source string `json:"source,omitempty"`
 	// Seed, when set, replaces given.jsonl's header seed.
 	Seed *capture.Seed `json:"seed,omitempty"`
-	// When are API calls made after the given events; not supported yet.
+	// When would be API calls made after the given events; not supported
+	// (Load refuses it): order's stimuli are its recorded root events.
 	When []json.RawMessage `json:"when,omitempty"`
 }
 
@@ -96,7 +106,7 @@ func Load(dir string) (*Scenario, error) {
 		return nil, fmt.Errorf("scenario %s: %s names service %q; scenarios run one of %v", dir, SpecFile, spec.Service, replay.Supported)
 	}
 	if len(spec.When) > 0 {
-		return nil, fmt.Errorf("scenario %s: %s has \"when\" API calls, which are not supported yet (they need the order service replayed alone)", dir, SpecFile)
+		return nil, fmt.Errorf("scenario %s: %s has \"when\" API calls, which are not supported: the order service's stimuli come from its recorded root events in %s (ORDER_CREATED → CreateOrder, a CUSTOMER_REQUESTED ORDER_CANCELLED → CancelOrder, a TIMEOUT one → the deadline passing)", dir, SpecFile, GivenFile)
 	}
 	h, recs, err := capture.ReadFile(filepath.Join(dir, GivenFile))
 	if err != nil {

@@ -26,12 +26,6 @@ const servicesDir = "../../../services"
 func TestScenarios(t *testing.T) {
 	total := 0
 	for _, service := range replay.Supported {
-		if service == "order" {
-			// One-service replay of order (driven by its API stimuli) came
-			// after the scenarios: it has none yet; its saga paths are
-			// replayed by replay's golden test.
-			continue
-		}
 		root := filepath.Join(servicesDir, service, "testdata", "scenarios")
 		dirs, err := scenario.Dirs(root)
 		if err != nil {
@@ -192,7 +186,7 @@ func TestJSONDiffPaths(t *testing.T) {
 
 func TestLoadRejectsBadScenarios(t *testing.T) {
 	for name, spec := range map[string]string{
-		"unknown service": `{"service":"order"}`,
+		"unknown service": `{"service":"billing"}`,
 		"misspelt key":    `{"service":"payment","descripton":"x"}`,
 		"when":            `{"service":"payment","when":[{"call":"CreateOrder"}]}`,
 	} {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -159,4 +161,80 @@ func retriableCommit(err error) bool {
 	return errors.Is(err, kafka.UnknownMemberId) || errors.Is(err, kafka.IllegalGeneration) ||
 		errors.Is(err, kafka.RebalanceInProgress) || errors.Is(err, kafka.GroupLoadInProgress) ||
 		errors.Is(err, kafka.GroupCoordinatorNotAvailable) || errors.Is(err, kafka.NotCoordinatorForGroup)
+}
+
+// lagging names the first consumer group (service) that has not yet
+// committed every record on the topics it consumes, as "group topic/p:
+// committed of end"; "" when every group has caught up. A handler that
+// emits nothing (shipping keeping a cancelled order, say) shows its work
+// only this way.
+func lagging(ctx context.Context, client *kafka.Client, prefix string, consumes map[string][]string) (string, error) {
+	var all []string
+	for _, topics := range consumes {
+		for _, t := range topics {
+			if !slices.Contains(all, prefix+t) {
+				all = append(all, prefix+t)
+			}
+		}
+	}
+	slices.Sort(all)
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: all})
+	if err != nil {
+		return "", fmt.Errorf("metadata: %w", err)
+	}
+	parts := map[string][]int{}
+	reqs := map[string][]kafka.OffsetRequest{}
+	for _, t := range md.Topics {
+		if t.Error != nil {
+			return "", fmt.Errorf("metadata of %s: %w", t.Name, t.Error)
+		}
+		for _, p := range t.Partitions {
+			parts[t.Name] = append(parts[t.Name], p.ID)
+			reqs[t.Name] = append(reqs[t.Name], kafka.LastOffsetOf(p.ID))
+		}
+	}
+	resp, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: reqs})
+	if err != nil {
+		return "", fmt.Errorf("end offsets: %w", err)
+	}
+	ends := map[string]map[int]int64{}
+	for topic, ps := range resp.Topics {
+		ends[topic] = map[int]int64{}
+		for _, p := range ps {
+			if p.Error != nil {
+				return "", fmt.Errorf("end offset of %s/%d: %w", topic, p.Partition, p.Error)
+			}
+			ends[topic][p.Partition] = p.LastOffset
+		}
+	}
+	groups := slices.Sorted(maps.Keys(consumes))
+	for _, name := range groups {
+		want := map[string][]int{}
+		for _, t := range consumes[name] {
+			want[prefix+t] = parts[prefix+t]
+		}
+		got, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: prefix + name, Topics: want})
+		if err != nil {
+			return "", fmt.Errorf("committed offsets of group %s: %w", prefix+name, err)
+		}
+		committed := map[string]map[int]int64{}
+		for topic, ps := range got.Topics {
+			committed[topic] = map[int]int64{}
+			for _, p := range ps {
+				if p.Error == nil {
+					committed[topic][p.Partition] = p.CommittedOffset
+				}
+			}
+		}
+		for topic, ps := range want {
+			for _, p := range ps {
+				end := ends[topic][p]
+				c, ok := committed[topic][p]
+				if end > 0 && (!ok || c < end) {
+					return fmt.Sprintf("%s %s/%d: committed %d of %d", name, topic, p, c, end), nil
+				}
+			}
+		}
+	}
+	return "", nil
 }

@@ -24,7 +24,8 @@
 // demo's cancel path (shipping books, then cancels) and its deadline path
 // (payment charges late, then refunds) so reproduce every time. After each
 // saga the replay waits (bounded) for every event of the order the
-// recording holds, then goes on.
+// recording holds and for every service to have consumed everything, then
+// goes on.
 //
 // The services' clock is a clock.Manual set to the recorded occurred_at of
 // each stimulus, so the root events' timestamps and ORDER_CREATED's
@@ -57,6 +58,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -78,6 +80,12 @@ import (
 	"github.com/sagasuite/sagasuite/tools/internal/replay"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 )
+
+// maxPoll is the longest pause between two checks for a saga's progress
+// (the checks start at 1 ms and double): an in-process gRPC call over the
+// kept-alive connection costs well under a millisecond, and every
+// millisecond slept after the saga got there is replay time lost.
+const maxPoll = 2 * time.Millisecond
 
 // Options configure Replay.
 type Options struct {
@@ -189,7 +197,10 @@ func Replay(ctx context.Context, opts Options) (res *Result, err error) {
 	stackOpts := devstack.Options{
 		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, GatewayAddr: free,
 		Catalog: catalogOf(opts.Header), OrderDeadline: ttl, Clock: clk,
-		LogLevel: opts.LogLevel, LogOutput: opts.LogOutput, ReadyTimeout: opts.StartTimeout,
+		// A deadline stimulus waits for the sweep: a short tick keeps that
+		// wait short; the manual clock, not the tick, decides what is due.
+		DeadlineScanInterval: 10 * time.Millisecond,
+		LogLevel:             opts.LogLevel, LogOutput: opts.LogOutput, ReadyTimeout: opts.StartTimeout,
 	}
 	dropServers, err := opts.Servers.Apply(&stackOpts)
 	if err != nil {
@@ -208,7 +219,8 @@ func Replay(ctx context.Context, opts Options) (res *Result, err error) {
 	}
 	defer conns.Close()
 
-	r := &replayer{opts: opts, st: st, c: conns.Clients, clk: clk, ttl: ttl, sagas: sagas, stimuli: stimuli}
+	r := &replayer{opts: opts, st: st, c: conns.Clients, clk: clk, ttl: ttl, sagas: sagas, stimuli: stimuli,
+		kafka: &kafka.Client{Addr: kafka.TCP(strings.Split(st.Servers.Kafka, ",")...), Timeout: 30 * time.Second}}
 	stimuliBegan := time.Now()
 	if err := r.run(ctx); err != nil {
 		return nil, err
@@ -314,6 +326,7 @@ type replayer struct {
 	sagas   map[string]*saga
 	stimuli []stimulus
 	held    map[string]bool // services stopped until a cancel is in
+	kafka   *kafka.Client   // the suite's broker, for consumer-group offsets
 }
 
 func (r *replayer) progress(format string, args ...any) {
@@ -408,7 +421,36 @@ func (r *replayer) replaySaga(ctx context.Context, s *saga, stimuli []stimulus) 
 	// notifications' own, with no event of its own to show it did: wait
 	// for its history too, so no late step lands under the next stimulus's
 	// clock.
-	return r.awaitSteps(ctx, s)
+	if err := r.awaitSteps(ctx, s); err != nil {
+		return err
+	}
+	// Nor do other handlers that only store (shipping keeping a cancelled
+	// order): every group must have committed all it consumes before the
+	// clock moves on or the end state is read.
+	return r.awaitSettled(ctx, s)
+}
+
+// awaitSettled waits until every service's consumer group committed every
+// record on the topics it consumes (replay.Consumes).
+func (r *replayer) awaitSettled(ctx context.Context, s *saga) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.SagaTimeout)
+	defer cancel()
+	var why string
+	for wait := time.Millisecond; ; wait = min(wait*2, maxPoll) {
+		var err error
+		why, err = lagging(ctx, r.kafka, r.st.Servers.TopicPrefix, replay.Consumes)
+		if err == nil && why == "" {
+			return nil
+		}
+		if err != nil {
+			why = err.Error() // the broker may be busy: retried until the bound
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("replay: order %s: within %s the services did not consume everything: %s", s.id, r.opts.SagaTimeout, why)
+		case <-time.After(wait):
+		}
+	}
 }
 
 // awaitSteps waits until the order's step history holds every recorded
@@ -417,7 +459,7 @@ func (r *replayer) awaitSteps(ctx context.Context, s *saga) error {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.SagaTimeout)
 	defer cancel()
 	var missing []string
-	for {
+	for wait := time.Millisecond; ; wait = min(wait*2, maxPoll) {
 		resp, err := r.c.Order.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: s.id})
 		if err == nil {
 			have := map[string]bool{}
@@ -441,7 +483,7 @@ func (r *replayer) awaitSteps(ctx context.Context, s *saga) error {
 			}
 			return fmt.Errorf("replay: order %s: within %s the order's step history did not record %d event(s): %s",
 				s.id, r.opts.SagaTimeout, len(missing), strings.Join(missing, ", "))
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -596,7 +638,7 @@ func (r *replayer) awaitEvents(ctx context.Context, s *saga, want []*eventsv1.En
 	ctx, cancel := context.WithTimeout(ctx, r.opts.SagaTimeout)
 	defer cancel()
 	var missing []string
-	for {
+	for wait := time.Millisecond; ; wait = min(wait*2, maxPoll) {
 		resp, err := r.c.Notification.GetSagaLog(ctx, &notificationv1.GetSagaLogRequest{OrderId: s.id})
 		if err == nil || status.Code(err) == codes.NotFound {
 			have := map[string]bool{}
@@ -620,7 +662,7 @@ func (r *replayer) awaitEvents(ctx context.Context, s *saga, want []*eventsv1.En
 			}
 			return fmt.Errorf("replay: order %s: within %s the replayed suite did not emit %d recorded event(s): %s",
 				s.id, r.opts.SagaTimeout, len(missing), strings.Join(missing, ", "))
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 }
