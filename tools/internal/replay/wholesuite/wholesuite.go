@@ -68,7 +68,6 @@ import (
 	"github.com/sagasuite/sagasuite/libs/clock"
 	"github.com/sagasuite/sagasuite/libs/config"
 	"github.com/sagasuite/sagasuite/libs/events"
-	commonv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/common/v1"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 	inventoryv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/inventory/v1"
 	notificationv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/notification/v1"
@@ -187,7 +186,7 @@ func Replay(ctx context.Context, opts Options) (res *Result, err error) {
 		return nil, errors.New("replay: the recording holds no ORDER_CREATED: nothing to replay")
 	}
 	first := sagas[stimuli[0].orderID]
-	ttl, err := deadlineOf(first.created)
+	ttl, err := replay.OrderDeadline(first.created)
 	if err != nil {
 		return nil, err
 	}
@@ -294,16 +293,6 @@ func plan(recs []capture.Record) (map[string]*saga, []stimulus, error) {
 	return sagas, stimuli, nil
 }
 
-// deadlineOf is the order deadline the recorded order was given.
-func deadlineOf(created *eventsv1.Envelope) (time.Duration, error) {
-	d := created.GetOrderCreated().GetDeadline().AsTime().Sub(created.GetOccurredAt().AsTime())
-	if d <= 0 {
-		return 0, fmt.Errorf("replay: order %s: ORDER_CREATED's deadline %s is not after its occurred_at", created.GetOrderId(),
-			created.GetOrderCreated().GetDeadline().AsTime().Format(time.RFC3339Nano))
-	}
-	return d, nil
-}
-
 // catalogOf is the recorded catalog (none when the header has no seed:
 // the replay must not invent stock the recording did not have).
 func catalogOf(h capture.Header) []devstack.Product {
@@ -356,7 +345,7 @@ func (r *replayer) run(ctx context.Context) error {
 }
 
 func (r *replayer) replaySaga(ctx context.Context, s *saga, stimuli []stimulus) error {
-	ttl, err := deadlineOf(s.created)
+	ttl, err := replay.OrderDeadline(s.created)
 	if err != nil {
 		return err
 	}
@@ -595,14 +584,7 @@ func before(s *saga, t time.Time) []*eventsv1.Envelope {
 }
 
 func (r *replayer) create(ctx context.Context, env *eventsv1.Envelope) error {
-	oc := env.GetOrderCreated()
-	req := &orderv1.CreateOrderRequest{
-		CustomerId: env.GetCustomerId(), Currency: oc.GetTotal().GetCurrency(), PaymentMethodToken: oc.GetPaymentMethodToken(),
-		ShippingAddress: proto.Clone(oc.GetShippingAddress()).(*commonv1.Address), RequestId: env.GetCausationId(),
-	}
-	for _, l := range oc.GetLines() {
-		req.Lines = append(req.Lines, proto.Clone(l).(*commonv1.LineItem))
-	}
+	req := replay.CreateOrderRequest(env)
 	cctx, cancel := context.WithTimeout(ctx, r.opts.SagaTimeout)
 	defer cancel()
 	resp, err := r.c.Order.CreateOrder(cctx, req, grpc.WaitForReady(true))
@@ -620,8 +602,7 @@ func (r *replayer) create(ctx context.Context, env *eventsv1.Envelope) error {
 func (r *replayer) cancel(ctx context.Context, env *eventsv1.Envelope) error {
 	cctx, cancel := context.WithTimeout(ctx, r.opts.SagaTimeout)
 	defer cancel()
-	_, err := r.c.Order.CancelOrder(cctx, &orderv1.CancelOrderRequest{OrderId: env.GetOrderId(),
-		Reason: env.GetOrderCancelled().GetDetail(), RequestId: env.GetCausationId()}, grpc.WaitForReady(true))
+	_, err := r.c.Order.CancelOrder(cctx, replay.CancelOrderRequest(env), grpc.WaitForReady(true))
 	if err != nil {
 		return fmt.Errorf("replay: CancelOrder of order %s (request %s): %w", env.GetOrderId(), env.GetCausationId(), err)
 	}
