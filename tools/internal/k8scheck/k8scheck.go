@@ -10,13 +10,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -31,6 +35,9 @@ import (
 // Objects are one render's objects by kind.
 type Objects struct {
 	Deployments     []*appsv1.Deployment
+	StatefulSets    []*appsv1.StatefulSet
+	Jobs            []*batchv1.Job
+	PVCs            []*corev1.PersistentVolumeClaim
 	Services        []*corev1.Service
 	ServiceAccounts []*corev1.ServiceAccount
 	ConfigMaps      []*corev1.ConfigMap
@@ -58,6 +65,15 @@ func Parse(render []byte) (*Objects, error) {
 		case "apps/v1/Deployment":
 			o := &appsv1.Deployment{}
 			objs.Deployments, target = append(objs.Deployments, o), o
+		case "apps/v1/StatefulSet":
+			o := &appsv1.StatefulSet{}
+			objs.StatefulSets, target = append(objs.StatefulSets, o), o
+		case "batch/v1/Job":
+			o := &batchv1.Job{}
+			objs.Jobs, target = append(objs.Jobs, o), o
+		case "v1/PersistentVolumeClaim":
+			o := &corev1.PersistentVolumeClaim{}
+			objs.PVCs, target = append(objs.PVCs, o), o
 		case "v1/Service":
 			o := &corev1.Service{}
 			objs.Services, target = append(objs.Services, o), o
@@ -100,23 +116,62 @@ type Service struct {
 	Config reflect.Type // e.g. reflect.TypeFor[order.Config]()
 }
 
+// Workload is a Deployment, StatefulSet or Job: what runs pods, and what the
+// Services, PDBs and NetworkPolicies of a render must select.
+type Workload struct {
+	Kind, Name, Namespace string
+	Selector              *metav1.LabelSelector // nil for a Job (the API server generates it)
+	Template              *corev1.PodTemplateSpec
+	// LongRunning workloads need probes; a Job runs to completion.
+	LongRunning bool
+	// Claims are a StatefulSet's volumeClaimTemplates' names (volumes its pods mount).
+	Claims []string
+}
+
+func (w Workload) String() string { return w.Kind + " " + w.Name }
+
+// Workloads lists the render's Deployments, StatefulSets and Jobs.
+func (o *Objects) Workloads() []Workload {
+	var out []Workload
+	for _, d := range o.Deployments {
+		out = append(out, Workload{Kind: "Deployment", Name: d.Name, Namespace: d.Namespace,
+			Selector: d.Spec.Selector, Template: &d.Spec.Template, LongRunning: true})
+	}
+	for _, st := range o.StatefulSets {
+		var claims []string
+		for _, c := range st.Spec.VolumeClaimTemplates {
+			claims = append(claims, c.Name)
+		}
+		out = append(out, Workload{Kind: "StatefulSet", Name: st.Name, Namespace: st.Namespace,
+			Selector: st.Spec.Selector, Template: &st.Spec.Template, LongRunning: true, Claims: claims})
+	}
+	for _, j := range o.Jobs {
+		out = append(out, Workload{Kind: "Job", Name: j.Name, Namespace: j.Namespace, Template: &j.Spec.Template})
+	}
+	return out
+}
+
 // Check runs every check and returns one problem per finding.
 func Check(objs *Objects, services []Service) []error {
 	var problems []error
 	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 
-	for _, d := range objs.Deployments {
-		checkDeployment(objs, d, add)
+	workloads := objs.Workloads()
+	for _, w := range workloads {
+		checkWorkload(objs, w, add)
+	}
+	for _, st := range objs.StatefulSets {
+		checkStatefulSet(objs, st, add)
 	}
 	selects := func(what, ns string, sel labels.Selector) {
 		var hits []string
-		for _, d := range objs.Deployments {
-			if d.Namespace == ns && sel.Matches(labels.Set(d.Spec.Template.Labels)) {
-				hits = append(hits, d.Name)
+		for _, w := range workloads {
+			if w.Namespace == ns && sel.Matches(labels.Set(w.Template.Labels)) {
+				hits = append(hits, w.String())
 			}
 		}
 		if len(hits) != 1 {
-			add("%s selects %d Deployments %v, want exactly one", what, len(hits), hits)
+			add("%s selects %d workloads %v, want exactly one", what, len(hits), hits)
 		}
 	}
 	for _, s := range objs.Services {
@@ -126,10 +181,10 @@ func Check(objs *Objects, services []Service) []error {
 			continue
 		}
 		selects(what, s.Namespace, labels.SelectorFromSet(s.Spec.Selector))
-		if d := selected(objs, s.Namespace, labels.SelectorFromSet(s.Spec.Selector)); d != nil {
+		if w, ok := selected(workloads, s.Namespace, labels.SelectorFromSet(s.Spec.Selector)); ok {
 			for _, p := range s.Spec.Ports {
-				if !containerHasPort(d, p.TargetPort) {
-					add("%s port %s: targetPort %s is no container port of Deployment %s", what, p.Name, p.TargetPort.String(), d.Name)
+				if !containerHasPort(w, p.TargetPort) {
+					add("%s port %s: targetPort %s is no container port of %s", what, p.Name, p.TargetPort.String(), w)
 				}
 			}
 		}
@@ -154,11 +209,11 @@ func Check(objs *Objects, services []Service) []error {
 			continue // the namespace-wide deny-all
 		}
 		selects(what, np.Namespace, sel)
-		if d := selected(objs, np.Namespace, sel); d != nil {
+		if w, ok := selected(workloads, np.Namespace, sel); ok {
 			for _, rule := range np.Spec.Ingress {
 				for _, p := range rule.Ports {
-					if p.Port != nil && !containerHasPort(d, *p.Port) {
-						add("%s: ingress port %s is no container port of Deployment %s", what, p.Port.String(), d.Name)
+					if p.Port != nil && !containerHasPort(w, *p.Port) {
+						add("%s: ingress port %s is no container port of %s", what, p.Port.String(), w)
 					}
 				}
 			}
@@ -217,27 +272,61 @@ func looksSecret(key string) bool {
 	return false
 }
 
-func checkDeployment(objs *Objects, d *appsv1.Deployment, add func(string, ...any)) {
-	what := "Deployment " + d.Name
-	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-	if err != nil || d.Spec.Selector == nil || sel.Empty() {
-		add("%s: selector %v must select its pods (%v)", what, d.Spec.Selector, err)
-	} else if !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
-		add("%s: selector %s does not match its template's labels %v", what, sel, d.Spec.Template.Labels)
+// checkStatefulSet: its governing Service exists, is headless and selects it.
+func checkStatefulSet(objs *Objects, st *appsv1.StatefulSet, add func(string, ...any)) {
+	what := "StatefulSet " + st.Name
+	if st.Spec.ServiceName == "" {
+		add("%s: no serviceName (its pods get no stable DNS names)", what)
+		return
 	}
-	pod := d.Spec.Template.Spec
-	if pod.ServiceAccountName != "" && serviceAccount(objs, d.Namespace, pod.ServiceAccountName) == nil {
+	var svc *corev1.Service
+	for _, s := range objs.Services {
+		if s.Name == st.Spec.ServiceName && s.Namespace == st.Namespace {
+			svc = s
+		}
+	}
+	switch {
+	case svc == nil:
+		add("%s: serviceName %s has no Service in the render", what, st.Spec.ServiceName)
+	case svc.Spec.ClusterIP != corev1.ClusterIPNone:
+		add("%s: serviceName %s is not a headless Service (clusterIP: None)", what, svc.Name)
+	case len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(st.Spec.Template.Labels)):
+		add("%s: its headless Service %s does not select its pods", what, svc.Name)
+	}
+}
+
+func checkWorkload(objs *Objects, w Workload, add func(string, ...any)) {
+	what := w.String()
+	if w.Kind != "Job" {
+		sel, err := metav1.LabelSelectorAsSelector(w.Selector)
+		if err != nil || w.Selector == nil || sel.Empty() {
+			add("%s: selector %v must select its pods (%v)", what, w.Selector, err)
+		} else if !sel.Matches(labels.Set(w.Template.Labels)) {
+			add("%s: selector %s does not match its template's labels %v", what, sel, w.Template.Labels)
+		}
+	}
+	pod := w.Template.Spec
+	if pod.ServiceAccountName != "" && serviceAccount(objs, w.Namespace, pod.ServiceAccountName) == nil {
 		add("%s: ServiceAccount %s is not in the render", what, pod.ServiceAccountName)
 	}
+	volumes := map[string]bool{}
+	for _, c := range w.Claims {
+		volumes[c] = true
+	}
 	for _, v := range pod.Volumes {
-		if v.Secret != nil && secret(objs, d.Namespace, v.Secret.SecretName) == nil {
+		volumes[v.Name] = true
+		if v.Secret != nil && secret(objs, w.Namespace, v.Secret.SecretName) == nil {
 			add("%s: volume %s: Secret %s is not in the render", what, v.Name, v.Secret.SecretName)
 		}
-		if v.ConfigMap != nil && configMap(objs, d.Namespace, v.ConfigMap.Name) == nil {
+		if v.ConfigMap != nil && configMap(objs, w.Namespace, v.ConfigMap.Name) == nil {
 			add("%s: volume %s: ConfigMap %s is not in the render", what, v.Name, v.ConfigMap.Name)
 		}
+		if v.PersistentVolumeClaim != nil && pvc(objs, w.Namespace, v.PersistentVolumeClaim.ClaimName) == nil {
+			add("%s: volume %s: PersistentVolumeClaim %s is not in the render", what, v.Name, v.PersistentVolumeClaim.ClaimName)
+		}
 	}
-	for _, c := range pod.Containers {
+	containers := append(append([]corev1.Container(nil), pod.InitContainers...), pod.Containers...)
+	for i, c := range containers {
 		cwhat := what + " container " + c.Name
 		image := c.Image
 		if i := strings.LastIndex(image, "/"); i >= 0 {
@@ -246,29 +335,19 @@ func checkDeployment(objs *Objects, d *appsv1.Deployment, add func(string, ...an
 		if !strings.Contains(c.Image, "@sha256:") && (!strings.Contains(image, ":") || strings.HasSuffix(image, ":latest")) {
 			add("%s: image %q needs a real tag or digest, not :latest or none", cwhat, c.Image)
 		}
-		for name, probe := range map[string]*corev1.Probe{"startupProbe": c.StartupProbe, "livenessProbe": c.LivenessProbe, "readinessProbe": c.ReadinessProbe} {
-			switch {
-			case probe == nil:
-				add("%s: no %s", cwhat, name)
-			case probe.GRPC != nil:
-				if !containerHasPort(d, intstr.FromInt32(probe.GRPC.Port)) {
-					add("%s: %s gRPC port %d is no container port", cwhat, name, probe.GRPC.Port)
-				}
-			case probe.HTTPGet != nil:
-				if !containerHasPort(d, probe.HTTPGet.Port) {
-					add("%s: %s port %s is no container port", cwhat, name, probe.HTTPGet.Port.String())
-				}
-			case probe.TCPSocket != nil:
-				if !containerHasPort(d, probe.TCPSocket.Port) {
-					add("%s: %s port %s is no container port", cwhat, name, probe.TCPSocket.Port.String())
-				}
+		for _, m := range c.VolumeMounts {
+			if !volumes[m.Name] {
+				add("%s: volumeMount %s names no volume or volumeClaimTemplate", cwhat, m.Name)
 			}
 		}
+		if w.LongRunning && i >= len(pod.InitContainers) {
+			checkProbes(w, c, cwhat, add)
+		}
 		for _, from := range c.EnvFrom {
-			if from.ConfigMapRef != nil && configMap(objs, d.Namespace, from.ConfigMapRef.Name) == nil {
+			if from.ConfigMapRef != nil && configMap(objs, w.Namespace, from.ConfigMapRef.Name) == nil {
 				add("%s: envFrom ConfigMap %s is not in the render", cwhat, from.ConfigMapRef.Name)
 			}
-			if from.SecretRef != nil && secret(objs, d.Namespace, from.SecretRef.Name) == nil {
+			if from.SecretRef != nil && secret(objs, w.Namespace, from.SecretRef.Name) == nil {
 				add("%s: envFrom Secret %s is not in the render", cwhat, from.SecretRef.Name)
 			}
 		}
@@ -277,18 +356,44 @@ func checkDeployment(objs *Objects, d *appsv1.Deployment, add func(string, ...an
 				continue
 			}
 			if ref := e.ValueFrom.ConfigMapKeyRef; ref != nil {
-				if cm := configMap(objs, d.Namespace, ref.Name); cm == nil {
+				if cm := configMap(objs, w.Namespace, ref.Name); cm == nil {
 					add("%s: env %s: ConfigMap %s is not in the render", cwhat, e.Name, ref.Name)
 				} else if _, ok := cm.Data[ref.Key]; !ok {
 					add("%s: env %s: ConfigMap %s has no key %s", cwhat, e.Name, ref.Name, ref.Key)
 				}
 			}
 			if ref := e.ValueFrom.SecretKeyRef; ref != nil {
-				if s := secret(objs, d.Namespace, ref.Name); s == nil {
+				if s := secret(objs, w.Namespace, ref.Name); s == nil {
 					add("%s: env %s: Secret %s is not in the render", cwhat, e.Name, ref.Name)
 				} else if _, ok := secretData(s)[ref.Key]; !ok {
 					add("%s: env %s: Secret %s has no key %s", cwhat, e.Name, ref.Name, ref.Key)
 				}
+			}
+		}
+	}
+}
+
+// checkProbes: a long-running container has all three probes, each on a port it declares.
+func checkProbes(w Workload, c corev1.Container, cwhat string, add func(string, ...any)) {
+	for name, probe := range map[string]*corev1.Probe{"startupProbe": c.StartupProbe, "livenessProbe": c.LivenessProbe, "readinessProbe": c.ReadinessProbe} {
+		switch {
+		case probe == nil:
+			add("%s: no %s", cwhat, name)
+		case probe.GRPC != nil:
+			if !containerHasPort(w, intstr.FromInt32(probe.GRPC.Port)) {
+				add("%s: %s gRPC port %d is no container port", cwhat, name, probe.GRPC.Port)
+			}
+		case probe.HTTPGet != nil:
+			if !containerHasPort(w, probe.HTTPGet.Port) {
+				add("%s: %s port %s is no container port", cwhat, name, probe.HTTPGet.Port.String())
+			}
+		case probe.TCPSocket != nil:
+			if !containerHasPort(w, probe.TCPSocket.Port) {
+				add("%s: %s port %s is no container port", cwhat, name, probe.TCPSocket.Port.String())
+			}
+		case probe.Exec != nil:
+			if len(probe.Exec.Command) == 0 {
+				add("%s: %s runs an empty command", cwhat, name)
 			}
 		}
 	}
@@ -316,6 +421,26 @@ func checkServiceEnv(objs *Objects, d *appsv1.Deployment, svc Service, add func(
 	if err := auth.Check(svc.Prefix); err != nil {
 		add("%s: %v", what, err)
 	}
+	// The pod declares the ports the process listens on: the containerPort named grpc
+	// (ops) is the port of <P>_GRPC_ADDR (<P>_OPS_ADDR), set or defaulted.
+	w := Workload{Kind: "Deployment", Name: d.Name, Namespace: d.Namespace, Template: &d.Spec.Template}
+	for portName, setting := range map[string]string{"grpc": "GRPC_ADDR", "ops": "OPS_ADDR"} {
+		addr, err := stringSetting(svc, env, setting)
+		if err != nil {
+			add("%s: %v", what, err)
+			continue
+		}
+		_, port, err := net.SplitHostPort(addr)
+		n, perr := strconv.Atoi(port)
+		if err != nil || perr != nil {
+			add("%s: %s_%s=%q is no host:port", what, svc.Prefix, setting, addr)
+			continue
+		}
+		if !containerHasPortNamed(w, portName, int32(n)) {
+			add("%s: %s_%s=%q but its containerPort %s is not %d", what, svc.Prefix, setting, addr, portName, n)
+		}
+	}
+	checkAddresses(objs, d, env, add)
 	shutdown, err := durationSetting(svc, env, "SHUTDOWN_TIMEOUT")
 	if err != nil {
 		add("%s: %v", what, err)
@@ -445,6 +570,10 @@ func setting(svc Service, env map[string]string, name string) (string, error) {
 	return "", fmt.Errorf("%s is neither set nor defaulted in %s.Config", key, svc.Name)
 }
 
+func stringSetting(svc Service, env map[string]string, name string) (string, error) {
+	return setting(svc, env, name)
+}
+
 func intSetting(svc Service, env map[string]string, name string) (int, error) {
 	v, err := setting(svc, env, name)
 	if err != nil {
@@ -469,8 +598,8 @@ func durationSetting(svc Service, env map[string]string, name string) (time.Dura
 	return d, nil
 }
 
-func containerHasPort(d *appsv1.Deployment, port intstr.IntOrString) bool {
-	for _, c := range d.Spec.Template.Spec.Containers {
+func containerHasPort(w Workload, port intstr.IntOrString) bool {
+	for _, c := range w.Template.Spec.Containers {
 		for _, p := range c.Ports {
 			if (port.Type == intstr.String && p.Name == port.StrVal) || (port.Type == intstr.Int && p.ContainerPort == port.IntVal) {
 				return true
@@ -480,17 +609,116 @@ func containerHasPort(d *appsv1.Deployment, port intstr.IntOrString) bool {
 	return false
 }
 
-func selected(objs *Objects, ns string, sel labels.Selector) *appsv1.Deployment {
-	var hit *appsv1.Deployment
-	for _, d := range objs.Deployments {
-		if d.Namespace == ns && sel.Matches(labels.Set(d.Spec.Template.Labels)) {
-			if hit != nil {
-				return nil
+func containerHasPortNamed(w Workload, name string, port int32) bool {
+	for _, c := range w.Template.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name == name && p.ContainerPort == port {
+				return true
 			}
-			hit = d
 		}
 	}
-	return hit
+	return false
+}
+
+var dsnAddress = regexp.MustCompile(`@tcp\(([^)]+)\)`)
+
+// endpoints are the host:port pairs a service's environment dials: Kafka
+// brokers, its store, the OTLP collector (defaults for a missing port).
+func endpoints(key, value string) []string {
+	var list []string
+	defaultPort := ""
+	switch {
+	case strings.HasSuffix(key, "_KAFKA_BROKERS"):
+		list = strings.Split(value, ",")
+	case strings.HasSuffix(key, "_MYSQL_DSN"):
+		if m := dsnAddress.FindStringSubmatch(value); m != nil {
+			list, defaultPort = []string{m[1]}, "3306"
+		}
+	case strings.HasSuffix(key, "_MONGO_URI"):
+		_, rest, _ := strings.Cut(value, "://")
+		if i := strings.LastIndex(rest, "@"); i >= 0 {
+			rest = rest[i+1:]
+		}
+		if i := strings.IndexAny(rest, "/?"); i >= 0 {
+			rest = rest[:i]
+		}
+		list, defaultPort = strings.Split(rest, ","), "27017"
+	case strings.HasSuffix(key, "_CASSANDRA_HOSTS"):
+		list, defaultPort = strings.Split(value, ","), "9042"
+	case key == "OTEL_EXPORTER_OTLP_ENDPOINT":
+		if u, err := url.Parse(value); err == nil && u.Host != "" {
+			list, defaultPort = []string{u.Host}, "4317"
+		}
+	}
+	var out []string
+	for _, hp := range list {
+		hp = strings.TrimSpace(hp)
+		if hp == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(hp); err != nil && defaultPort != "" {
+			hp = net.JoinHostPort(hp, defaultPort)
+		}
+		out = append(out, hp)
+	}
+	return out
+}
+
+// checkAddresses: every address the service dials by a bare name (a Service of its
+// own namespace, as in the dev overlay) is a Service of the render with that port.
+// Dotted names and IPs are outside the render (overlays/prod) and not checked.
+func checkAddresses(objs *Objects, d *appsv1.Deployment, env map[string]string, add func(string, ...any)) {
+	for key, value := range env {
+		for _, hp := range endpoints(key, value) {
+			host, port, err := net.SplitHostPort(hp)
+			if err != nil {
+				add("Deployment %s: %s: address %q is no host:port", d.Name, key, hp)
+				continue
+			}
+			if strings.Contains(host, ".") || strings.Contains(host, ":") {
+				continue
+			}
+			n, _ := strconv.Atoi(port)
+			var svc *corev1.Service
+			for _, s := range objs.Services {
+				if s.Name == host && s.Namespace == d.Namespace {
+					svc = s
+				}
+			}
+			if svc == nil {
+				add("Deployment %s: %s dials %s, but the render has no Service %s", d.Name, key, hp, host)
+				continue
+			}
+			found := false
+			for _, p := range svc.Spec.Ports {
+				found = found || p.Port == int32(n)
+			}
+			if !found {
+				add("Deployment %s: %s dials %s, but Service %s has no port %d", d.Name, key, hp, host, n)
+			}
+		}
+	}
+}
+
+// selected is the one workload sel selects in ns; false when none or several.
+func selected(workloads []Workload, ns string, sel labels.Selector) (Workload, bool) {
+	var hit Workload
+	n := 0
+	for _, w := range workloads {
+		if w.Namespace == ns && sel.Matches(labels.Set(w.Template.Labels)) {
+			hit, n = w, n+1
+		}
+	}
+	return hit, n == 1
+}
+
+func pvc(objs *Objects, ns, name string) *corev1.PersistentVolumeClaim {
+	for _, o := range objs.PVCs {
+		if o.Name == name && o.Namespace == ns {
+			return o
+		}
+	}
+	return nil
 }
 
 // deployment finds one by name; ns "" matches any namespace.

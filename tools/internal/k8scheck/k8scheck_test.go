@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -80,9 +82,6 @@ func TestOverlaysPassEveryCheck(t *testing.T) {
 	for _, overlay := range overlays {
 		t.Run(overlay, func(t *testing.T) {
 			objs := parse(t, render(t, overlay))
-			if len(objs.Deployments) != len(suite) {
-				t.Errorf("%d Deployments, want %d", len(objs.Deployments), len(suite))
-			}
 			for _, p := range Check(objs, suite) {
 				t.Error(p)
 			}
@@ -151,9 +150,9 @@ func TestEachCheckBites(t *testing.T) {
 	}{
 		{name: "selector does not match template", want: "does not match its template",
 			break_: func(o *Objects) { o.Deployments[0].Spec.Selector.MatchLabels["app.kubernetes.io/name"] = "typo" }},
-		{name: "Service selects no Deployment", want: "selects 0 Deployments",
+		{name: "Service selects no Deployment", want: "selects 0 workloads",
 			break_: func(o *Objects) { o.Services[0].Spec.Selector = map[string]string{"app.kubernetes.io/name": "nobody"} }},
-		{name: "Service selects two Deployments", want: "selects 5 Deployments",
+		{name: "Service selects two Deployments", want: "selects 5 workloads",
 			break_: func(o *Objects) {
 				o.Services[0].Spec.Selector = map[string]string{"app.kubernetes.io/part-of": "sagasuite"}
 			}},
@@ -275,12 +274,171 @@ func TestEachCheckBites(t *testing.T) {
 
 func TestParseIsStrict(t *testing.T) {
 	for name, doc := range map[string]string{
-		"misspelled field": "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  selectr: {a: b}\n",
-		"string port":      "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  ports:\n  - port: \"80\"\n",
-		"unknown kind":     "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n",
+		"misspelled field":  "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  selectr: {a: b}\n",
+		"string port":       "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  ports:\n  - port: \"80\"\n",
+		"unknown kind":      "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n",
+		"StatefulSet field": "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: x\nspec:\n  serviceNme: x\n",
+		"Job field":         "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: x\nspec:\n  backofLimit: 1\n",
+		"PVC field":         "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: x\nspec:\n  accesModes: [ReadWriteOnce]\n",
 	} {
 		if _, err := Parse([]byte(doc)); err == nil {
 			t.Errorf("%s: parsed without error", name)
 		}
+	}
+}
+
+// TestDevOverlayShipsItsStack: the dev overlay runs what base's addresses name (the
+// address check in Check proves each resolves to a Service with that port).
+func TestDevOverlayShipsItsStack(t *testing.T) {
+	objs := parse(t, render(t, "dev"))
+	kinds := map[string]bool{}
+	for _, w := range objs.Workloads() {
+		kinds[w.String()] = true
+	}
+	for _, want := range []string{
+		"StatefulSet kafka", "StatefulSet mariadb", "StatefulSet postgres", "StatefulSet cassandra",
+		"Deployment ferretdb", "Deployment otel-collector",
+		"Job mariadb-init", "Job postgres-init", "Job cassandra-init",
+	} {
+		if !kinds[want] {
+			t.Errorf("dev overlay lacks %s (has %v)", want, kinds)
+		}
+	}
+	for _, st := range objs.StatefulSets {
+		if len(st.Spec.VolumeClaimTemplates) == 0 {
+			t.Errorf("StatefulSet %s has no volumeClaimTemplates: its data dies with the pod", st.Name)
+		}
+	}
+}
+
+// TestEachDevCheckBites plants mistakes in the dev render's stores, Jobs and collector.
+func TestEachDevCheckBites(t *testing.T) {
+	clean := render(t, "dev")
+	statefulSet := func(o *Objects, name string) *appsv1.StatefulSet {
+		for _, st := range o.StatefulSets {
+			if st.Name == name {
+				return st
+			}
+		}
+		t.Fatalf("no StatefulSet %s", name)
+		return nil
+	}
+	job := func(o *Objects, name string) *batchv1.Job {
+		for _, j := range o.Jobs {
+			if j.Name == name {
+				return j
+			}
+		}
+		t.Fatalf("no Job %s", name)
+		return nil
+	}
+	service := func(o *Objects, name string) *corev1.Service {
+		for _, s := range o.Services {
+			if s.Name == name {
+				return s
+			}
+		}
+		t.Fatalf("no Service %s", name)
+		return nil
+	}
+	cases := []struct {
+		name   string
+		break_ func(o *Objects)
+		want   string
+	}{
+		{name: "store Service selects nothing", want: "Service mariadb selects 0 workloads",
+			break_: func(o *Objects) {
+				service(o, "mariadb").Spec.Selector = map[string]string{"app.kubernetes.io/name": "maria"}
+			}},
+		{name: "StatefulSet serviceName without a Service", want: "serviceName kafka-headless has no Service",
+			break_: func(o *Objects) { statefulSet(o, "kafka").Spec.ServiceName = "kafka-headless" }},
+		{name: "StatefulSet's Service not headless", want: "kafka is not a headless Service",
+			break_: func(o *Objects) { service(o, "kafka").Spec.ClusterIP = "" }},
+		{name: "init Job secretKeyRef to a missing key", want: "has no key ORDER_MYSQL_DNS",
+			break_: func(o *Objects) {
+				for i, e := range job(o, "mariadb-init").Spec.Template.Spec.Containers[0].Env {
+					if e.Name == "ORDER_MYSQL_DSN" {
+						job(o, "mariadb-init").Spec.Template.Spec.Containers[0].Env[i].ValueFrom.SecretKeyRef.Key = "ORDER_MYSQL_DNS"
+					}
+				}
+			}},
+		{name: "init Job configMapKeyRef to a missing key", want: "has no key NOTIFICATION_CASSANDRA_USER",
+			break_: func(o *Objects) {
+				c := &job(o, "cassandra-init").Spec.Template.Spec.Containers[0]
+				for i, e := range c.Env {
+					if e.Name == "ROLE" {
+						c.Env[i].ValueFrom.ConfigMapKeyRef.Key = "NOTIFICATION_CASSANDRA_USER"
+					}
+				}
+			}},
+		{name: "store image :latest", want: `"cassandra:latest" needs a real tag`,
+			break_: func(o *Objects) {
+				statefulSet(o, "cassandra").Spec.Template.Spec.Containers[0].Image = "cassandra:latest"
+			}},
+		{name: "init container image without tag", want: `"cassandra" needs a real tag`,
+			break_: func(o *Objects) { statefulSet(o, "cassandra").Spec.Template.Spec.InitContainers[0].Image = "cassandra" }},
+		{name: "Job image without tag", want: `"postgres" needs a real tag`,
+			break_: func(o *Objects) { job(o, "postgres-init").Spec.Template.Spec.Containers[0].Image = "postgres" }},
+		{name: "volumeMount names no volume or claim", want: "volumeMount datta",
+			break_: func(o *Objects) {
+				statefulSet(o, "postgres").Spec.Template.Spec.Containers[0].VolumeMounts[0].Name = "datta"
+			}},
+		{name: "volume from a missing PVC", want: "PersistentVolumeClaim scratch is not in the render",
+			break_: func(o *Objects) {
+				spec := &job(o, "mariadb-init").Spec.Template.Spec
+				spec.Volumes = append(spec.Volumes, corev1.Volume{Name: "scratch", VolumeSource: corev1.VolumeSource{
+					PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "scratch"}}})
+			}},
+		{name: "StatefulSet without a readiness probe", want: "StatefulSet kafka container kafka: no readinessProbe",
+			break_: func(o *Objects) { statefulSet(o, "kafka").Spec.Template.Spec.Containers[0].ReadinessProbe = nil }},
+		{name: "store probe on a missing port", want: "livenessProbe port stor is no container port",
+			break_: func(o *Objects) {
+				statefulSet(o, "cassandra").Spec.Template.Spec.Containers[0].LivenessProbe.TCPSocket.Port = intstr.FromString("stor")
+			}},
+		{name: "init Job pods carry a store's label", want: "selects 2 workloads",
+			break_: func(o *Objects) { job(o, "mariadb-init").Spec.Template.Labels["app.kubernetes.io/name"] = "mariadb" }},
+		{name: "store NetworkPolicy on a port the store lacks", want: "NetworkPolicy cassandra: ingress port 9160",
+			break_: func(o *Objects) {
+				for _, np := range o.NetworkPolicies {
+					if np.Name == "cassandra" {
+						p := intstr.FromInt32(9160)
+						np.Spec.Ingress[0].Ports[0].Port = &p
+					}
+				}
+			}},
+		{name: "a service dials a store the render lacks", want: "dials ferretdb:27017, but the render has no Service ferretdb",
+			break_: func(o *Objects) {
+				for i, s := range o.Services {
+					if s.Name == "ferretdb" {
+						o.Services = append(o.Services[:i], o.Services[i+1:]...)
+						break
+					}
+				}
+			}},
+		{name: "a store Service on another port", want: "dials cassandra:9042, but Service cassandra has no port 9042",
+			break_: func(o *Objects) { service(o, "cassandra").Spec.Ports[0].Port = 9043 }},
+		{name: "collector address without its Service port", want: "Service otel-collector has no port 4317",
+			break_: func(o *Objects) { service(o, "otel-collector").Spec.Ports[0].Port = 4318 }},
+		{name: "listen address off the container port", want: `ORDER_GRPC_ADDR=":50051" but its containerPort grpc is not 50051`,
+			break_: func(o *Objects) {
+				for _, cm := range o.ConfigMaps {
+					if _, ok := cm.Data["ORDER_GRPC_ADDR"]; ok {
+						cm.Data["ORDER_GRPC_ADDR"] = ":50051"
+					}
+				}
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := parse(t, clean)
+			tc.break_(objs)
+			problems := Check(objs, suite)
+			for _, p := range problems {
+				if strings.Contains(p.Error(), tc.want) {
+					return
+				}
+			}
+			t.Errorf("no problem mentions %q; got %v", tc.want, problems)
+		})
 	}
 }
