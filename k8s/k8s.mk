@@ -73,10 +73,11 @@ K8S_COMPONENTS := $(notdir $(wildcard $(K8S_ROOT)/components/*))
 #   deployment-replicas                 the dev overlay and the base run one replica on
 #                                       purpose (a laptop cluster).
 # and, only for the partial renders (base alone, base + one component), the checks that
-# need the other components: pod-networkpolicy, deployment-has-poddisruptionbudget. The
-# overlays and the base + all components render are scored with them.
+# need the other components: pod-networkpolicy, deployment-has-poddisruptionbudget, and
+# container-image-tag (the tags live in components/images). The overlays and the base +
+# all components render are scored with them.
 K8S_SCORE_IGNORE := container-image-pull-policy deployment-replicas
-K8S_SCORE_IGNORE_PARTIAL := pod-networkpolicy deployment-has-poddisruptionbudget
+K8S_SCORE_IGNORE_PARTIAL := pod-networkpolicy deployment-has-poddisruptionbudget container-image-tag
 
 k8s-render: k8s-tools ## render every overlay, the base, the base + each component and + all components into .build/k8s/render/*.yaml
 	@rm -rf $(K8S_RENDER_DIR) && mkdir -p $(K8S_RENDER_DIR)/build
