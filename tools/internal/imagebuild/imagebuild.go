@@ -44,7 +44,8 @@ type Service struct {
 func (s Service) EnvPrefix() string { return strings.ToUpper(s.Name) }
 
 // Services are the five services with their documented ports (services/README.md: "Default
-// gRPC ports … order 50051 … ops 8081–8085").
+// gRPC ports … order 50051 … ops 8081–8085"). The k8s manifests' containerPorts and listen
+// addresses use the same numbers (tools/internal/k8scheck's TestPortsMatchTheImages).
 var Services = []Service{
 	{"order", 50051, 8081, "sagasuite order service: orders and their saga outcome (MySQL)"},
 	{"inventory", 50052, 8082, "sagasuite inventory service: stock and reservations (MySQL)"},

@@ -20,6 +20,7 @@ import (
 	"github.com/sagasuite/sagasuite/services/order"
 	"github.com/sagasuite/sagasuite/services/payment"
 	"github.com/sagasuite/sagasuite/services/shipping"
+	"github.com/sagasuite/sagasuite/tools/internal/imagebuild"
 )
 
 var suite = []Service{
@@ -419,11 +420,11 @@ func TestEachDevCheckBites(t *testing.T) {
 			break_: func(o *Objects) { service(o, "cassandra").Spec.Ports[0].Port = 9043 }},
 		{name: "collector address without its Service port", want: "Service otel-collector has no port 4317",
 			break_: func(o *Objects) { service(o, "otel-collector").Spec.Ports[0].Port = 4318 }},
-		{name: "listen address off the container port", want: `ORDER_GRPC_ADDR=":50051" but its containerPort grpc is not 50051`,
+		{name: "listen address off the container port", want: `ORDER_GRPC_ADDR=":9090" but its containerPort grpc is not 9090`,
 			break_: func(o *Objects) {
 				for _, cm := range o.ConfigMaps {
 					if _, ok := cm.Data["ORDER_GRPC_ADDR"]; ok {
-						cm.Data["ORDER_GRPC_ADDR"] = ":50051"
+						cm.Data["ORDER_GRPC_ADDR"] = ":9090"
 					}
 				}
 			}},
@@ -440,5 +441,34 @@ func TestEachDevCheckBites(t *testing.T) {
 			}
 			t.Errorf("no problem mentions %q; got %v", tc.want, problems)
 		})
+	}
+}
+
+// TestPortsMatchTheImages: every overlay's pods declare, and listen on, the ports the
+// images expose (tools/internal/imagebuild.Services, which the Dockerfile's test and the
+// built images' test hold to the same numbers).
+func TestPortsMatchTheImages(t *testing.T) {
+	for _, overlay := range overlays {
+		objs := parse(t, render(t, overlay))
+		for _, img := range imagebuild.Services {
+			var found bool
+			for _, d := range objs.Deployments {
+				if d.Name != img.Name {
+					continue
+				}
+				found = true
+				got := map[string]int32{}
+				for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
+					got[p.Name] = p.ContainerPort
+				}
+				if got["grpc"] != int32(img.GRPCPort) || got["ops"] != int32(img.OpsPort) {
+					t.Errorf("%s: Deployment %s ports grpc %d ops %d; its image exposes %d and %d",
+						overlay, d.Name, got["grpc"], got["ops"], img.GRPCPort, img.OpsPort)
+				}
+			}
+			if !found {
+				t.Errorf("%s: no Deployment for image %s", overlay, img.Name)
+			}
+		}
 	}
 }
