@@ -37,9 +37,9 @@ go_module_dir() {
   echo "$dir"
 }
 
-# copy_module OPERATOR MODULE VERSION LICENSE GLOB...: CRDs + licence + SOURCE.
+# copy_module OPERATOR MODULE VERSION LICENSE SPDX GLOB...: CRDs + licence + SOURCE.
 copy_module() {
-  local operator=$1 module=$2 version=$3 license=$4; shift 4
+  local operator=$1 module=$2 version=$3 license=$4 spdx=$5; shift 5
   local dir out=$here/$operator
   dir=$(go_module_dir "$module@$version")
   rm -rf "$out" && mkdir -p "$out"
@@ -51,13 +51,13 @@ operator: $operator
 artifact: Go module $module@$version (Go module proxy)
 command:  GOWORK=off go mod download -json $module@$version
 files:    $(printf '%s ' "$@")(CRDs, unchanged), $license (as LICENSE)
-licence:  Apache-2.0
+licence:  $spdx
 SRC
   echo "fetch.sh: $operator $version: $(ls "$out" | grep -c '\.yaml$') CRDs"
 }
 
-copy_module cloudnative-pg github.com/cloudnative-pg/cloudnative-pg "$CNPG_VERSION" LICENSE 'config/crd/bases/*.yaml'
-copy_module mariadb-operator github.com/mariadb-operator/mariadb-operator "$MARIADB_OPERATOR_VERSION" LICENSE 'config/crd/bases/k8s.mariadb.com_*.yaml'
+copy_module cloudnative-pg github.com/cloudnative-pg/cloudnative-pg "$CNPG_VERSION" LICENSE Apache-2.0 'config/crd/bases/*.yaml'
+copy_module mariadb-operator github.com/mariadb-operator/mariadb-operator "$MARIADB_OPERATOR_VERSION" LICENSE MIT 'config/crd/bases/k8s.mariadb.com_*.yaml'
 
 # cass-operator: its CRD kustomization's output, CassandraDatacenter only.
 dir=$(go_module_dir "github.com/k8ssandra/cass-operator@$CASS_OPERATOR_VERSION")
