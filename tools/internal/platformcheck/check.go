@@ -289,7 +289,8 @@ func Check(objs []Object, want Want) []error {
 	for _, o := range byKind["apps/Deployment"] {
 		containers, _ := get(o.Doc, "spec", "template", "spec", "containers").([]any)
 		for _, c := range containers {
-			env, _ := get(c.(map[string]any), "env").([]any)
+			container, _ := c.(map[string]any)
+			env, _ := get(container, "env").([]any)
 			for _, e := range env {
 				m, _ := e.(map[string]any)
 				if str(m, "name") != "FERRETDB_POSTGRESQL_URL" {
