@@ -5,6 +5,7 @@
 #   make k8s-tools     kustomize, kubeconform, kube-score, and the Kubernetes JSON schemas
 #   make k8s-validate  render every overlay and component, kubeconform -strict, kube-score,
 #                      then the Go test over the rendered objects (k8s/manifests_test.go)
+#                      and over k8s/platform's custom resources (tools/internal/platformcheck)
 
 SAGASUITE_HOME ?= $(HOME)/.cache/sagasuite
 BIN ?= $(SAGASUITE_HOME)/bin
@@ -66,6 +67,16 @@ K8S_RENDER_DIR := $(K8S_ROOT)/../.build/k8s/render
 K8S_OVERLAYS := $(notdir $(wildcard $(K8S_ROOT)/overlays/*))
 K8S_COMPONENTS := $(notdir $(wildcard $(K8S_ROOT)/components/*))
 
+# k8s/platform's custom resources are validated against the operators' CRDs kept in
+# k8s/platform/crds, converted into strict kubeconform schemas
+# (<group>/<kind>_<version>.json) by tools/internal/platformcheck.
+K8S_CRD_SCHEMA_DIR := $(abspath $(K8S_ROOT)/../.build/k8s/crd-schemas)
+K8S_CRDS := $(wildcard $(K8S_ROOT)/platform/crds/*/*.yaml)
+$(K8S_CRD_SCHEMA_DIR)/.done: $(K8S_CRDS) $(wildcard $(K8S_ROOT)/../tools/internal/platformcheck/*.go)
+	@rm -rf $(K8S_CRD_SCHEMA_DIR)
+	@cd $(K8S_ROOT)/.. && go run ./tools/internal/platformcheck/cmd/crdschemas $(K8S_CRD_SCHEMA_DIR) $(K8S_CRDS)
+	@touch $@
+
 # kube-score checks left out, each for a reason:
 #   container-image-pull-policy         wants Always; images are pinned by tag (and by
 #                                       digest in CI's `kustomize edit set image`), so
@@ -84,6 +95,7 @@ k8s-render: k8s-tools ## render every overlay, the base, the base + each compone
 	@for overlay in $(K8S_OVERLAYS); do \
 	  $(BIN)/kustomize build $(K8S_ROOT)/overlays/$$overlay > $(K8S_RENDER_DIR)/overlay-$$overlay.yaml; done
 	@$(BIN)/kustomize build $(K8S_ROOT)/base > $(K8S_RENDER_DIR)/base.yaml
+	@$(BIN)/kustomize build $(K8S_ROOT)/platform > $(K8S_RENDER_DIR)/platform-data.yaml
 	@for component in $(K8S_COMPONENTS) all; do \
 	  dir=$(K8S_RENDER_DIR)/build/$$component; mkdir -p $$dir; \
 	  root=$$(realpath --relative-to=$$dir $(K8S_ROOT)); \
@@ -94,15 +106,16 @@ k8s-render: k8s-tools ## render every overlay, the base, the base + each compone
 	  $(BIN)/kustomize build $$dir > $(K8S_RENDER_DIR)/component-$$component.yaml; done
 	@echo "k8s-render: $$(ls $(K8S_RENDER_DIR)/*.yaml | xargs -n1 basename | tr '\n' ' ')"
 
-k8s-validate: k8s-render ## kubeconform -strict (Kubernetes $(K8S_TARGET_VERSION) schemas) and kube-score over every render, then the Go checks (tools/internal/k8scheck)
+k8s-validate: k8s-render $(K8S_CRD_SCHEMA_DIR)/.done ## kubeconform -strict (Kubernetes $(K8S_TARGET_VERSION) schemas) and kube-score over every render, then the Go checks (tools/internal/k8scheck)
 	@$(BIN)/kubeconform -strict -summary -kubernetes-version $(K8S_TARGET_VERSION) \
 	  -schema-location '$(K8S_SCHEMA_HOME)/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json' \
+	  -schema-location '$(K8S_CRD_SCHEMA_DIR)/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json' \
 	  $(K8S_RENDER_DIR)/*.yaml
 	@for render in $(K8S_RENDER_DIR)/*.yaml; do \
 	  ignore="$(K8S_SCORE_IGNORE)"; \
-	  case $$(basename $$render) in overlay-*|component-all.yaml) ;; *) ignore="$$ignore $(K8S_SCORE_IGNORE_PARTIAL)";; esac; \
+	  case $$(basename $$render) in overlay-*|component-all.yaml|platform-*) ;; *) ignore="$$ignore $(K8S_SCORE_IGNORE_PARTIAL)";; esac; \
 	  out=$$($(BIN)/kube-score score --kubernetes-version v$(basename $(K8S_TARGET_VERSION)) --output-format ci \
 	    $$(for t in $$ignore; do printf -- '--ignore-test %s ' $$t; done) $$render) || \
 	    { echo "kube-score: $$(basename $$render):"; echo "$$out" | grep -v '^\[OK\]\|^\[SKIPPED\]'; exit 1; }; \
 	done; echo "kube-score: $(words $(wildcard $(K8S_RENDER_DIR)/*.yaml)) renders clean (ignored: $(K8S_SCORE_IGNORE); partial renders also $(K8S_SCORE_IGNORE_PARTIAL))"
-	@go test -count=1 ./tools/internal/k8scheck/
+	@go test -count=1 ./tools/internal/k8scheck/ ./tools/internal/platformcheck/
