@@ -14,12 +14,17 @@ secret() { # NAME: the secret's content without its trailing newline
 	printf '%s' "$v"
 }
 
+# Plain assignments, so a refused secret stops the script (set -e does not see a failure
+# inside an argument's command substitution).
 MYSQL_PWD=$(secret mariadb_root_password)
 export MYSQL_PWD
+order_password=$(secret mariadb_order_password)
+inventory_password=$(secret mariadb_inventory_password)
+payment_password=$(secret mariadb_payment_password)
 {
-	printf "SET @order_password = '%s';\n" "$(secret mariadb_order_password)"
-	printf "SET @inventory_password = '%s';\n" "$(secret mariadb_inventory_password)"
-	printf "SET @payment_password = '%s';\n" "$(secret mariadb_payment_password)"
+	printf "SET @order_password = '%s';\n" "$order_password"
+	printf "SET @inventory_password = '%s';\n" "$inventory_password"
+	printf "SET @payment_password = '%s';\n" "$payment_password"
 	cat /init/init.sql
 } | mariadb --host=mariadb --user=root --batch
 echo "mariadb-init: databases, users and grants for order, inventory, payment are in place"

@@ -23,8 +23,10 @@ var (
 	sqlCreateDatabase = regexp.MustCompile("(?m)^CREATE DATABASE IF NOT EXISTS `(\\w+)`;")
 	sqlCreateUser     = regexp.MustCompile("(?m)'CREATE USER IF NOT EXISTS `(\\w+)`@`%` IDENTIFIED BY ', QUOTE\\(@(\\w+)\\)")
 	sqlGrant          = regexp.MustCompile("(?m)^GRANT ([A-Z ,]+) ON `(\\w+)`\\.\\* TO `(\\w+)`@`%`;")
-	// init.sh: printf "SET @order_password = '%s';\n" "$(secret mariadb_order_password)"
-	shSetFromSecret = regexp.MustCompile(`SET @(\w+) = '%s';\\n" "\$\(secret (\w+)\)"`)
+	// init.sh: order_password=$(secret mariadb_order_password), then
+	// printf "SET @order_password = '%s';\n" "$order_password"
+	shVarFromSecret = regexp.MustCompile(`(?m)^(\w+)=\$\(secret (\w+)\)$`)
+	shSetFromVar    = regexp.MustCompile(`SET @(\w+) = '%s';\\n" "\$(\w+)"`)
 
 	pgCreateRole     = regexp.MustCompile(`(?m)^SELECT 'CREATE ROLE (\w+) LOGIN'`)
 	pgRolePassword   = regexp.MustCompile(`(?m)^ALTER ROLE (\w+) WITH .*PASSWORD :'(\w+)';`)
@@ -106,9 +108,14 @@ func checkMySQL(p *types.Project, name, dsn string, add func(string, ...any)) {
 	if !slices.Equal(granted, []string{cfg.DBName}) {
 		add("service %s: %s grants user %s the databases %v, want exactly [%s]", name, MariaDBInit, cfg.User, granted, cfg.DBName)
 	}
-	secret := ""
-	for _, m := range shSetFromSecret.FindAllStringSubmatch(script, -1) {
+	shellVar, secret := "", ""
+	for _, m := range shSetFromVar.FindAllStringSubmatch(script, -1) {
 		if m[1] == passwordVar {
+			shellVar = m[2]
+		}
+	}
+	for _, m := range shVarFromSecret.FindAllStringSubmatch(script, -1) {
+		if shellVar != "" && m[1] == shellVar {
 			secret = m[2]
 		}
 	}
