@@ -137,7 +137,7 @@ func TestBrokenVariantsFail(t *testing.T) {
 		},
 		{
 			name: "a server without a healthcheck",
-			old:  "      test: [\"CMD\", \"wget\", \"--quiet\", \"--spider\", \"http://127.0.0.1:9090/-/ready\"]",
+			old:  "      test: [\"CMD\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:9090/-/ready\"]",
 			new:  "      disable: true",
 			want: "service prometheus runs without a healthcheck",
 		},
@@ -284,5 +284,43 @@ func TestLoadNamesAMissingFile(t *testing.T) {
 	_, err := Load(context.Background(), filepath.Join(t.TempDir(), "compose.yaml"), nil)
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("Load of a missing file: %v, want a not-exist error", err)
+	}
+}
+
+// The README's table names the images and host ports compose.yaml has, so a
+// bump or a port change in one without the other fails.
+func TestReadmeTableMatchesTheFile(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(composeDir(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(context.Background(), filepath.Join(composeDir(t), "compose.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range sortedNames(p.Services) {
+		s := p.Services[name]
+		row := ""
+		for _, line := range strings.Split(string(readme), "\n") {
+			if strings.HasPrefix(line, "| "+name+" |") {
+				row = line
+			}
+		}
+		if row == "" {
+			t.Errorf("README's table has no row for %s", name)
+			continue
+		}
+		image := s.Image
+		if strings.HasPrefix(image, "sagasuite/") {
+			image = strings.SplitN(image, ":", 2)[0] // the tag is SAGASUITE_TAG's
+		}
+		if !strings.Contains(row, "| "+image+" |") {
+			t.Errorf("README row %q does not name the image %s", row, image)
+		}
+		for _, port := range s.Ports {
+			if !strings.Contains(row, port.Published) {
+				t.Errorf("README row for %s does not name host port %s", name, port.Published)
+			}
+		}
 	}
 }
