@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/sagasuite/sagasuite/services/payment"
 	"github.com/sagasuite/sagasuite/services/shipping"
 	"github.com/sagasuite/sagasuite/tools/internal/k8scheck"
+	"github.com/sagasuite/sagasuite/tools/internal/promcheck"
 )
 
 var opts = Options{
@@ -324,3 +326,53 @@ func TestReadmeTableMatchesTheFile(t *testing.T) {
 		}
 	}
 }
+
+// promtool accepts the compose Prometheus config with its rules read from
+// where compose mounts them, and every scrape target is a compose service.
+func TestPrometheusConfigIsValid(t *testing.T) {
+	p, err := Load(context.Background(), filepath.Join(composeDir(t), "compose.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom := p.Services["prometheus"]
+	var configFile string
+	mounts := map[string]string{} // container path → host path
+	for _, v := range prom.Volumes {
+		if v.Type == types.VolumeTypeBind {
+			mounts[v.Target] = v.Source
+			if v.Target == "/etc/prometheus/prometheus.yml" {
+				configFile = v.Source
+			}
+		}
+	}
+	if configFile == "" {
+		t.Fatal("prometheus mounts no /etc/prometheus/prometheus.yml")
+	}
+	b, err := os.ReadFile(configFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for target, source := range mounts {
+		text = strings.ReplaceAll(text, target, source)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := promcheck.Promtool(context.Background(), dir, "check", "config", "prometheus.yml")
+	if err != nil || !strings.Contains(out, "SUCCESS: 1 rule files found") {
+		t.Fatalf("promtool check config: %v\n%s", err, out)
+	}
+	targets := scrapeTarget.FindAllStringSubmatch(text, -1)
+	if len(targets) < len(opts.Services) {
+		t.Errorf("%d scrape targets, want at least one per sagasuite service", len(targets))
+	}
+	for _, m := range targets {
+		if _, ok := p.Services[m[1]]; !ok {
+			t.Errorf("scrape target %s:%s is no compose service", m[1], m[2])
+		}
+	}
+}
+
+var scrapeTarget = regexp.MustCompile(`"([a-z][a-z0-9-]*):(\d+)"`)
