@@ -769,3 +769,13 @@ func secretData(s *corev1.Secret) map[string]string {
 	}
 	return out
 }
+
+// LooksSecret says whether a variable carries credentials (exported for
+// tools/internal/composecheck, which applies the same rule to compose files).
+func LooksSecret(key string) bool { return looksSecret(key) }
+
+// Setting is a service's variable <Prefix>_<name> from env, else its
+// envDefault in the Config (exported for tools/internal/composecheck).
+func Setting(svc Service, env map[string]string, name string) (string, error) {
+	return setting(svc, env, name)
+}
