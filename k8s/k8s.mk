@@ -129,7 +129,7 @@ K8S_PLATFORM_CRDS := $(K8S_ROOT)/platform/crds
 # Cold: ~12 CPU-minutes and ~2 GB while linking; then cached in $(BIN)/.versions.
 # GOWORK=off: the module's own go.mod (k8s.io/kubernetes + staging replaces) decides.
 $(K8S_APISERVER_BIN):
-	@grep -q '^require k8s.io/kubernetes $(K8S_APISERVER_VERSION)$$' $(K8S_VERIFY_DIR)/go.mod || \
+	@grep -Eq '^[[:space:]]*(require )?k8s\.io/kubernetes $(K8S_APISERVER_VERSION)$$' $(K8S_VERIFY_DIR)/go.mod || \
 	  { echo "k8s-verify-tools: tools/k8sverify/go.mod does not pin k8s.io/kubernetes $(K8S_APISERVER_VERSION) (K8S_APISERVER_VERSION in k8s/k8s.mk)"; exit 1; }
 	@mkdir -p $(K8S_TOOL_DIR)
 	@echo "k8s-verify-tools: go build kube-apiserver $(K8S_APISERVER_VERSION) (one-time, ~12 CPU-minutes)"

@@ -259,6 +259,9 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		case <-c.exited:
 			return fmt.Errorf("cluster: kube-apiserver exited during startup (%s); log tail:\n%s", c.apiserver.ProcessState, c.LogTail(30))
 		case <-ctx.Done():
+			if !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+				return fmt.Errorf("cluster: stopped while kube-apiserver was starting: %w", context.Cause(ctx))
+			}
 			return fmt.Errorf("cluster: kube-apiserver not ready on %s: %w; last: %s; log tail:\n%s", c.URL, context.Cause(ctx), lastProblem, c.LogTail(30))
 		case <-tick.C:
 		}
