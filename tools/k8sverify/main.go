@@ -64,7 +64,10 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "k8s-verify: %v\n", err)
 		return 2
 	}
-	if *crdDir != "" {
+	switch {
+	case *crdDir != "" && len(crdFiles) == 0:
+		fmt.Printf("k8s-verify: no CRD files under %s (absent or empty): no CRDs installed\n", *crdDir)
+	case *crdDir != "":
 		fmt.Printf("k8s-verify: %d CRDs Established from %d files under %s\n", len(crds), len(crdFiles), *crdDir)
 	}
 	applier, err := verify.NewApplier(c.Config)
