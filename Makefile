@@ -33,7 +33,7 @@ fmt-check: ## fail when gofmt would change a file
 	@out=$$(gofmt -l $(MODULES) | grep -v '\.pb\.go$$' || true); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 test: proto-tools proto-include infra-install k8s-tools ## everything: lint, vet, Kubernetes manifests (k8s-validate), unit and integration tests against the real local stack
-	$(MAKE) --no-print-directory proto-lint fmt-check vet k8s-validate
+	$(MAKE) --no-print-directory proto-lint fmt-check vet k8s-validate k8s-verify
 	deploy/local/with-infra.sh $(MAKE) --no-print-directory test-go
 
 test-go: ## go test every module (expects the stack from infra-up)
