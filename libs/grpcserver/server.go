@@ -1,5 +1,6 @@
 // Package grpcserver starts a service's gRPC API the same way everywhere:
-// health checking (grpc.health.v1, for Kubernetes probes), reflection (for
+// health checking (grpc.health.v1, for Kubernetes probes: the server and its
+// services for liveness, ReadinessService for readiness), reflection (for
 // grpcurl, when enabled), bounded per-caller cost (limits.go), TLS when
 // configured, OpenTelemetry tracing, and an interceptor chain that turns a
 // panic into codes.Internal, logs every call and rejects requests that break
@@ -58,6 +59,14 @@ type Options struct {
 	// tlsfiles.Reloader's ServerConfig, so renewed certificates apply).
 	TLS *tls.Config
 }
+
+// ReadinessService is the health-service name whose status says whether this
+// instance can do its work (its stores answer, its consumers have joined):
+// NOT_SERVING until the owner reports ready with SetReady. The server ("") and
+// the registered services stay SERVING until shutdown, so a liveness probe on
+// them never restarts a pod for an outage of something else; a readiness probe
+// (Kubernetes `grpc: {service: sagasuite.Readiness}`) asks this name.
+const ReadinessService = "sagasuite.Readiness"
 
 // Server is a listening gRPC server; run it with Serve.
 type Server struct {
@@ -150,6 +159,7 @@ func New(opts Options) (*Server, error) {
 		s.services = append(s.services, name)
 	}
 	s.SetServing()
+	s.SetReady(false)
 
 	lis, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
@@ -174,6 +184,16 @@ func (s *Server) SetServing() { s.setStatus(healthpb.HealthCheckResponse_SERVING
 // SetNotServing reports every service as NOT_SERVING, e.g. while a store or
 // the broker is unreachable, so load balancers route around this instance.
 func (s *Server) SetNotServing() { s.setStatus(healthpb.HealthCheckResponse_NOT_SERVING) }
+
+// SetReady reports ReadinessService as SERVING (ready) or NOT_SERVING. After
+// shutdown began it changes nothing: everything stays NOT_SERVING.
+func (s *Server) SetReady(ready bool) {
+	status := healthpb.HealthCheckResponse_NOT_SERVING
+	if ready {
+		status = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus(ReadinessService, status)
+}
 
 func (s *Server) setStatus(status healthpb.HealthCheckResponse_ServingStatus) {
 	s.health.SetServingStatus("", status)

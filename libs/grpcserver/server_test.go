@@ -187,6 +187,16 @@ func TestHealthReportsEveryService(t *testing.T) {
 	r.server.SetServing()
 	check(orderServiceName, healthpb.HealthCheckResponse_SERVING)
 
+	// Readiness is its own name: not ready until told, and independent of the
+	// liveness statuses above.
+	check(grpcserver.ReadinessService, healthpb.HealthCheckResponse_NOT_SERVING)
+	r.server.SetReady(true)
+	check(grpcserver.ReadinessService, healthpb.HealthCheckResponse_SERVING)
+	check("", healthpb.HealthCheckResponse_SERVING)
+	r.server.SetReady(false)
+	check(grpcserver.ReadinessService, healthpb.HealthCheckResponse_NOT_SERVING)
+	check(orderServiceName, healthpb.HealthCheckResponse_SERVING)
+
 	if _, err := health.Check(callCtx(t), &healthpb.HealthCheckRequest{Service: "no.such.Service"}); status.Code(err) != codes.NotFound {
 		t.Errorf("Check(unknown service) error = %v, want NotFound", err)
 	}

@@ -265,6 +265,7 @@ func Run(ctx context.Context, spec Spec) (err error) {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return server.Serve(gctx) })
+	g.Go(func() error { reportReadiness(gctx, server, ready, logger); return nil })
 	g.Go(func() error { return telemetry.ServeListener(gctx, ops, opsListener, spec.Common.ShutdownTimeout) })
 	for i, c := range consumers {
 		name := spec.Consumers[i].Group
@@ -286,4 +287,35 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	err = g.Wait()
 	logger.Info("service stopped", "error", err)
 	return err
+}
+
+// readinessRefresh is how often the gRPC readiness status is recomputed: a
+// probe sees a change within it (Kubernetes probes every few seconds).
+const readinessRefresh = time.Second
+
+// reportReadiness keeps grpcserver.ReadinessService in step with ready — the
+// same check /readyz answers — until ctx ends, logging each change once.
+func reportReadiness(ctx context.Context, server *grpcserver.Server, ready func() error, logger *slog.Logger) {
+	ticker := time.NewTicker(readinessRefresh)
+	defer ticker.Stop()
+	wasReady := false
+	for {
+		err := ready()
+		if ctx.Err() != nil {
+			return
+		}
+		server.SetReady(err == nil)
+		switch {
+		case err == nil && !wasReady:
+			logger.InfoContext(ctx, "ready")
+		case err != nil && wasReady:
+			logger.WarnContext(ctx, "not ready", "error", err)
+		}
+		wasReady = err == nil
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
 }

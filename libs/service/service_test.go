@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/config"
 	"github.com/sagasuite/sagasuite/libs/events"
+	"github.com/sagasuite/sagasuite/libs/grpcserver"
 	"github.com/sagasuite/sagasuite/libs/service"
 	"github.com/sagasuite/sagasuite/libs/service/servicetest"
 	"github.com/sagasuite/sagasuite/libs/testenv"
@@ -174,5 +176,99 @@ func TestAFailingPartStopsTheService(t *testing.T) {
 		}
 	case <-time.After(2 * time.Minute): // a bound for a hang
 		t.Fatal("service kept running after a part failed")
+	}
+}
+
+// The gRPC readiness status (what a Kubernetes grpc readiness probe asks)
+// follows the same check as /readyz, both ways, while the server's own status
+// (liveness) stays SERVING throughout.
+func TestGRPCReadinessFollowsTheReadyCheck(t *testing.T) {
+	s := spec(t, testenv.UniqueName("svctest-")+".")
+	var storeDown atomic.Bool
+	storeDown.Store(true)
+	s.Ready = func(context.Context) error {
+		if storeDown.Load() {
+			return errors.New("store unreachable")
+		}
+		return nil
+	}
+	addrs := make(chan [2]net.Addr, 1)
+	s.OnListening = func(g, o net.Addr) { addrs <- [2]net.Addr{g, o} }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- service.Run(ctx, s) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(2 * time.Minute): // a bound for a hang
+			t.Error("Run did not stop within 2 min")
+		}
+	}()
+	var a [2]net.Addr
+	select {
+	case a = <-addrs:
+	case err := <-done:
+		t.Fatalf("Run ended early: %v", err)
+	case <-time.After(2 * time.Minute): // a bound for a hang
+		t.Fatal("service did not listen within 2 min")
+	}
+	conn, err := grpc.NewClient(a[0].String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	health := healthpb.NewHealthClient(conn)
+	status := func(service string) healthpb.HealthCheckResponse_ServingStatus {
+		t.Helper()
+		resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+		if err != nil {
+			t.Fatalf("Check(%q): %v", service, err)
+		}
+		return resp.GetStatus()
+	}
+	readyzCode := func() int {
+		t.Helper()
+		resp, err := http.Get("http://" + a[1].String() + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor := func(want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute) // a bound for a hang
+		for status(grpcserver.ReadinessService) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("readiness never %v within 2 min", want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	if got := status(grpcserver.ReadinessService); got != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("readiness with the store down = %v, want NOT_SERVING", got)
+	}
+	if code := readyzCode(); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with the store down = %d, want 503", code)
+	}
+	if got := status(""); got != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("liveness with the store down = %v, want SERVING", got)
+	}
+
+	storeDown.Store(false)
+	waitFor(healthpb.HealthCheckResponse_SERVING)
+	if code := readyzCode(); code != http.StatusOK {
+		t.Errorf("/readyz with the store up = %d, want 200", code)
+	}
+
+	storeDown.Store(true)
+	waitFor(healthpb.HealthCheckResponse_NOT_SERVING)
+	if got := status(""); got != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("liveness after the store went down = %v, want SERVING", got)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/libs/grpcserver"
 )
 
 // Objects are one render's objects by kind.
@@ -250,6 +251,7 @@ func Check(objs *Objects, services []Service) []error {
 			continue
 		}
 		checkServiceEnv(objs, d, svc, add)
+		checkReadiness(d, add)
 	}
 	for _, cm := range objs.ConfigMaps {
 		for key := range cm.Data {
@@ -397,6 +399,37 @@ func checkProbes(w Workload, c corev1.Container, cwhat string, add func(string, 
 			}
 		}
 	}
+}
+
+// checkReadiness: a service's readiness probe asks what follows its
+// dependencies — the health service's readiness name or GET /readyz. A gRPC
+// probe on the server's own status ("") is SERVING through any outage, so it
+// would route traffic to a replica that cannot work.
+func checkReadiness(d *appsv1.Deployment, add func(string, ...any)) {
+	for _, c := range d.Spec.Template.Spec.Containers {
+		probe := c.ReadinessProbe
+		switch {
+		case probe == nil: // checkProbes says so
+		case probe.GRPC != nil:
+			if probe.GRPC.Service == nil || *probe.GRPC.Service != grpcserver.ReadinessService {
+				add("Deployment %s container %s: readinessProbe asks the gRPC health of %q, want service %q (the server's own status ignores the stores)",
+					d.Name, c.Name, ptrValue(probe.GRPC.Service), grpcserver.ReadinessService)
+			}
+		case probe.HTTPGet != nil:
+			if probe.HTTPGet.Path != "/readyz" {
+				add("Deployment %s container %s: readinessProbe GET %s, want /readyz", d.Name, c.Name, probe.HTTPGet.Path)
+			}
+		default:
+			add("Deployment %s container %s: readinessProbe neither gRPC readiness nor GET /readyz", d.Name, c.Name)
+		}
+	}
+}
+
+func ptrValue(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // checkServiceEnv: the container's environment holds every variable the

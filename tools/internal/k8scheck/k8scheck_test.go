@@ -192,7 +192,17 @@ func TestEachCheckBites(t *testing.T) {
 				}
 			}},
 		{name: "probe on a missing port", want: "readinessProbe port opz",
-			break_: func(o *Objects) { containerOf(o, "payment").ReadinessProbe.HTTPGet.Port = intstr.FromString("opz") }},
+			break_: func(o *Objects) {
+				containerOf(o, "payment").ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+					HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("opz")}}}
+			}},
+		{name: "readiness on the server's own gRPC status", want: `readinessProbe asks the gRPC health of ""`,
+			break_: func(o *Objects) { containerOf(o, "payment").ReadinessProbe.GRPC.Service = nil }},
+		{name: "readiness on another path", want: "readinessProbe GET /healthz, want /readyz",
+			break_: func(o *Objects) {
+				containerOf(o, "payment").ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+					HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("ops")}}}
+			}},
 		{name: "gRPC probe on a missing port", want: "livenessProbe gRPC port 9091",
 			break_: func(o *Objects) { containerOf(o, "payment").LivenessProbe.GRPC.Port = 9091 }},
 		{name: "no startup probe", want: "no startupProbe",
