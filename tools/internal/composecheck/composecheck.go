@@ -24,7 +24,6 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/distribution/reference"
 
-	"github.com/sagasuite/sagasuite/libs/config"
 	"github.com/sagasuite/sagasuite/tools/internal/k8scheck"
 )
 
@@ -275,11 +274,8 @@ func checkSagasuiteService(s types.ServiceConfig, svc k8scheck.Service, opts Opt
 			add("%s: required variable %s is not set (%s.Config)", what, key, svc.Name)
 		}
 	}
-	auth := config.AuthConfig{
-		JWKSFile: env[svc.Prefix+"_AUTH_JWKS_FILE"], JWKSURL: env[svc.Prefix+"_AUTH_JWKS_URL"],
-		Issuer: env[svc.Prefix+"_AUTH_ISSUER"], Audience: env[svc.Prefix+"_AUTH_AUDIENCE"],
-	}
-	if err := auth.Check(svc.Prefix); err != nil {
+	auth, err := k8scheck.AuthSettings(env, svc.Prefix)
+	if err != nil {
 		add("%s: %v", what, err)
 	}
 	if f := auth.JWKSFile; f != "" && !mounted(s, f) {

@@ -447,11 +447,7 @@ func checkServiceEnv(objs *Objects, d *appsv1.Deployment, svc Service, add func(
 			add("%s: required variable %s is not set (%s.Config)", what, key, svc.Name)
 		}
 	}
-	auth := config.AuthConfig{
-		JWKSFile: env[svc.Prefix+"_AUTH_JWKS_FILE"], JWKSURL: env[svc.Prefix+"_AUTH_JWKS_URL"],
-		Issuer: env[svc.Prefix+"_AUTH_ISSUER"], Audience: env[svc.Prefix+"_AUTH_AUDIENCE"],
-	}
-	if err := auth.Check(svc.Prefix); err != nil {
+	if _, err := AuthSettings(env, svc.Prefix); err != nil {
 		add("%s: %v", what, err)
 	}
 	// The pod declares the ports the process listens on: the containerPort named grpc
@@ -801,6 +797,16 @@ func secretData(s *corev1.Secret) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// AuthSettings reads a service's <P>_AUTH_* variables out of its environment
+// and checks them as the service does at start-up (config.AuthConfig.Check).
+func AuthSettings(env map[string]string, prefix string) (config.AuthConfig, error) {
+	auth := config.AuthConfig{
+		JWKSFile: env[prefix+"_AUTH_JWKS_FILE"], JWKSURL: env[prefix+"_AUTH_JWKS_URL"],
+		Issuer: env[prefix+"_AUTH_ISSUER"], Audience: env[prefix+"_AUTH_AUDIENCE"],
+	}
+	return auth, auth.Check(prefix)
 }
 
 // LooksSecret says whether a variable carries credentials (exported for
