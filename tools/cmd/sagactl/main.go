@@ -46,6 +46,7 @@ var commands = []command{
 	{name: "replay", summary: "replay a recording into one service alone (--service) or the whole suite (--suite); write what it emitted and its end state", run: runReplay},
 	{name: "diff", summary: "compare a replay's events (and end state) with a recording per order: missing, extra, changed fields, order", run: runDiff},
 	{name: "rebuild", summary: "rebuild the notification read model from the saga topics into an empty keyspace, compare with the live one", run: runRebuild},
+	{name: "keys", summary: "write a new token-signing key pair: jwks.json for the services, signing-key.jwk for sagactl token --key", run: runKeys},
 	{name: "token", summary: "print a bearer token (customer, operator, catalog-admin, service) signed with the dev stack's key or --key", run: runToken},
 	{name: "dev", summary: "run all five services in this process on in-process Kafka, MySQL and MongoDB (make run)", run: runDev},
 }
