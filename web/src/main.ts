@@ -1,0 +1,509 @@
+// sagasuite console: Token, Shop, Order detail and Operations views over the
+// services' Connect APIs. Plain DOM; the URL hash is the route
+// (#/shop, #/orders/<id>, #/ops, #/token) so the back button and links work.
+import { ConnectError } from "@connectrpc/connect";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { createClients, loadConfig, type Clients } from "./api.js";
+import { describe, type Problem } from "./errors.js";
+import { clear, clearFieldErrors, field, h, setFieldError } from "./dom.js";
+import { enumLabel, formatDurationSeconds, formatMoney, formatOffset, formatTime, toDate } from "./format.js";
+import { cancelReasonName, eventTypeName, fromOrderSteps, fromSagaLog, type Entry } from "./timeline.js";
+import { clearToken, decodeToken, isExpired, loadToken, saveToken, type Claims } from "./token.js";
+import { OrderStatus, OrderStatusSchema, type Order } from "./gen/sagasuite/order/v1/order_service_pb.js";
+import { CancelReason, CancelReasonSchema } from "./gen/sagasuite/events/v1/order_events_pb.js";
+import type { Product } from "./gen/sagasuite/inventory/v1/inventory_service_pb.js";
+
+const main = document.getElementById("main") as HTMLElement;
+const status = document.getElementById("status") as HTMLElement;
+const who = document.getElementById("who") as HTMLElement;
+
+let clients: Clients;
+// Aborted when the view changes, ending its streams and pending calls.
+let viewAbort = new AbortController();
+
+function statusName(s: OrderStatus): string {
+  return enumLabel(OrderStatusSchema.value[s]?.name, "ORDER_STATUS_");
+}
+
+function claims(): Claims | undefined {
+  const t = loadToken();
+  if (!t) return undefined;
+  try {
+    return decodeToken(t);
+  } catch {
+    return undefined;
+  }
+}
+
+function hasRole(role: string): boolean {
+  return claims()?.roles.includes(role) ?? false;
+}
+
+// showProblem renders a failed call as an alert; validation errors go on their
+// fields when fieldIds maps the server's field path to an input.
+function showProblem(where: HTMLElement, err: unknown, service: string, fieldIds: (path: string) => string | undefined = () => undefined): Problem {
+  if (err instanceof ConnectError && err.name === "AbortError") return { kind: "other", text: "" };
+  const p = describe(err, service);
+  let text = p.text;
+  if (p.kind === "invalid") {
+    const unplaced: string[] = [];
+    for (const v of p.fields) {
+      const id = fieldIds(v.field);
+      if (!id || !setFieldError(id, v.description)) unplaced.push(`${v.field}: ${v.description}`);
+    }
+    text = unplaced.length ? `Please correct: ${unplaced.join("; ")}` : "Please correct the marked fields.";
+  }
+  where.replaceChildren(h("div", { class: `alert alert-${p.kind}`, role: "alert" }, text));
+  return p;
+}
+
+function isAbort(err: unknown): boolean {
+  return viewAbort.signal.aborted || (err instanceof Error && err.name === "AbortError");
+}
+
+function renderWho(): void {
+  const c = claims();
+  if (!c) {
+    who.textContent = "No token";
+    return;
+  }
+  const exp = c.expires ? `, expires ${formatTime(c.expires)}` : "";
+  const expired = isExpired(c, new Date()) ? " (EXPIRED)" : "";
+  who.textContent = `${c.roles.join(", ") || "no role"} · ${c.subject}${exp}${expired}`;
+}
+
+// ---- Token ----
+
+function tokenView(): void {
+  const input = h("textarea", { id: "token", rows: 5, spellcheck: "false", autocomplete: "off", "aria-describedby": "token-help token-error" }) as HTMLTextAreaElement;
+  input.value = loadToken();
+  const err = h("p", { class: "field-error", id: "token-error", "aria-live": "polite" });
+  const info = h("div", { class: "token-info" });
+  const showInfo = () => {
+    const c = claims();
+    info.replaceChildren(
+      c
+        ? h("dl", {}, h("dt", {}, "Subject"), h("dd", {}, c.subject || "—"), h("dt", {}, "Roles"), h("dd", {}, c.roles.join(", ") || "—"),
+            h("dt", {}, "Issuer"), h("dd", {}, c.issuer || "—"), h("dt", {}, "Expires"),
+            h("dd", {}, c.expires ? formatTime(c.expires) + (isExpired(c, new Date()) ? " — expired" : "") : "never"))
+        : h("p", {}, "No token stored."),
+    );
+  };
+  const form = h("form", {
+    onsubmit: (ev: Event) => {
+      ev.preventDefault();
+      const t = input.value.trim();
+      try {
+        const c = decodeToken(t);
+        err.textContent = isExpired(c, new Date()) ? "This token has expired; the services will refuse it." : "";
+        saveToken(t);
+        input.removeAttribute("aria-invalid");
+      } catch (e) {
+        err.textContent = (e as Error).message;
+        input.setAttribute("aria-invalid", "true");
+        return;
+      }
+      renderWho();
+      showInfo();
+      status.textContent = "Token saved for this browser tab.";
+    },
+  },
+    h("label", { for: "token" }, "Bearer token (JWT)"),
+    h("p", { id: "token-help", class: "help" }, "Paste a token printed by `make run` or minted with `sagactl token`. It is kept in this tab's session storage only."),
+    input, err,
+    h("div", { class: "actions" },
+      h("button", { type: "submit" }, "Use token"),
+      h("button", { type: "button", onclick: () => { clearToken(); input.value = ""; renderWho(); showInfo(); status.textContent = "Token removed."; } }, "Forget token")),
+  );
+  showInfo();
+  main.replaceChildren(h("h2", {}, "Token"), form, info);
+}
+
+// ---- Shop ----
+
+const addressFields: [string, string, string, boolean][] = [
+  // [proto field, label, default, required]
+  ["name", "Recipient name", "Ada Lovelace", true],
+  ["line1", "Street and number", "1 Analytical Street", true],
+  ["line2", "Address line 2", "", false],
+  ["city", "City", "Berlin", true],
+  ["postal_code", "Postal code", "10115", false],
+  ["country_code", "Country code (ISO 3166, e.g. DE)", "DE", true],
+];
+
+async function shopView(): Promise<void> {
+  const c = claims();
+  const alerts = h("div", { class: "alerts" });
+  const catalogBody = h("tbody");
+  const ordersBody = h("tbody");
+  const products: Product[] = [];
+  main.replaceChildren(
+    h("h2", {}, "Shop"), alerts,
+    h("form", { id: "order-form", novalidate: true, onsubmit: (ev: Event) => { ev.preventDefault(); void placeOrder(); } },
+      h("table", { class: "catalog" }, h("caption", {}, "Catalog"),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Product"), h("th", { scope: "col" }, "SKU"), h("th", { scope: "col", class: "num" }, "Price"),
+          h("th", { scope: "col", class: "num" }, "In stock"), h("th", { scope: "col" }, "Quantity"))),
+        catalogBody),
+      h("fieldset", {}, h("legend", {}, "Shipping address"),
+        ...addressFields.map(([f, label, def, req]) => field(`addr-${f}`, label, h("input", { name: f, value: def, required: req, autocomplete: "off" }) as HTMLInputElement))),
+      h("fieldset", {}, h("legend", {}, "Payment"),
+        field("payment-token", "Payment method token (tok_visa pays; tok_decline is declined)", h("input", { name: "payment_method_token", value: "tok_visa", list: "payment-tokens" }) as HTMLInputElement),
+        h("datalist", { id: "payment-tokens" }, h("option", { value: "tok_visa" }), h("option", { value: "tok_decline" }))),
+      h("div", { class: "actions" }, h("button", { type: "submit", id: "place-order" }, "Place order"), h("span", { id: "order-total", "aria-live": "polite" }))),
+    h("table", { class: "orders" }, h("caption", {}, "My orders"),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Order"), h("th", { scope: "col" }, "Placed"), h("th", { scope: "col", class: "num" }, "Total"),
+        h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Actions"))),
+      ordersBody),
+  );
+  if (!c) {
+    alerts.replaceChildren(h("div", { class: "alert", role: "alert" }, "Paste a customer token under Token to shop."));
+    return;
+  }
+  const signal = viewAbort.signal;
+
+  const qtyId = (i: number) => `qty-${i}`;
+  const updateTotal = () => {
+    let sum = 0n;
+    let currency = "";
+    products.forEach((p, i) => {
+      const q = Number((document.getElementById(qtyId(i)) as HTMLInputElement | null)?.value ?? 0);
+      if (p.unitPrice && Number.isInteger(q) && q > 0) {
+        sum += p.unitPrice.amountMinor * BigInt(q);
+        currency = p.unitPrice.currency;
+      }
+    });
+    const out = document.getElementById("order-total");
+    if (out) out.textContent = currency ? `Total ${formatMoney(sum, currency)}` : "";
+  };
+
+  try {
+    let pageToken = "";
+    do {
+      const res = await clients.inventory.listProducts({ pageSize: 100, pageToken }, { signal });
+      products.push(...res.products);
+      pageToken = res.nextPageToken;
+    } while (pageToken);
+  } catch (err) {
+    if (!isAbort(err)) showProblem(alerts, err, "inventory");
+  }
+  products.forEach((p, i) => {
+    const price = p.unitPrice ? formatMoney(p.unitPrice.amountMinor, p.unitPrice.currency) : "—";
+    const avail = p.stock?.available ?? 0n;
+    const qty = h("input", { type: "number", min: 0, max: 10000, step: 1, value: 0, inputmode: "numeric", "aria-label": `Quantity of ${p.name}`, oninput: updateTotal }) as HTMLInputElement;
+    qty.id = qtyId(i);
+    const err = h("span", { class: "field-error", id: `${qty.id}-error`, "aria-live": "polite" });
+    qty.setAttribute("aria-describedby", err.id);
+    catalogBody.append(h("tr", {}, h("th", { scope: "row" }, p.name), h("td", {}, h("code", {}, p.sku)), h("td", { class: "num" }, price),
+      h("td", { class: "num" }, avail > 0n ? avail.toString() : "sold out"), h("td", {}, qty, err)));
+  });
+
+  // Maps the server's field paths to this form's inputs.
+  const fieldIds = (path: string, lineIndex: number[]): string | undefined => {
+    const addr = /^shipping_address\.(\w+)$/.exec(path);
+    if (addr) return `addr-${addr[1]}`;
+    if (path === "payment_method_token") return "payment-token";
+    const line = /^lines\[(\d+)\]/.exec(path);
+    if (line) return qtyId(lineIndex[Number(line[1])] ?? -1);
+    if (path === "lines") return products.length ? qtyId(0) : undefined;
+    return undefined;
+  };
+
+  const placeOrder = async () => {
+    const form = document.getElementById("order-form") as HTMLFormElement;
+    clearFieldErrors(form);
+    alerts.replaceChildren();
+    const lineIndex: number[] = [];
+    const lines = [] as { sku: string; quantity: number; unitPriceMinor: bigint }[];
+    let currency = "";
+    let bad = false;
+    products.forEach((p, i) => {
+      const raw = (document.getElementById(qtyId(i)) as HTMLInputElement).value;
+      const q = Number(raw);
+      if (!Number.isInteger(q) || q < 0) {
+        setFieldError(qtyId(i), "a whole number of units, 0 or more");
+        bad = true;
+      } else if (q > 0) {
+        lineIndex.push(i);
+        lines.push({ sku: p.sku, quantity: q, unitPriceMinor: p.unitPrice?.amountMinor ?? 0n });
+        currency = p.unitPrice?.currency ?? "";
+      }
+    });
+    if (bad) return;
+    if (lines.length === 0) {
+      alerts.replaceChildren(h("div", { class: "alert alert-invalid", role: "alert" }, "Choose a quantity of at least one product."));
+      return;
+    }
+    const val = (id: string) => (document.getElementById(id) as HTMLInputElement).value.trim();
+    const button = document.getElementById("place-order") as HTMLButtonElement;
+    button.disabled = true;
+    try {
+      const res = await clients.order.createOrder({
+        customerId: c.subject,
+        currency,
+        lines,
+        shippingAddress: {
+          name: val("addr-name"), line1: val("addr-line1"), line2: val("addr-line2"), city: val("addr-city"),
+          postalCode: val("addr-postal_code"), countryCode: val("addr-country_code"),
+        },
+        paymentMethodToken: val("payment-token"),
+        requestId: crypto.randomUUID(),
+      }, { signal });
+      status.textContent = `Order ${res.order?.orderId ?? ""} placed.`;
+      if (res.order) addOrderRow(res.order, true);
+    } catch (err) {
+      if (!isAbort(err)) showProblem(alerts, err, "order", (p) => fieldIds(p, lineIndex));
+    } finally {
+      button.disabled = false;
+    }
+  };
+
+  const rows = new Map<string, HTMLTableRowElement>();
+  const addOrderRow = (o: Order, first: boolean) => {
+    const statusCell = h("td", { class: "status" });
+    const actions = h("td");
+    const row = h("tr", { "data-order-id": o.orderId },
+      h("th", { scope: "row" }, h("a", { href: `#/orders/${o.orderId}` }, o.orderId)),
+      h("td", {}, formatTime(toDate(o.createTime))),
+      h("td", { class: "num" }, o.total ? formatMoney(o.total.amountMinor, o.total.currency) : "—"),
+      statusCell, actions);
+    const render = (cur: Order) => {
+      statusCell.replaceChildren(h("span", { class: `badge badge-${statusName(cur.status).toLowerCase()}` }, statusName(cur.status)),
+        cur.status === OrderStatus.CANCELLED ? ` ${cancelReasonName(cur)}${cur.cancelDetail ? ": " + cur.cancelDetail : ""}` : "");
+      actions.replaceChildren();
+      if (cur.status === OrderStatus.PENDING) {
+        actions.append(h("button", { type: "button", "aria-label": `Cancel order ${cur.orderId}`, onclick: async (ev: Event) => {
+          (ev.currentTarget as HTMLButtonElement).disabled = true;
+          try {
+            const res = await clients.order.cancelOrder({ orderId: cur.orderId, reason: "cancelled in the console", requestId: crypto.randomUUID() }, { signal });
+            if (res.order) render(res.order);
+          } catch (err) {
+            if (!isAbort(err)) showProblem(alerts, err, "order");
+            (ev.currentTarget as HTMLButtonElement | null)?.removeAttribute("disabled");
+          }
+        } }, "Cancel"));
+      }
+    };
+    render(o);
+    rows.get(o.orderId)?.remove();
+    rows.set(o.orderId, row);
+    if (first) ordersBody.prepend(row);
+    else ordersBody.append(row);
+    if (o.status === OrderStatus.PENDING) void watch(o.orderId, render);
+  };
+
+  const watch = async (orderId: string, render: (o: Order) => void) => {
+    try {
+      for await (const res of clients.order.watchOrder({ orderId }, { signal })) {
+        if (res.order) render(res.order);
+      }
+    } catch (err) {
+      if (!isAbort(err)) showProblem(alerts, err, "order");
+    }
+  };
+
+  try {
+    const res = await clients.order.listOrders({ customerId: c.subject, pageSize: 20 }, { signal });
+    for (const o of res.orders) addOrderRow(o, false);
+  } catch (err) {
+    if (!isAbort(err)) showProblem(alerts, err, "order");
+  }
+}
+
+// ---- Order detail ----
+
+async function orderView(orderId: string): Promise<void> {
+  const alerts = h("div", { class: "alerts" });
+  const summary = h("div", { class: "summary" });
+  const timeline = h("div", { class: "timeline" });
+  main.replaceChildren(h("h2", {}, "Order ", h("code", {}, orderId)), alerts, summary, timeline);
+  const signal = viewAbort.signal;
+
+  const renderTimeline = (order: Order, entries: Entry[], source: string) => {
+    const created = toDate(order.createTime)?.getTime() ?? 0;
+    timeline.replaceChildren(h("table", {},
+      h("caption", {}, `Saga timeline (${source})`),
+      h("thead", {}, h("tr", {}, ...["Since order", "Event", "Service", "Caused by", "Detail"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, ...entries.map((e) => h("tr", { class: `kind-${e.kind}` },
+        h("td", { class: "num" }, e.at ? h("time", { datetime: e.at.toISOString(), title: formatTime(e.at) }, formatOffset(e.at.getTime() - created)) : "—"),
+        h("th", { scope: "row" }, e.type, e.kind === "compensation" ? h("span", { class: "tag" }, "compensation") : null,
+          e.kind === "failure" ? h("span", { class: "tag tag-failure" }, "failure") : null),
+        h("td", {}, e.service || "—"),
+        h("td", {}, e.causedBy ? h("code", { title: e.causedBy }, e.causedBy) : "—"),
+        h("td", { class: "detail" }, e.detail))))));
+  };
+
+  const renderSummary = (o: Order) => {
+    const cancelled = o.status === OrderStatus.CANCELLED;
+    summary.replaceChildren(h("dl", {},
+      h("dt", {}, "Status"), h("dd", {}, h("span", { class: `badge badge-${statusName(o.status).toLowerCase()}` }, statusName(o.status)),
+        o.status === OrderStatus.PENDING ? " (live)" : ""),
+      cancelled ? h("dt", {}, "Cancel reason") : null,
+      cancelled ? h("dd", {}, cancelReasonName(o), o.cancelDetail ? ` — ${o.cancelDetail}` : "") : null,
+      h("dt", {}, "Customer"), h("dd", {}, h("code", {}, o.customerId)),
+      h("dt", {}, "Total"), h("dd", {}, o.total ? formatMoney(o.total.amountMinor, o.total.currency) : "—"),
+      h("dt", {}, "Placed"), h("dd", {}, formatTime(toDate(o.createTime))),
+      h("dt", {}, "Deadline"), h("dd", {}, formatTime(toDate(o.deadline))),
+      h("dt", {}, "Lines"), h("dd", {}, o.lines.map((l) => `${l.quantity} × ${l.sku}`).join(", "))));
+  };
+
+  // The saga log has every service's events with producer and causation; the
+  // order's own steps are the fallback when notification is down.
+  const refresh = async (o: Order) => {
+    renderSummary(o);
+    try {
+      const log = await clients.notification.getSagaLog({ orderId }, { signal });
+      renderTimeline(o, fromSagaLog(log.events), "notification's saga log");
+    } catch (err) {
+      if (isAbort(err)) return;
+      renderTimeline(o, fromOrderSteps(o), "order service steps; the saga log is unavailable");
+      showProblem(alerts, err, "notification");
+    }
+  };
+
+  let order: Order | undefined;
+  try {
+    order = (await clients.order.getOrder({ orderId }, { signal })).order;
+  } catch (err) {
+    if (!isAbort(err)) showProblem(alerts, err, "order");
+    return;
+  }
+  if (!order) return;
+  await refresh(order);
+  if (order.status !== OrderStatus.PENDING) return;
+  try {
+    for await (const res of clients.order.watchOrder({ orderId }, { signal })) {
+      if (res.order) await refresh(res.order);
+    }
+  } catch (err) {
+    if (!isAbort(err)) showProblem(alerts, err, "order");
+  }
+}
+
+// ---- Operations ----
+
+async function opsView(): Promise<void> {
+  const alerts = h("div", { class: "alerts" });
+  const stuckOut = h("div");
+  const ordersOut = h("div");
+  const signal = viewAbort.signal;
+  main.replaceChildren(h("h2", {}, "Operations"), alerts);
+  if (!hasRole("operator")) {
+    alerts.replaceChildren(h("div", { class: "alert", role: "alert" }, "Operations needs an operator token (paste one under Token)."));
+  }
+
+  const olderThan = h("input", { type: "number", min: 1, max: 604800, value: 10, inputmode: "numeric" }) as HTMLInputElement;
+  const stuckForm = h("form", { novalidate: true, onsubmit: async (ev: Event) => {
+    ev.preventDefault();
+    clearFieldErrors(stuckForm);
+    const secs = Number(olderThan.value);
+    if (!Number.isInteger(secs) || secs < 1) {
+      setFieldError("older-than", "a whole number of seconds, 1 or more");
+      return;
+    }
+    try {
+      const res = await clients.order.listStuckSagas({ olderThan: durationFromMs(secs * 1000), pageSize: 100 }, { signal });
+      stuckOut.replaceChildren(res.sagas.length === 0 ? h("p", {}, "No saga is stuck for that long.") : h("table", {},
+        h("caption", {}, `Stuck sagas${res.truncated ? " (more exist)" : ""}`),
+        h("thead", {}, h("tr", {}, ...["Order", "Customer", "Last step", "Waiting for", "On", "Stalled for", "Deadline"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, ...res.sagas.map((s) => h("tr", {},
+          h("th", { scope: "row" }, h("a", { href: `#/orders/${s.orderId}` }, s.orderId)), h("td", {}, h("code", {}, s.customerId)),
+          h("td", {}, eventTypeName(s.lastStep)), h("td", {}, eventTypeName(s.waitingFor)), h("td", {}, s.waitingOn),
+          h("td", { class: "num" }, s.stalledFor ? formatDurationSeconds(Number(s.stalledFor.seconds) + s.stalledFor.nanos / 1e9) : "—"),
+          h("td", {}, formatTime(toDate(s.deadline))))))));
+    } catch (err) {
+      if (!isAbort(err)) showProblem(stuckOut, err, "order", (p) => (p === "older_than" ? "older-than" : undefined));
+    }
+  } }, field("older-than", "No progress for at least (seconds)", olderThan), h("button", { type: "submit" }, "Find stuck sagas"));
+
+  const customer = h("input", { autocomplete: "off", spellcheck: "false" }) as HTMLInputElement;
+  const statusSel = h("select", {}, h("option", { value: "" }, "any"),
+    ...[OrderStatus.PENDING, OrderStatus.COMPLETED, OrderStatus.CANCELLED].map((s) => h("option", { value: String(s) }, statusName(s)))) as HTMLSelectElement;
+  const reasonSel = h("select", {}, h("option", { value: "" }, "any"),
+    ...CancelReasonSchema.values.filter((v) => v.number !== CancelReason.UNSPECIFIED).map((v) => h("option", { value: String(v.number) }, enumLabel(v.name, "CANCEL_REASON_")))) as HTMLSelectElement;
+  const since = h("input", { type: "datetime-local" }) as HTMLInputElement;
+  const ordersForm = h("form", { novalidate: true, onsubmit: async (ev: Event) => {
+    ev.preventDefault();
+    clearFieldErrors(ordersForm);
+    const sinceMs = since.value ? new Date(since.value).getTime() : 0;
+    const found: Order[] = [];
+    try {
+      // ListOrders is per customer, newest first: stop paging once older than "since".
+      let pageToken = "";
+      let pages = 0;
+      do {
+        const res = await clients.order.listOrders({ customerId: customer.value.trim(), pageSize: 100, pageToken }, { signal });
+        found.push(...res.orders);
+        pageToken = res.nextPageToken;
+        const last = res.orders.at(-1);
+        if (sinceMs && last && (toDate(last.createTime)?.getTime() ?? 0) < sinceMs) break;
+      } while (pageToken && ++pages < 20);
+    } catch (err) {
+      if (!isAbort(err)) showProblem(ordersOut, err, "order", (p) => (p === "customer_id" ? "ops-customer" : undefined));
+      return;
+    }
+    const shown = found.filter((o) =>
+      (!statusSel.value || o.status === Number(statusSel.value)) &&
+      (!reasonSel.value || o.cancelReason === Number(reasonSel.value)) &&
+      (!sinceMs || (toDate(o.createTime)?.getTime() ?? 0) >= sinceMs));
+    ordersOut.replaceChildren(h("table", {},
+      h("caption", {}, `${shown.length} of ${found.length} orders`),
+      h("thead", {}, h("tr", {}, ...["Order", "Placed", "Total", "Status", "Reason", "Last change"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, ...shown.map((o) => h("tr", {},
+        h("th", { scope: "row" }, h("a", { href: `#/orders/${o.orderId}` }, o.orderId)), h("td", {}, formatTime(toDate(o.createTime))),
+        h("td", { class: "num" }, o.total ? formatMoney(o.total.amountMinor, o.total.currency) : "—"),
+        h("td", {}, statusName(o.status)), h("td", {}, o.status === OrderStatus.CANCELLED ? cancelReasonName(o) : ""),
+        h("td", {}, formatTime(toDate(o.updateTime))))))));
+  } },
+    field("ops-customer", "Customer id", customer), field("ops-status", "Status", statusSel), field("ops-reason", "Cancel reason", reasonSel),
+    field("ops-since", "Placed since", since), h("button", { type: "submit" }, "List orders"));
+
+  main.append(
+    h("section", { "aria-labelledby": "stuck-h" }, h("h3", { id: "stuck-h" }, "Stuck sagas"), stuckForm, stuckOut),
+    h("section", { "aria-labelledby": "orders-h" }, h("h3", { id: "orders-h" }, "Orders of a customer"),
+      h("p", { class: "help" }, "The order API lists orders per customer (ListOrders); status, reason and time are filtered here."), ordersForm, ordersOut),
+    h("section", { "aria-labelledby": "notexposed-h" }, h("h3", { id: "notexposed-h" }, "Dead letters, outbox backlog, consumer lag"),
+      h("p", {}, "Not exposed by the services' gRPC APIs, so not shown here: parked outbox rows are on each service's ops port (",
+        h("code", {}, "sagactl outbox"), "), lag and backlog are Prometheus metrics on /metrics.")),
+  );
+}
+
+// ---- routing ----
+
+function route(): void {
+  viewAbort.abort();
+  viewAbort = new AbortController();
+  status.textContent = "";
+  const hash = location.hash || (loadToken() ? "#/shop" : "#/token");
+  for (const a of document.querySelectorAll<HTMLAnchorElement>("nav a")) {
+    if (hash.startsWith(a.getAttribute("href") ?? "-")) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  const orderMatch = /^#\/orders\/([0-9a-fA-F-]{36})$/.exec(hash);
+  let done: Promise<void> | void = undefined;
+  if (hash === "#/token") done = tokenView();
+  else if (hash === "#/shop") done = shopView();
+  else if (hash === "#/ops") done = opsView();
+  else if (orderMatch) done = orderView(orderMatch[1]);
+  else {
+    main.replaceChildren(h("h2", {}, "Not found"), h("p", {}, "No such page: ", h("code", {}, hash)));
+  }
+  void Promise.resolve(done).catch((err: unknown) => {
+    if (!isAbort(err)) main.append(h("div", { class: "alert", role: "alert" }, `Unexpected error: ${String(err)}`));
+  });
+  main.focus();
+}
+
+async function start(): Promise<void> {
+  try {
+    clients = createClients(await loadConfig());
+  } catch (err) {
+    clear(main);
+    main.append(h("div", { class: "alert alert-down", role: "alert" }, (err as Error).message));
+    return;
+  }
+  renderWho();
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+void start();
