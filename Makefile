@@ -17,6 +17,7 @@ PKGS := $(addsuffix /...,$(MODULES))
 include deploy/local/infra.mk
 include proto/proto.mk
 include k8s/k8s.mk
+include web/web.mk
 
 .PHONY: help build vet fmt-check test test-go run
 

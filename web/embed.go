@@ -1,0 +1,121 @@
+// Package web serves the browser console: the bundle in dist/ (built by
+// `make web`, committed so Go builds need no npm) and a /config.json telling
+// the page where each service answers Connect and gRPC-Web.
+package web
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+//go:embed dist
+var dist embed.FS
+
+// Services are the five services' browser base URLs (e.g. http://127.0.0.1:8091).
+type Services struct {
+	Order        string `json:"order"`
+	Inventory    string `json:"inventory"`
+	Payment      string `json:"payment"`
+	Shipping     string `json:"shipping"`
+	Notification string `json:"notification"`
+}
+
+func (s Services) each() map[string]string {
+	return map[string]string{"order": s.Order, "inventory": s.Inventory, "payment": s.Payment, "shipping": s.Shipping, "notification": s.Notification}
+}
+
+// Validate says which URL is missing or not an absolute http(s) URL.
+func (s Services) Validate() error {
+	var errs []error
+	for name, raw := range s.each() {
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("console: %s service URL %q: want http(s)://host:port", name, raw))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Handler serves index.html at /, the bundle's files, and /config.json. The
+// Content-Security-Policy lets the page talk to its own origin and the five
+// services only.
+func Handler(services Services) (http.Handler, error) {
+	if err := services.Validate(); err != nil {
+		return nil, err
+	}
+	config, err := json.Marshal(struct {
+		Services Services `json:"services"`
+	}{services})
+	if err != nil {
+		return nil, err
+	}
+	files, err := fs.Sub(dist, "dist")
+	if err != nil {
+		return nil, err
+	}
+	origins := []string{"'self'"}
+	for _, raw := range services.each() {
+		u, _ := url.Parse(raw) // checked by Validate
+		origins = append(origins, u.Scheme+"://"+u.Host)
+	}
+	csp := "default-src 'self'; connect-src " + strings.Join(origins, " ") + "; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+	static := http.FileServerFS(files)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /config.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(config)
+	})
+	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+		// A bundle rebuilt under a running stack must not be served stale.
+		w.Header().Set("Cache-Control", "no-cache")
+		static.ServeHTTP(w, r)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		mux.ServeHTTP(w, r)
+	}), nil
+}
+
+// Server is the console listening on one address.
+type Server struct {
+	// URL is where to open it, e.g. http://127.0.0.1:8090/.
+	URL  string
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// Serve serves the console on ln until Close.
+func Serve(ln net.Listener, services Services) (*Server, error) {
+	h, err := Handler(services)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{URL: "http://" + ln.Addr().String() + "/", ln: ln, done: make(chan error, 1),
+		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
+	go func() {
+		err := s.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return s, nil
+}
+
+// Close stops the server and waits for it to return.
+func (s *Server) Close() error {
+	return errors.Join(s.srv.Close(), <-s.done)
+}

@@ -1,0 +1,3 @@
+module github.com/sagasuite/sagasuite/web
+
+go 1.26.0
