@@ -11,6 +11,7 @@ require (
 	github.com/google/uuid v1.6.0
 	github.com/sagasuite/sagasuite/libs v0.0.0-00010101000000-000000000000
 	github.com/sagasuite/sagasuite/proto/gen/go v0.0.0-00010101000000-000000000000
+	github.com/sagasuite/sagasuite/web v0.0.0-00010101000000-000000000000
 	github.com/segmentio/kafka-go v0.4.51
 	go.mongodb.org/mongo-driver/v2 v2.10.0
 	google.golang.org/genproto v0.0.0-20250519155744-55703ea1f237
@@ -169,3 +170,5 @@ replace github.com/sagasuite/sagasuite/services/order => ../services/order
 replace github.com/sagasuite/sagasuite/services/payment => ../services/payment
 
 replace github.com/sagasuite/sagasuite/services/shipping => ../services/shipping
+
+replace github.com/sagasuite/sagasuite/web => ../web

@@ -39,6 +39,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&opts.TopicPrefix, "topic-prefix", "", "Kafka topic and group `prefix` (default none in-process, "+devstack.DefaultExternalTopicPrefix+" on an external Kafka)")
 	fs.DurationVar(&opts.OrderDeadline, "order-deadline", 0, "how long an order may stay PENDING before it is cancelled (default 30s)")
 	fs.StringVar(&opts.StateFile, "state-file", devstack.DefaultStateFile(), "write the stack's signing key path, tokens and addresses to this `file` while it runs (other sagactl commands find the stack through it; $"+devstack.StateFileEnv+" moves it; empty: none)")
+	fs.StringVar(&opts.Console, "console-listen", devstack.DefaultConsoleAddr, "where the web console is served (`host:port`; empty: not served)")
 	logLevel := fs.String("log-level", "info", "services' log `level`: debug, info, warn, error (logs go to stderr)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sagactl dev [flags]")

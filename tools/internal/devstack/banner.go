@@ -65,6 +65,11 @@ func (s *Stack) PrintBanner(w io.Writer) {
 		tw.Flush()
 	}
 
+	if s.ConsoleURL != "" {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "Web console: %s  (paste a token below under Token)\n", s.ConsoleURL)
+	}
+
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Tokens (every call but health needs one; valid %s; mint more with `go run ./tools/cmd/sagactl token --customer ID` or `--role operator`):\n", BannerTokenTTL)
 	fmt.Fprintf(w, "  customer %s:\n    %s\n", DemoCustomer, s.CustomerToken)

@@ -141,6 +141,11 @@ type Options struct {
 	// sagactl commands find the stack through it (`sagactl dev` uses
 	// DefaultStateFile).
 	StateFile string
+	// Console is where the web console is served (DefaultConsoleAddr in
+	// `sagactl dev`; empty: not served). ConsoleAPIs are the services'
+	// browser base URLs it is told about (DefaultConsoleAPIs where unset).
+	Console     string
+	ConsoleAPIs suite.Addrs
 }
 
 // Stack is a running dev stack. Stop it exactly once.
@@ -163,6 +168,8 @@ type Stack struct {
 	// CustomerToken (DemoCustomer) and OperatorToken (DemoOperator) are
 	// the tokens the banner prints, valid for BannerTokenTTL.
 	CustomerToken, OperatorToken string
+	// ConsoleURL is the web console's address, when served (Options.Console).
+	ConsoleURL string
 
 	auth      authSettings
 	stateFile string // Options.StateFile, once written
@@ -432,6 +439,11 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	if slices.Contains(opts.Services, suite.Inventory) {
 		st.Catalog = opts.Catalog
 		if err := seed(ctx, st.GRPC.Inventory, opts.Catalog, st.ToolToken("sagactl-dev-seed")); err != nil {
+			return st, err
+		}
+	}
+	if opts.Console != "" {
+		if err := st.startConsole(ctx, opts); err != nil {
 			return st, err
 		}
 	}

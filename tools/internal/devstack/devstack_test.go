@@ -51,6 +51,7 @@ func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 	st, err := devstack.Start(ctx, devstack.Options{
 		GRPC: all, Ops: all, KafkaAddr: free, MySQLAddr: free, MongoAddr: free, GatewayAddr: free, OrderDeadline: 10 * time.Minute,
 		LogLevel: config.LevelWarn, LogOutput: logs, ReadyTimeout: 3 * time.Minute, StateFile: stateFile,
+		Console: free,
 	})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
@@ -72,6 +73,7 @@ func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 			t.Errorf("banner lacks %q:\n%s", want, banner.String())
 		}
 	}
+	checkConsole(t, st, banner.String())
 	calls := checkGRPCurlLines(ctx, t, st, banner.String())
 
 	state, err := devstack.ReadStateFile(stateFile)

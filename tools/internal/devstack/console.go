@@ -1,0 +1,49 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/sagasuite/sagasuite/tools/internal/suite"
+	"github.com/sagasuite/sagasuite/web"
+)
+
+// DefaultConsoleAddr is where `sagactl dev` serves the web console.
+const DefaultConsoleAddr = "127.0.0.1:8090"
+
+// DefaultConsoleAPIs are the services' browser (Connect, gRPC-Web) base URLs
+// the console is told about: each service's own listener beside its gRPC
+// port, allowing the console's origin by CORS.
+var DefaultConsoleAPIs = suite.Addrs{Order: "http://127.0.0.1:8091", Inventory: "http://127.0.0.1:8092",
+	Payment: "http://127.0.0.1:8093", Shipping: "http://127.0.0.1:8094", Notification: "http://127.0.0.1:8095"}
+
+// startConsole serves the embedded console (package web) on opts.Console,
+// with /config.json naming opts.ConsoleAPIs (DefaultConsoleAPIs where unset).
+func (s *Stack) startConsole(ctx context.Context, opts Options) error {
+	apis := opts.ConsoleAPIs
+	for _, name := range suite.Services {
+		if apis.Of(name) == "" {
+			apis.Set(name, DefaultConsoleAPIs.Of(name))
+		}
+	}
+	var ln net.Listener
+	var err error
+	if _, port, perr := net.SplitHostPort(opts.Console); perr == nil && port == "0" {
+		ln, err = net.Listen("tcp", opts.Console)
+	} else {
+		ln, err = listenWhenFree(ctx, opts.Console, opts.LogOutput)
+	}
+	if err != nil {
+		return fmt.Errorf("console address %s: %w (choose another with --console-listen, or none with --console-listen '')", opts.Console, err)
+	}
+	srv, err := web.Serve(ln, web.Services{Order: apis.Order, Inventory: apis.Inventory, Payment: apis.Payment,
+		Shipping: apis.Shipping, Notification: apis.Notification})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.ConsoleURL = srv.URL
+	s.stops = append(s.stops, srv.Close)
+	return nil
+}
