@@ -143,6 +143,19 @@ func TestTypecheck(t *testing.T) {
 	run(t, ".", filepath.Join(nm, ".bin", "tsc"), "--noEmit", "-p", ".")
 }
 
+// The console's pure parts (money, tokens, error mapping, timeline kinds):
+// test/units.test.ts bundled by the pinned esbuild, run by node's test runner.
+func TestUnits(t *testing.T) {
+	nm := nodeModules(t)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is not on PATH: %v", err)
+	}
+	bundle := filepath.Join(t.TempDir(), "units.test.mjs")
+	run(t, ".", filepath.Join(nm, ".bin", "esbuild"), "test/units.test.ts", "--bundle", "--platform=node", "--format=esm", "--log-level=warning", "--outfile="+bundle)
+	run(t, ".", node, "--test", bundle)
+}
+
 // The committed dist/ is what build.mjs makes from the committed sources.
 func TestBundleIsFresh(t *testing.T) {
 	nodeModules(t)
