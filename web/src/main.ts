@@ -272,13 +272,15 @@ async function shopView(): Promise<void> {
       actions.replaceChildren();
       if (cur.status === OrderStatus.PENDING) {
         actions.append(h("button", { type: "button", "aria-label": `Cancel order ${cur.orderId}`, onclick: async (ev: Event) => {
-          (ev.currentTarget as HTMLButtonElement).disabled = true;
+          // currentTarget is gone once the handler awaits: keep the button.
+          const button = ev.currentTarget as HTMLButtonElement;
+          button.disabled = true;
           try {
             const res = await clients.order.cancelOrder({ orderId: cur.orderId, reason: "cancelled in the console", requestId: crypto.randomUUID() }, { signal });
             if (res.order) render(res.order);
           } catch (err) {
             if (!isAbort(err)) showProblem(alerts, err, "order");
-            (ev.currentTarget as HTMLButtonElement | null)?.removeAttribute("disabled");
+            button.disabled = false;
           }
         } }, "Cancel"));
       }
@@ -301,6 +303,11 @@ async function shopView(): Promise<void> {
     }
   };
 
+  if (!c.roles.includes("customer")) {
+    // Only a customer places orders and has "my orders"; the catalog is for everyone.
+    alerts.append(h("div", { class: "alert", role: "alert" }, "Placing orders and \"My orders\" need a customer token; yours has roles: " + (c.roles.join(", ") || "none") + "."));
+    return;
+  }
   try {
     const res = await clients.order.listOrders({ customerId: c.subject, pageSize: 20 }, { signal });
     for (const o of res.orders) addOrderRow(o, false);
