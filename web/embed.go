@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -28,14 +29,16 @@ type Services struct {
 	Notification string `json:"notification"`
 }
 
-func (s Services) each() map[string]string {
-	return map[string]string{"order": s.Order, "inventory": s.Inventory, "payment": s.Payment, "shipping": s.Shipping, "notification": s.Notification}
+// each lists name and URL in a fixed order, so errors and headers are stable.
+func (s Services) each() [][2]string {
+	return [][2]string{{"order", s.Order}, {"inventory", s.Inventory}, {"payment", s.Payment}, {"shipping", s.Shipping}, {"notification", s.Notification}}
 }
 
 // Validate says which URL is missing or not an absolute http(s) URL.
 func (s Services) Validate() error {
 	var errs []error
-	for name, raw := range s.each() {
+	for _, svc := range s.each() {
+		name, raw := svc[0], svc[1]
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("console: %s service URL %q: want http(s)://host:port", name, raw))
@@ -62,9 +65,11 @@ func Handler(services Services) (http.Handler, error) {
 		return nil, err
 	}
 	origins := []string{"'self'"}
-	for _, raw := range services.each() {
-		u, _ := url.Parse(raw) // checked by Validate
-		origins = append(origins, u.Scheme+"://"+u.Host)
+	for _, svc := range services.each() {
+		u, _ := url.Parse(svc[1]) // checked by Validate
+		if origin := u.Scheme + "://" + u.Host; !slices.Contains(origins, origin) {
+			origins = append(origins, origin)
+		}
 	}
 	csp := "default-src 'self'; connect-src " + strings.Join(origins, " ") + "; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 	static := http.FileServerFS(files)
