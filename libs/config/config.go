@@ -66,6 +66,12 @@ type Common struct {
 	GRPCReflection bool `env:"GRPC_REFLECTION" envDefault:"false"`
 
 	GRPCLimits
+	// WebAddr, when set, is a second listener answering gRPC-Web and the
+	// Connect protocol (browsers) on the same handlers; empty: none.
+	WebAddr string `env:"WEB_ADDR"`
+	// WebAllowedOrigins are the exact origins ("https://shop.example.com")
+	// whose pages may call the web listener (CORS); "*" is refused.
+	WebAllowedOrigins []string `env:"WEB_ALLOWED_ORIGINS" envSeparator:","`
 	// TLSCertFile and TLSKeyFile, both set, make the gRPC and ops listeners
 	// serve TLS with this PEM pair (e.g. a mounted kubernetes.io/tls
 	// Secret), re-read when the files change; both empty: plaintext.
@@ -158,7 +164,39 @@ func (c Common) ValidateSection(prefix string) error {
 			errs = append(errs, &VarError{Key: prefix + key, Problem: fmt.Sprintf(": cannot read %q: %v", file, err), Err: err})
 		}
 	}
+	for _, origin := range c.WebAllowedOrigins {
+		if err := CheckWebOrigin(origin); err != nil {
+			errs = append(errs, &VarError{Key: prefix + "WEB_ALLOWED_ORIGINS", Problem: ": " + err.Error(), Err: err})
+		}
+	}
+	if len(c.WebAllowedOrigins) > 0 && c.WebAddr == "" {
+		errs = append(errs, &VarError{Key: prefix + "WEB_ALLOWED_ORIGINS", Problem: "is set but " + prefix + "WEB_ADDR is not: no web listener would use it"})
+	}
 	return errors.Join(append(errs, c.GRPCLimits.validate(prefix))...)
+}
+
+// CheckWebOrigin accepts one exact browser origin: scheme http or https and
+// a host, optionally a port, nothing more (browsers send it in that form in
+// the Origin header, which is compared byte for byte). A wildcard is
+// refused: it would let any site's scripts call the API with a user's token.
+func CheckWebOrigin(origin string) error {
+	if origin == "*" || strings.Contains(origin, "*") {
+		return fmt.Errorf("%q: wildcard origins are refused; list each origin (e.g. https://shop.example.com)", origin)
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", origin, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+		return fmt.Errorf("%q is not an origin: want scheme://host[:port], scheme http or https", origin)
+	}
+	if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return fmt.Errorf("%q is not an origin: no user, path, query or fragment allowed", origin)
+	}
+	if origin != u.Scheme+"://"+u.Host {
+		return fmt.Errorf("%q is not an origin as browsers send it: want %q", origin, u.Scheme+"://"+u.Host)
+	}
+	return nil
 }
 
 func (l GRPCLimits) validate(prefix string) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func TestLoad(t *testing.T) {
 					LogFormat:       config.FormatJSON,
 					ShutdownTimeout: 15 * time.Second,
 				}
-				if cfg.Common != want {
+				if !reflect.DeepEqual(cfg.Common, want) {
 					t.Errorf("Common = %+v, want %+v", cfg.Common, want)
 				}
 				if cfg.Deadline != 5*time.Minute || cfg.MaxRetries != 5 || cfg.MySQLDSN != "root@tcp(db)/orders" {
@@ -238,5 +239,42 @@ func TestAuthConfigIsReadAndChecked(t *testing.T) {
 				t.Errorf("%s: Check = %v, want %q", name, err, want)
 			}
 		}
+	}
+}
+
+// <P>_WEB_*: the browser listener and its allowed origins; a wildcard or
+// something that is not an origin stops start-up naming the variable.
+func TestWebSettings(t *testing.T) {
+	type svc struct{ config.Common }
+	cfg, err := config.LoadFrom[svc]("ORDER", []string{"ORDER_WEB_ADDR=:8091",
+		"ORDER_WEB_ALLOWED_ORIGINS=http://127.0.0.1:8090,https://shop.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.WebAddr != ":8091" || !reflect.DeepEqual(cfg.WebAllowedOrigins, []string{"http://127.0.0.1:8090", "https://shop.example.com"}) {
+		t.Fatalf("web settings = %q %q", cfg.WebAddr, cfg.WebAllowedOrigins)
+	}
+	unset, err := config.LoadFrom[svc]("ORDER", nil)
+	if err != nil || unset.WebAddr != "" || len(unset.WebAllowedOrigins) != 0 {
+		t.Fatalf("unset: %q %q %v: want no web listener", unset.WebAddr, unset.WebAllowedOrigins, err)
+	}
+	for _, bad := range []struct{ origins, want string }{
+		{"*", "wildcard origins are refused"},
+		{"https://*.example.com", "wildcard origins are refused"},
+		{"shop.example.com", "is not an origin"},
+		{"ftp://shop.example.com", "is not an origin"},
+		{"https://shop.example.com/console", "no user, path, query or fragment"},
+		{"https://shop.example.com/", "want \"https://shop.example.com\""},
+		{"http://[::1", "is not a URL"},
+		{"http://127.0.0.1:8090,", "is not an origin"},
+	} {
+		_, err := config.LoadFrom[svc]("ORDER", []string{"ORDER_WEB_ADDR=:8091", "ORDER_WEB_ALLOWED_ORIGINS=" + bad.origins})
+		if err == nil || !strings.Contains(err.Error(), "ORDER_WEB_ALLOWED_ORIGINS") || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("origins %q: error %v, want one naming ORDER_WEB_ALLOWED_ORIGINS and %q", bad.origins, err, bad.want)
+		}
+	}
+	_, err = config.LoadFrom[svc]("ORDER", []string{"ORDER_WEB_ALLOWED_ORIGINS=http://127.0.0.1:8090"})
+	if err == nil || !strings.Contains(err.Error(), "ORDER_WEB_ADDR is not") {
+		t.Errorf("origins without an address: %v, want an error naming ORDER_WEB_ADDR", err)
 	}
 }

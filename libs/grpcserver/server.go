@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -58,6 +59,9 @@ type Options struct {
 	// TLS, when set, makes the server speak TLS only (e.g. a
 	// tlsfiles.Reloader's ServerConfig, so renewed certificates apply).
 	TLS *tls.Config
+	// Web, when set, also serves gRPC-Web and Connect for browsers on its
+	// own listener, through the same handlers and interceptors (web.go).
+	Web *Web
 }
 
 // ReadinessService is the health-service name whose status says whether this
@@ -73,6 +77,8 @@ type Server struct {
 	grpc            *grpc.Server
 	health          *health.Server
 	listener        net.Listener
+	web             *http.Server // nil without a browser listener
+	webListener     net.Listener
 	logger          *slog.Logger
 	services        []string
 	shutdownTimeout time.Duration
@@ -167,6 +173,12 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("grpcserver: listen on %q: %w", opts.Addr, err)
 	}
 	s.listener = lis
+	if opts.Web != nil {
+		if err := s.listenWeb(*opts.Web, opts.Limits); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -216,22 +228,42 @@ func (s *Server) serve(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(s.listener) }()
 	s.logger.InfoContext(ctx, "gRPC server listening", slog.String("addr", s.Addr().String()))
+	webServed := make(chan error, 1)
+	if s.web != nil {
+		go func() { webServed <- s.serveWeb() }()
+		s.logger.InfoContext(ctx, "gRPC-Web/Connect listening", slog.String("addr", s.WebAddr().String()))
+	}
 
 	select {
 	case err := <-served:
 		s.stopDrain()
+		if s.web != nil {
+			s.web.Close()
+		}
 		return fmt.Errorf("grpcserver: serve on %s: %w", s.Addr(), err)
+	case err := <-webServed:
+		s.stopDrain()
+		s.grpc.Stop()
+		<-served
+		return err
 	case <-ctx.Done():
 	}
 
 	s.health.Shutdown() // NOT_SERVING for all, and stays so
 	s.stopDrain()
+	deadline := time.Now().Add(s.shutdownTimeout)
+	if s.web != nil {
+		s.shutdownWeb(deadline)
+		if err := <-webServed; err != nil {
+			s.logger.WarnContext(ctx, "web listener", slog.Any("error", err))
+		}
+	}
 	stopped := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
 		close(stopped)
 	}()
-	timer := time.NewTimer(s.shutdownTimeout)
+	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {
 	case <-stopped:
@@ -255,8 +287,14 @@ func (s *Server) serve(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.stopDrain()
 	s.grpc.Stop()
+	var errs []error
 	if err := s.listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("grpcserver: close listener: %w", err)
+		errs = append(errs, fmt.Errorf("grpcserver: close listener: %w", err))
 	}
-	return nil
+	if s.webListener != nil {
+		if err := s.webListener.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, fmt.Errorf("grpcserver: close web listener: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }

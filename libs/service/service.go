@@ -103,6 +103,9 @@ type Runtime struct {
 	// OnListening, if set, is told the gRPC and ops addresses once both
 	// listen (tests and the dev stack use ":0"-style addresses).
 	OnListening func(grpcAddr, opsAddr net.Addr)
+	// OnWebListening, if set, is told the gRPC-Web/Connect address before
+	// OnListening, when the service has a web listener (Common.WebAddr).
+	OnWebListening func(webAddr net.Addr)
 	// Verifier checks bearer tokens instead of one built from
 	// Common.Auth (tests and the dev stack hold their own signing key).
 	Verifier grpcserver.TokenVerifier
@@ -216,12 +219,16 @@ func Run(ctx context.Context, spec Spec) (err error) {
 		consumers = append(consumers, consumer)
 	}
 
+	var web *grpcserver.Web
+	if spec.Common.WebAddr != "" {
+		web = &grpcserver.Web{Addr: spec.Common.WebAddr, AllowedOrigins: spec.Common.WebAllowedOrigins, TLS: tlsConfig.web}
+	}
 	server, err := grpcserver.New(grpcserver.Options{
 		Addr: spec.Common.GRPCAddr, Logger: logger, ServiceName: spec.Name, Register: spec.Register,
 		ShutdownTimeout: spec.Common.ShutdownTimeout,
 		Auth:            &grpcserver.Auth{Verifier: verifier, Policy: spec.Policy},
 		Reflection:      spec.Common.GRPCReflection, Limits: grpcLimits(spec.Common.GRPCLimits),
-		TLS: tlsConfig.grpc,
+		TLS: tlsConfig.grpc, Web: web,
 	})
 	if err != nil {
 		return fmt.Errorf("%s: grpc: %w", spec.Name, err)
@@ -258,10 +265,17 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	if tlsConfig.ops != nil {
 		opsListener = tls.NewListener(opsListener, tlsConfig.ops)
 	}
+	if spec.OnWebListening != nil && server.WebAddr() != nil {
+		spec.OnWebListening(server.WebAddr())
+	}
 	if spec.OnListening != nil {
 		spec.OnListening(server.Addr(), opsListener.Addr())
 	}
-	logger.InfoContext(ctx, "service started", "grpc", server.Addr().String(), "ops", opsListener.Addr().String())
+	started := []any{"grpc", server.Addr().String(), "ops", opsListener.Addr().String()}
+	if server.WebAddr() != nil {
+		started = append(started, "web", server.WebAddr().String())
+	}
+	logger.InfoContext(ctx, "service started", started...)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return server.Serve(gctx) })

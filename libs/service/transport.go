@@ -35,9 +35,9 @@ func ensureOwnTopics(ctx context.Context, spec Spec, sec bus.Security, logger *s
 	return nil
 }
 
-// listenerTLS is the TLS of the gRPC and ops listeners: both nil, or both
-// serving the configured pair, re-read when its files change.
-type listenerTLS struct{ grpc, ops *tls.Config }
+// listenerTLS is the TLS of the gRPC, ops and web listeners: all nil, or
+// all serving the configured pair, re-read when its files change.
+type listenerTLS struct{ grpc, ops, web *tls.Config }
 
 func serverTLS(c config.Common) (listenerTLS, error) {
 	if c.TLSCertFile == "" && c.TLSKeyFile == "" {
@@ -47,7 +47,7 @@ func serverTLS(c config.Common) (listenerTLS, error) {
 	if err != nil {
 		return listenerTLS{}, err
 	}
-	return listenerTLS{grpc: r.ServerConfig("h2"), ops: r.ServerConfig("http/1.1")}, nil
+	return listenerTLS{grpc: r.ServerConfig("h2"), ops: r.ServerConfig("http/1.1"), web: r.ServerConfig("h2", "http/1.1")}, nil
 }
 
 func grpcLimits(l config.GRPCLimits) grpcserver.Limits {

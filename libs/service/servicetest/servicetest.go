@@ -49,6 +49,9 @@ type Instance struct {
 	conn     *grpc.ClientConn
 	grpcAddr string
 	opsAddr  string
+	// webAddr is set by OnWebListening, which Run calls before
+	// OnListening: the addrs channel orders the write before WaitReady reads it.
+	webAddr string
 }
 
 // Launch runs run(ctx, rt) in the background and returns at once, so several
@@ -58,6 +61,7 @@ func Launch(t testing.TB, rt service.Runtime, run func(context.Context, service.
 	t.Helper()
 	i := &Instance{t: t, addrs: make(chan [2]net.Addr, 1), done: make(chan error, 1)}
 	rt.OnListening = func(g, o net.Addr) { i.addrs <- [2]net.Addr{g, o} }
+	rt.OnWebListening = func(w net.Addr) { i.webAddr = w.String() }
 	if rt.Verifier == nil {
 		rt.Verifier = Verifier(t)
 	}
@@ -105,6 +109,10 @@ func (i *Instance) WaitReady() *grpc.ClientConn {
 
 // GRPCAddr is where the instance's gRPC API listens (after WaitReady).
 func (i *Instance) GRPCAddr() string { return i.grpcAddr }
+
+// WebAddr is where the instance's gRPC-Web/Connect listener listens (after
+// WaitReady), or "" when its config sets no WebAddr.
+func (i *Instance) WebAddr() string { return i.webAddr }
 
 // OpsAddr is where the instance's ops server (/metrics, /readyz) listens
 // (after WaitReady).

@@ -15,12 +15,19 @@ import (
 // that place and follow an order (every service serves reflection).
 func (s *Stack) PrintBanner(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  SERVICE\tgRPC (reflection, health)\tOPS")
+	fmt.Fprintln(tw, "  SERVICE\tgRPC (reflection, health)\tgRPC-Web + Connect (browsers)\tOPS")
 	for _, name := range suite.Services {
 		ops := "http://" + s.Ops.Of(name)
-		fmt.Fprintf(tw, "  %s\t%s\t%s/metrics  %s/healthz  %s/readyz\n", name, s.GRPC.Of(name), ops, ops, ops)
+		web := "-"
+		if a := s.Web.Of(name); a != "" {
+			web = "http://" + a
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s/metrics  %s/healthz  %s/readyz\n", name, s.GRPC.Of(name), web, ops, ops, ops)
 	}
 	tw.Flush()
+	if len(s.WebOrigins) > 0 {
+		fmt.Fprintf(w, "  Browser pages may call the gRPC-Web/Connect ports from %s (CORS).\n", strings.Join(s.WebOrigins, ", "))
+	}
 
 	fmt.Fprintln(w)
 	sv := s.Servers

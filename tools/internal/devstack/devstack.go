@@ -59,6 +59,12 @@ var (
 		Shipping: "127.0.0.1:50054", Notification: "127.0.0.1:50055"}
 	DefaultOps = suite.Addrs{Order: "127.0.0.1:8081", Inventory: "127.0.0.1:8082", Payment: "127.0.0.1:8083",
 		Shipping: "127.0.0.1:8084", Notification: "127.0.0.1:8085"}
+	// DefaultWeb: the browser listeners (gRPC-Web and Connect).
+	DefaultWeb = suite.Addrs{Order: "127.0.0.1:8091", Inventory: "127.0.0.1:8092", Payment: "127.0.0.1:8093",
+		Shipping: "127.0.0.1:8094", Notification: "127.0.0.1:8095"}
+	// DefaultWebOrigins may call the browser listeners: the web console's
+	// address, under both names a developer may type.
+	DefaultWebOrigins = []string{"http://127.0.0.1:8090", "http://localhost:8090"}
 )
 
 const (
@@ -81,6 +87,12 @@ type Options struct {
 	// GRPC and Ops are the services' listen addresses; an empty field takes
 	// the one from DefaultGRPC/DefaultOps; "127.0.0.1:0" picks a free port.
 	GRPC, Ops suite.Addrs
+	// Web are the browser listeners' addresses; an empty field takes
+	// DefaultWeb's, or port 0 when the service's gRPC address has port 0
+	// (tests, replays), so parallel stacks do not collide. WebOrigins may
+	// call them (default DefaultWebOrigins).
+	Web        suite.Addrs
+	WebOrigins []string
 	// KafkaAddr, MySQLAddr and MongoAddr are where the in-process servers
 	// listen (defaults DefaultKafkaAddr …; port 0 picks a free one). There
 	// is one MySQL server per SQL service: order's on MySQLAddr, inventory's
@@ -150,8 +162,10 @@ type Options struct {
 
 // Stack is a running dev stack. Stop it exactly once.
 type Stack struct {
-	// GRPC and Ops are the addresses the services listen on.
-	GRPC, Ops suite.Addrs
+	// GRPC, Ops and Web are the addresses the services listen on.
+	GRPC, Ops, Web suite.Addrs
+	// WebOrigins may call the Web listeners (CORS).
+	WebOrigins []string
 	// Servers describes what the services talk to, for the banner.
 	Servers Servers
 	// ReadyIn is how long Start took, from its call until all five services
@@ -201,8 +215,8 @@ type proc struct {
 }
 
 type listening struct {
-	name       string
-	grpc, opsA net.Addr
+	name            string
+	grpc, opsA, web net.Addr
 }
 
 // Servers says which servers the stack uses.
@@ -363,14 +377,15 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 	st.svcCancel = svcCancel
 	kafka := service.KafkaConfig{Brokers: opts.Kafka, TopicPrefix: srv.TopicPrefix, Partitions: 3, ReplicationFactor: 1}
 	common := func(name string) config.Common {
-		grpcAddr, opsAddr := opts.GRPC.Of(name), opts.Ops.Of(name)
+		grpcAddr, opsAddr, webAddr := opts.GRPC.Of(name), opts.Ops.Of(name), opts.Web.Of(name)
 		if a := st.GRPC.Of(name); a != "" { // a restart keeps the port clients know
-			grpcAddr, opsAddr = a, st.Ops.Of(name)
+			grpcAddr, opsAddr, webAddr = a, st.Ops.Of(name), st.Web.Of(name)
 		}
 		// Reflection on: grpcurl without proto files is the dev stack's way in.
 		// Tokens are checked against the stack's own key, as the binaries'
 		// <P>_AUTH_* settings would.
 		return config.Common{ServiceName: name, GRPCAddr: grpcAddr, OpsAddr: opsAddr, GRPCReflection: true,
+			WebAddr: webAddr, WebAllowedOrigins: opts.WebOrigins,
 			Auth:     config.AuthConfig{JWKSFile: st.auth.jwksFile, Issuer: st.auth.issuer, Audience: st.auth.audience},
 			LogLevel: opts.LogLevel, LogFormat: config.FormatText, ShutdownTimeout: 10 * time.Second}
 	}
@@ -413,9 +428,12 @@ func Start(ctx context.Context, opts Options) (st *Stack, err error) {
 		},
 	}
 	st.svcCtx, st.runs, st.listen, st.procs = svcCtx, runs, make(chan listening, 1), map[string]*proc{}
+	st.WebOrigins = opts.WebOrigins
 	st.newRT = func(name string) service.Runtime {
+		var web net.Addr // told just before OnListening, by the same goroutine
 		return service.Runtime{Logger: logger.With("service", name), SharedTelemetry: true, Registry: registry, Clock: opts.Clock,
-			OnListening: func(g, o net.Addr) { st.listen <- listening{name, g, o} }}
+			OnWebListening: func(w net.Addr) { web = w },
+			OnListening:    func(g, o net.Addr) { st.listen <- listening{name, g, o, web} }}
 	}
 	// One service at a time: release its reserved ports, run it, wait until
 	// it listens (see reservePorts).
@@ -464,6 +482,12 @@ func (o Options) withDefaults() Options {
 		if o.Ops.Of(name) == "" {
 			o.Ops.Set(name, DefaultOps.Of(name))
 		}
+		if o.Web.Of(name) == "" {
+			o.Web.Set(name, DefaultWeb.Of(name))
+			if host, port, err := net.SplitHostPort(o.GRPC.Of(name)); err == nil && port == "0" {
+				o.Web.Set(name, net.JoinHostPort(host, "0"))
+			}
+		}
 	}
 	if o.KafkaAddr == "" {
 		o.KafkaAddr = DefaultKafkaAddr
@@ -494,6 +518,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 2 * time.Minute
+	}
+	if o.WebOrigins == nil {
+		o.WebOrigins = slices.Clone(DefaultWebOrigins)
 	}
 	return o
 }
@@ -723,6 +750,9 @@ func (s *Stack) run(ctx context.Context, name string, bound time.Duration) error
 	case l := <-s.listen:
 		s.GRPC.Set(l.name, l.grpc.String())
 		s.Ops.Set(l.name, l.opsA.String())
+		if l.web != nil {
+			s.Web.Set(l.name, l.web.String())
+		}
 		return nil
 	case <-s.failed:
 		return s.failErr

@@ -3,8 +3,10 @@ package devstack_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,6 +147,7 @@ func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 	expect(completed, orderv1.OrderStatus_ORDER_STATUS_COMPLETED, eventsv1.CancelReason_CANCEL_REASON_UNSPECIFIED)
 	expect(printed.GetOrder().GetOrderId(), orderv1.OrderStatus_ORDER_STATUS_COMPLETED, eventsv1.CancelReason_CANCEL_REASON_UNSPECIFIED)
 	expect(soldOut, orderv1.OrderStatus_ORDER_STATUS_CANCELLED, eventsv1.CancelReason_CANCEL_REASON_OUT_OF_STOCK)
+	checkWebGetOrder(ctx, t, st, create.token, printed.GetOrder().GetOrderId())
 
 	auditCtx, auditCancel := context.WithTimeout(ctx, 3*time.Minute)
 	rep, err := audit.Await(auditCtx, conns.Clients, audit.Scope{CustomerIDs: []string{customer}, GatewayURL: st.GatewayURL}, 100*time.Millisecond)
@@ -165,7 +168,7 @@ func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 		addrs = append(addrs, cfg.Addr)
 	}
 	for _, name := range suite.Services {
-		addrs = append(addrs, st.GRPC.Of(name), st.Ops.Of(name))
+		addrs = append(addrs, st.GRPC.Of(name), st.Ops.Of(name), st.Web.Of(name))
 	}
 	for _, a := range addrs {
 		if _, _, err := net.SplitHostPort(a); err != nil {
@@ -244,4 +247,40 @@ func listening(addr string) bool {
 	}
 	defer c.Close()
 	return c.LocalAddr().String() != c.RemoteAddr().String()
+}
+
+// checkWebGetOrder reads the order as the console would: Connect JSON on
+// order's browser listener, from the console's origin, with the customer's
+// token; the banner lists that listener.
+func checkWebGetOrder(ctx context.Context, t *testing.T, st *devstack.Stack, token, orderID string) {
+	t.Helper()
+	var banner bytes.Buffer
+	st.PrintBanner(&banner)
+	if !strings.Contains(banner.String(), "http://"+st.Web.Order) || !strings.Contains(banner.String(), devstack.DefaultWebOrigins[0]) {
+		t.Errorf("banner lacks the web address %s or the allowed origin:\n%s", st.Web.Order, banner.String())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+st.Web.Order+"/sagasuite.order.v1.OrderService/GetOrder",
+		strings.NewReader(`{"orderId":"`+orderID+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Origin", devstack.DefaultWebOrigins[0])
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("Connect GetOrder on %s: %v", st.Web.Order, err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Order struct{ OrderID, Status string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || out.Order.OrderID != orderID {
+		t.Errorf("Connect GetOrder: status %d, %+v, %v", resp.StatusCode, out, err)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != devstack.DefaultWebOrigins[0] {
+		t.Errorf("Allow-Origin %q, want the console's %s", got, devstack.DefaultWebOrigins[0])
+	}
 }
