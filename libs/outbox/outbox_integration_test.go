@@ -442,3 +442,42 @@ func TestRelayCommitsTheDurabilityBarrierBeforePublishing(t *testing.T) {
 		t.Fatalf("barrier at %v while publishing, before the row was written (%v): not committed before the publish", at, written)
 	}
 }
+
+// gracePublisher holds a publish until released and then fails it when its
+// context has ended, as a real producer cut mid-request does.
+type gracePublisher struct{ inFlight, release chan struct{} }
+
+func (g gracePublisher) Publish(ctx context.Context, _ ...bus.Message) error {
+	g.inFlight <- struct{}{}
+	<-g.release
+	return ctx.Err()
+}
+
+// A relay stopped while a publish is in flight lets it finish and marks what
+// went out, so the next active relay does not publish it again.
+func TestStoppingRelayFinishesThePublishInFlight(t *testing.T) {
+	f := newFixture(t, 1)
+	f.write(t, f.message(t, events.NewID(), "in-flight"))
+	pub := gracePublisher{inFlight: make(chan struct{}, 1), release: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- NewRelay(f.db, pub, RelayConfig{PollInterval: 5 * time.Millisecond}).Run(ctx) }()
+	select {
+	case <-pub.inFlight:
+	case <-time.After(2 * time.Minute): // a bound for a hang
+		t.Fatal("the relay never published")
+	}
+	cancel() // the stop arrives while the publish is under way
+	close(pub.release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(2 * time.Minute): // a bound for a hang
+		t.Fatal("the relay did not stop")
+	}
+	if n := f.backlog(t); n != 0 {
+		t.Fatalf("%d rows left unsent after a stop during their publish, want 0 (they reached the broker)", n)
+	}
+}

@@ -331,7 +331,12 @@ func (r *Relay) flush(ctx context.Context, checkLock func(context.Context) error
 		}
 	}
 	start := time.Now()
-	errs := PublishEach(ctx, r.pub, msgs)
+	// A stop lets a publish in flight finish (bounded): cut short, its outcome
+	// is unknown — the broker may have the records while we do not mark them —
+	// and the next active relay publishes them again.
+	pubCtx, cancelPub := withStopGrace(ctx, publishStopGrace)
+	errs := PublishEach(pubCtx, r.pub, msgs)
+	cancelPub()
 	var (
 		sent      []uint64
 		transient error
@@ -480,6 +485,18 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// publishStopGrace bounds how long a stopping relay waits for its publish in
+// flight (well inside a service's shutdown timeout).
+const publishStopGrace = 5 * time.Second
+
+// withStopGrace is ctx's values with a cancellation that comes grace after
+// ctx's own, so work already under way can finish when ctx ends.
+func withStopGrace(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	detached, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return detached, func() { stop(); cancel() }
 }
 
 // markSentTimeout bounds recording a published batch after the relay's

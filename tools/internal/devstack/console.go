@@ -19,11 +19,16 @@ var DefaultConsoleAPIs = suite.Addrs{Order: "http://127.0.0.1:8091", Inventory: 
 	Payment: "http://127.0.0.1:8093", Shipping: "http://127.0.0.1:8094", Notification: "http://127.0.0.1:8095"}
 
 // startConsole serves the embedded console (package web) on opts.Console,
-// with /config.json naming opts.ConsoleAPIs (DefaultConsoleAPIs where unset).
+// with /config.json naming opts.ConsoleAPIs, else the stack's own web
+// listeners, else DefaultConsoleAPIs.
 func (s *Stack) startConsole(ctx context.Context, opts Options) error {
 	apis := opts.ConsoleAPIs
 	for _, name := range suite.Services {
-		if apis.Of(name) == "" {
+		switch {
+		case apis.Of(name) != "":
+		case s.Web.Of(name) != "": // the listener this stack really opened (":0" in tests)
+			apis.Set(name, "http://"+s.Web.Of(name))
+		default:
 			apis.Set(name, DefaultConsoleAPIs.Of(name))
 		}
 	}
