@@ -367,12 +367,20 @@ func screenshotDirs(t *testing.T) []string {
 	return dirs
 }
 
-// visible waits until an element matching the CSS selector is rendered (has
-// a layout box). It asks the page itself, so an element that the console
-// re-renders in place is seen as it is now.
+// visible waits until an element matching the CSS selector is seen: scrolled
+// into view, it is what the page shows at its centre (not hidden, nor covered
+// by another element — a fixed status line once covered the orders' status).
+// It asks the page itself, so an element re-rendered in place is seen as it is.
 func visible(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := chromedp.Poll[bool](fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e !== null && e.getClientRects().length > 0; })()`, sel), chromedp.WithPollingTimeout(0))(ctx, tg)
+		_, err := chromedp.Poll[bool](fmt.Sprintf(`(() => {
+			const e = document.querySelector(%q);
+			if (e === null || e.getClientRects().length === 0) return false;
+			e.scrollIntoView({ block: "center", inline: "center" });
+			const r = e.getBoundingClientRect();
+			const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+			return top !== null && (top === e || e.contains(top));
+		})()`, sel), chromedp.WithPollingTimeout(0))(ctx, tg)
 		return err
 	})
 }
