@@ -1,5 +1,5 @@
 // Bundles the console into dist/ (or --outdir DIR): app.js from src/main.ts, and
-// the static index.html and style.css copied as they are. The output depends only
+// the static index.html, style.css and favicon.svg copied as they are. The output depends only
 // on the sources and the pinned esbuild, so it is committed and compared by
 // web's Go test (TestBundleIsFresh).
 import { build } from "esbuild";
@@ -27,6 +27,6 @@ await build({
   charset: "utf8",
   logLevel: "warning",
 });
-for (const f of ["index.html", "style.css"]) {
+for (const f of ["index.html", "style.css", "favicon.svg"]) {
   copyFileSync(join("src", f), join(outdir, f));
 }

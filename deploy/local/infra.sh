@@ -460,6 +460,15 @@ install_prometheus() {
 	have_prometheus || die "prometheus/promtool still missing after apt-get"
 }
 
+# Chromium (Debian's chromium) is not a component of the stack either: the web
+# console's browser tests (tools/internal/webtest) drive it headless with chromedp.
+have_chromium() { command -v chromium >/dev/null; }
+
+install_chromium() {
+	have_chromium || apt_install chromium
+	have_chromium || die "chromium still missing after apt-get"
+}
+
 java_check() {
 	command -v java >/dev/null || apt_install openjdk-17-jre-headless
 }
@@ -887,8 +896,12 @@ cmd_install() {
 	local t0
 	t0=$(now)
 	install_for_instance "${COMPONENTS[@]}"
-	# The full install (no component named; what `make test` runs) brings promtool too.
-	if [ $# -eq 0 ] && [ -z "$INFRA_INSTANCE" ]; then prefixed install/prometheus install_prometheus; fi
+	# The full install (no component named; what `make test` runs) brings promtool and
+	# chromium (for the console's browser tests) too.
+	if [ $# -eq 0 ] && [ -z "$INFRA_INSTANCE" ]; then
+		prefixed install/prometheus install_prometheus
+		prefixed install/chromium install_chromium
+	fi
 	log "install: done in $(elapsed "$t0")"
 }
 
