@@ -377,7 +377,9 @@ func visible(sel string) chromedp.Action[chromedp.Void] {
 			const e = document.querySelector(%q);
 			if (e === null || e.getClientRects().length === 0) return false;
 			e.scrollIntoView({ block: "center", inline: "center" });
-			const r = e.getBoundingClientRect();
+			// The first line box: a link wrapped over two lines has its bounding
+			// box's centre between the lines, on its parent.
+			const r = e.getClientRects()[0];
 			const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
 			return top !== null && (top === e || e.contains(top));
 		})()`, sel), chromedp.WithPollingTimeout(0))(ctx, tg)
