@@ -2,8 +2,6 @@ package grpcserver_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +15,7 @@ import (
 	"github.com/sagasuite/sagasuite/libs/auth"
 	"github.com/sagasuite/sagasuite/libs/grpcserver"
 	"github.com/sagasuite/sagasuite/libs/logging"
+	"github.com/sagasuite/sagasuite/libs/service/servicetest"
 	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
 )
 
@@ -72,28 +71,7 @@ func (w *webServer) token(t *testing.T, roles ...auth.Role) string {
 // postJSON makes a Connect unary call with a JSON body, as curl or a page would.
 func postJSON(t *testing.T, url, token, body string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(callCtx(t), http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("POST %s: status %d, body %q is not JSON: %v", url, resp.StatusCode, raw, err)
-	}
-	return resp.StatusCode, out
+	return servicetest.ConnectJSON(callCtx(t), t, url, token, body)
 }
 
 func TestWebConnectJSONUnaryGoesThroughAuthAndValidation(t *testing.T) {
