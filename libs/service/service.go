@@ -223,10 +223,19 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	if spec.Common.WebAddr != "" {
 		web = &grpcserver.Web{Addr: spec.Common.WebAddr, AllowedOrigins: spec.Common.WebAllowedOrigins, TLS: tlsConfig.web}
 	}
+	// Every service also serves the operations API (ops_api.go) for its own
+	// groups and outbox, under OpsPolicy.
+	opsAPI := newOpsAPI(spec, security)
+	register := func(s *grpc.Server) {
+		if spec.Register != nil {
+			spec.Register(s)
+		}
+		opsAPI.register(s)
+	}
 	server, err := grpcserver.New(grpcserver.Options{
-		Addr: spec.Common.GRPCAddr, Logger: logger, ServiceName: spec.Name, Register: spec.Register,
+		Addr: spec.Common.GRPCAddr, Logger: logger, ServiceName: spec.Name, Register: register,
 		ShutdownTimeout: spec.Common.ShutdownTimeout,
-		Auth:            &grpcserver.Auth{Verifier: verifier, Policy: spec.Policy},
+		Auth:            &grpcserver.Auth{Verifier: verifier, Policy: withOpsPolicy(spec.Policy)},
 		Reflection:      spec.Common.GRPCReflection, Limits: grpcLimits(spec.Common.GRPCLimits),
 		TLS: tlsConfig.grpc, Web: web,
 	})
