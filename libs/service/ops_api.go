@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -74,8 +75,8 @@ type opsAPI struct {
 }
 
 func newOpsAPI(spec Spec, security bus.Security) *opsAPI {
-	return &opsAPI{name: spec.Name, kafka: spec.Kafka, security: security, consumers: spec.Consumers,
-		outbox: spec.Outbox, now: spec.Runtime.Now}
+	return &opsAPI{name: spec.Name, kafka: spec.Kafka, security: security,
+		consumers: append(slices.Clip(spec.Consumers), spec.OwnGroups...), outbox: spec.Outbox, now: spec.Runtime.Now}
 }
 
 func (a *opsAPI) register(s *grpc.Server) { opsv1.RegisterOperationsServiceServer(s, a) }

@@ -139,6 +139,11 @@ type Spec struct {
 	// start-up.
 	Policy    grpcserver.Policy
 	Consumers []Consumer
+	// OwnGroups are consumer groups the service runs itself instead of
+	// through Consumers (shipping's leased consumer, a background loop): the
+	// operations API reports and acts on them like the others. Only Group
+	// and Topics are read.
+	OwnGroups []Consumer
 	// Background loops (outbox relay, deadline timer …); each runs until ctx
 	// ends. A loop that returns an error stops the service.
 	Background map[string]func(ctx context.Context) error

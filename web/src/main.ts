@@ -3,7 +3,8 @@
 // (#/shop, #/orders/<id>, #/ops, #/token) so the back button and links work.
 import { ConnectError } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { createClients, loadConfig, type Clients } from "./api.js";
+import { createClients, loadConfig, type Clients, type ConsoleConfig } from "./api.js";
+import { deliverySection } from "./ops.js";
 import { describe, type Problem } from "./errors.js";
 import { clear, clearFieldErrors, field, h, setFieldError } from "./dom.js";
 import { enumLabel, formatDurationSeconds, formatMoney, formatOffset, formatTime, toDate } from "./format.js";
@@ -18,6 +19,7 @@ const status = document.getElementById("status") as HTMLElement;
 const who = document.getElementById("who") as HTMLElement;
 
 let clients: Clients;
+let config: ConsoleConfig;
 // Aborted when the view changes, ending its streams and pending calls.
 let viewAbort = new AbortController();
 
@@ -468,9 +470,7 @@ async function opsView(): Promise<void> {
     h("section", { "aria-labelledby": "stuck-h" }, h("h3", { id: "stuck-h" }, "Stuck sagas"), stuckForm, stuckOut),
     h("section", { "aria-labelledby": "orders-h" }, h("h3", { id: "orders-h" }, "Orders of a customer"),
       h("p", { class: "help" }, "The order API lists orders per customer (ListOrders); status, reason and time are filtered here."), ordersForm, ordersOut),
-    h("section", { "aria-labelledby": "notexposed-h" }, h("h3", { id: "notexposed-h" }, "Dead letters, outbox backlog, consumer lag"),
-      h("p", {}, "Not exposed by the services' gRPC APIs, so not shown here: parked outbox rows are on each service's ops port (",
-        h("code", {}, "sagactl outbox"), "), lag and backlog are Prometheus metrics on /metrics.")),
+    deliverySection({ config, signal, status, showProblem, isAbort }),
   );
 }
 
@@ -502,7 +502,8 @@ function route(): void {
 
 async function start(): Promise<void> {
   try {
-    clients = createClients(await loadConfig());
+    config = await loadConfig();
+    clients = createClients(config);
   } catch (err) {
     clear(main);
     main.append(h("div", { class: "alert alert-down", role: "alert" }, (err as Error).message));
