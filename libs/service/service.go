@@ -1,6 +1,7 @@
 // Package service is the runtime every sagasuite service starts through, so
 // all five have the same shape: telemetry, saga topics, a gRPC server with
-// health and validation, an ops HTTP server (/metrics, /healthz, /readyz),
+// health and validation (serving, besides the service's own API, the
+// operations API of ops_api.go), an ops HTTP server (/metrics, /healthz, /readyz),
 // Kafka consumers and background loops (outbox relay, timers), all run under
 // one owner and stopped together, gracefully, when the context ends or any
 // part fails.
