@@ -2,7 +2,8 @@
 // services' Connect APIs. Plain DOM; the URL hash is the route
 // (#/shop, #/orders/<id>, #/ops, #/token) so the back button and links work.
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { createClients, loadConfig, type Clients } from "./api.js";
+import { createClients, loadConfig, type Clients, type ConsoleConfig } from "./api.js";
+import { deliverySection } from "./ops.js";
 import { clear, clearFieldErrors, field, h, setFieldError } from "./dom.js";
 import { formatDurationSeconds, formatMoney, formatTime, toDate } from "./format.js";
 import { cancelReasonName, eventTypeName } from "./timeline.js";
@@ -19,6 +20,7 @@ const status = document.getElementById("status") as HTMLElement;
 const who = document.getElementById("who") as HTMLElement;
 
 let clients: Clients;
+let config: ConsoleConfig;
 // Aborted when the view changes, ending its streams and pending calls.
 let viewAbort = new AbortController();
 
@@ -338,9 +340,7 @@ async function opsView(): Promise<void> {
   main.append(
     h("section", { "aria-labelledby": "stuck-h" }, h("h3", { id: "stuck-h" }, "Stuck sagas"), stuckForm, stuckOut),
     ordersSection(view()),
-    h("section", { "aria-labelledby": "notexposed-h" }, h("h3", { id: "notexposed-h" }, "Dead letters, outbox backlog, consumer lag"),
-      h("p", {}, "Not exposed by the services' gRPC APIs, so not shown here: parked outbox rows are on each service's ops port (",
-        h("code", {}, "sagactl outbox"), "), lag and backlog are Prometheus metrics on /metrics.")),
+    deliverySection({ config, signal, status, showProblem, isAbort }),
   );
 }
 
@@ -372,7 +372,8 @@ function route(): void {
 
 async function start(): Promise<void> {
   try {
-    clients = createClients(await loadConfig());
+    config = await loadConfig();
+    clients = createClients(config);
   } catch (err) {
     clear(main);
     main.append(h("div", { class: "alert alert-down", role: "alert" }, (err as Error).message));

@@ -19,8 +19,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sagasuite/sagasuite/libs/auth"
+	"github.com/sagasuite/sagasuite/libs/bus"
 	"github.com/sagasuite/sagasuite/libs/config"
+	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/testenv"
+	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
 	"github.com/sagasuite/sagasuite/tools/internal/devstack"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 	"github.com/sagasuite/sagasuite/web"
@@ -175,6 +178,41 @@ func TestConsoleInBrowser(t *testing.T) {
 	operator.shot(t, shots, "order-detail-completed")
 	operator.clean(t, nil)
 
+	// (e) an operator sees a planted dead letter in notification's group and
+	// redrives it by keyboard with a reason; the list then shows it resolved
+	// by the operator, and the audit on Kafka names them.
+	planted := plantDeadLetter(t, ctx, st)
+	operator.do(t, "open the delivery panels", setHash("#/shop"), setHash("#/ops"),
+		visible("#dl-open-shipping-shipping"), // shipping runs its group itself (OwnGroups)
+		visible("#dl-open-notification-notification"), chromedp.Click(chromedp.CSS("#dl-open-notification-notification")),
+		visible(`table.dead-letters[data-group="notification"]`))
+	redrive := operator.eval(t, "find the planted dead letter's Redrive button",
+		fmt.Sprintf(`[...document.querySelectorAll("table.dead-letters tbody tr")].find(r => r.textContent.includes(%q))?.querySelector("button.dl-redrive")?.id ?? ""`, planted))
+	if redrive == "" {
+		t.Fatalf("the planted dead letter (order %s) is not listed:\n%s", planted, operator.text(t, "main"))
+	}
+	operator.shot(t, shots, "operations-dead-letters")
+	operator.tabTo(t, redrive)
+	operator.do(t, "press Enter on Redrive, type a reason, press Enter", clearStatus(), chromedp.KeyEvent(kb.Enter),
+		visible("#dl-reason"), chromedp.KeyEvent("TICKET-7 planted by the browser test"), chromedp.KeyEvent(kb.Enter),
+		waitText("#status", "redriven"))
+	row := "#" + strings.TrimSuffix(redrive, "-redrive")
+	operator.do(t, "see it resolved in the list", visible(row+`[data-state="redrive"]`), waitText(row, "redriven by "+devstack.DemoOperator))
+	if strings.Contains(operator.text(t, row), "Redrive") {
+		t.Errorf("a resolved dead letter still offers Redrive: %s", operator.text(t, row))
+	}
+	operator.shot(t, shots, "operations-redriven")
+	q, err := bus.NewDeadLetterQueue(strings.Split(st.Servers.Kafka, ","), bus.DeadLetterTopic(st.Servers.TopicPrefix+"notification"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	found, err := q.List(ctx, bus.DeadLetterFilter{OrderID: planted, IncludeResolved: true})
+	if err != nil || len(found) != 1 || found[0].Resolution == nil || found[0].Resolution.By != devstack.DemoOperator ||
+		found[0].Resolution.Action != bus.DeadLetterRedrive || found[0].Resolution.Reason != "TICKET-7 planted by the browser test" {
+		t.Errorf("the audit of the planted dead letter: %+v (err %v), want a redrive by %s", found, err, devstack.DemoOperator)
+	}
+	operator.clean(t, nil)
 	errorStates(t, browser, st, base, shots)
 }
 
@@ -242,6 +280,39 @@ func errorStates(t *testing.T, browser *browser, st *devstack.Stack, base string
 	}
 	form.shot(t, shots, "error-validation")
 	form.clean(t, regexp.MustCompile(`status of 400`)) // the refused CreateOrder (invalid_argument = 400)
+}
+
+// plantDeadLetter writes a dead letter into notification's dead-letter topic
+// as its consumer would (the dlq-* headers): a valid ORDER_COMPLETED of a
+// fresh order, so a redrive is handled without a new dead letter. It returns
+// the order id.
+func plantDeadLetter(t *testing.T, ctx context.Context, st *devstack.Stack) string {
+	t.Helper()
+	order := uuid.NewString()
+	env, err := events.New(events.Meta{OrderID: order, CustomerID: uuid.NewString(), Producer: "order",
+		CausationID: uuid.NewString(), OccurredAt: time.Now()}, &eventsv1.OrderCompleted{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := bus.EncodeEnvelope(ctx, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := st.Servers.TopicPrefix
+	m.Topic = bus.DeadLetterTopic(prefix + "notification")
+	m.Headers[bus.HeaderDLQError] = "planted by the browser test"
+	m.Headers[bus.HeaderDLQTopic] = prefix + events.TopicOrders
+	m.Headers[bus.HeaderDLQPartition] = "0"
+	m.Headers[bus.HeaderDLQOffset] = "0"
+	m.Headers[bus.HeaderDLQGroup] = prefix + "notification"
+	m.Headers[bus.HeaderDLQAttempts] = "1"
+	m.Headers[bus.HeaderDLQAt] = time.Now().UTC().Format(time.RFC3339Nano)
+	p := bus.NewProducer(strings.Split(st.Servers.Kafka, ","))
+	defer p.Close()
+	if err := p.Publish(ctx, m); err != nil {
+		t.Fatalf("plant a dead letter: %v", err)
+	}
+	return order
 }
 
 // freeLowPort returns a loopback address whose port (below 32768) was free a
