@@ -21,6 +21,9 @@ type Admin interface {
 	RetryParked(ctx context.Context, id string) (int, error)
 	// RelayStatus says whether the relay can work right now.
 	RelayStatus() Status
+	// Counts reads the exact backlog, the oldest unsent row's age and the
+	// parked rows (what the metrics report at scrape time).
+	Counts(ctx context.Context) (Gauges, error)
 }
 
 // Errors of Admin.RetryParked.

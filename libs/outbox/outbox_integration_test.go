@@ -380,7 +380,8 @@ func TestBacklogGaugeReportsUnsentRows(t *testing.T) {
 		f.write(t, f.message(t, order, fmt.Sprintf("gauge-%d", i)))
 	}
 	pub := blockingPublisher{release: make(chan struct{})}
-	runRelay(t, NewRelay(f.db, pub, RelayConfig{PollInterval: 5 * time.Millisecond}))
+	relay := NewRelay(f.db, pub, RelayConfig{PollInterval: 5 * time.Millisecond})
+	runRelay(t, relay)
 	backlog := func() int64 {
 		var rm metricdata.ResourceMetrics
 		if err := reader.Collect(context.Background(), &rm); err != nil {
@@ -411,6 +412,11 @@ func TestBacklogGaugeReportsUnsentRows(t *testing.T) {
 	}
 	waitFor(t, "backlog gauge 3 while the publisher is stuck", func() bool { return backlog() == 3 })
 	waitFor(t, "oldest unsent age above zero while stuck", func() bool { return oldestAge() > 0 })
+	// The operations API reads the same figures through Admin.Counts.
+	counts, err := relay.Counts(context.Background())
+	if err != nil || counts.Backlog != 3 || counts.Parked != 0 || counts.OldestUnsent.IsZero() || counts.OldestUnsent.Location() != time.UTC {
+		t.Fatalf("Counts while stuck = %+v, %v; want 3 unsent rows, none parked, the oldest's UTC time", counts, err)
+	}
 	close(pub.release)
 	waitFor(t, "backlog gauge 0 once published", func() bool { return backlog() == 0 })
 	waitFor(t, "oldest unsent age 0 once published", func() bool { return oldestAge() == 0 })

@@ -155,6 +155,9 @@ func (r *Relay) Status() Status { return r.status.Get() }
 // RelayStatus implements Admin.
 func (r *Relay) RelayStatus() Status { return r.Status() }
 
+// Counts implements Admin.
+func (r *Relay) Counts(ctx context.Context) (Gauges, error) { return r.gauges(ctx) }
+
 // errLockLost ends an active spell: the relay stands by and takes the lock again.
 var errLockLost = errors.New("relay lock lost")
 
@@ -534,20 +537,17 @@ func (r *Relay) Backlog(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// OldestUnsentAge is how long the oldest row waiting to be published has
-// waited (0 when none waits): a backlog of 10 rows is fine, a row waiting for
-// a minute is not.
-func (r *Relay) OldestUnsentAge(ctx context.Context) (time.Duration, error) {
+// oldestUnsent is when the oldest unsent, unparked row was written; zero
+// when none waits. Its age is the backlog's health: 10 rows waiting is fine,
+// a row waiting for a minute is not.
+func (r *Relay) oldestUnsent(ctx context.Context) (time.Time, error) {
 	var created sql.NullTime
 	err := r.db.QueryRowContext(ctx,
 		"SELECT created_at FROM outbox WHERE sent_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT 1").Scan(&created)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !created.Valid) {
-		return 0, nil
+		return time.Time{}, nil
 	}
-	if err != nil {
-		return 0, err
-	}
-	return max(time.Since(created.Time), 0), nil
+	return created.Time.UTC(), err
 }
 
 // Parked counts parked rows.
@@ -752,7 +752,10 @@ func (m *Metrics) Parked(ctx context.Context, topic string) {
 type Gauges struct {
 	Backlog         int64
 	OldestUnsentAge time.Duration
-	Parked          int64
+	// OldestUnsent is when the oldest unsent row was written (zero when none
+	// waits), so a caller with its own clock can age it.
+	OldestUnsent time.Time
+	Parked       int64
 }
 
 // RegisterGauges reports read's values at every scrape until unregistered.
@@ -778,8 +781,11 @@ func (r *Relay) gauges(ctx context.Context) (Gauges, error) {
 	if g.Backlog, err = r.Backlog(ctx); err != nil {
 		return g, err
 	}
-	if g.OldestUnsentAge, err = r.OldestUnsentAge(ctx); err != nil {
+	if g.OldestUnsent, err = r.oldestUnsent(ctx); err != nil {
 		return g, err
+	}
+	if !g.OldestUnsent.IsZero() {
+		g.OldestUnsentAge = max(time.Since(g.OldestUnsent), 0)
 	}
 	g.Parked, err = r.Parked(ctx)
 	return g, err

@@ -52,9 +52,6 @@ func withOpsPolicy(p grpcserver.Policy) grpcserver.Policy {
 
 // Bounds of the operations API's answers.
 const (
-	// outboxCountLimit caps the outbox counts: outbox.Admin lists rows, it
-	// does not count them, and a backlog past this is "large" to an operator.
-	outboxCountLimit = 1000
 	// defaultDeadLetterPage is ListDeadLetters' page when none is asked for.
 	defaultDeadLetterPage = 100
 	// opsKafkaTimeout bounds each call's Kafka work, so an unreachable
@@ -171,24 +168,19 @@ func (a *opsAPI) GetDeliveryStatus(ctx context.Context, _ *opsv1.GetDeliveryStat
 }
 
 func (a *opsAPI) outboxStatus(ctx context.Context, now time.Time) (*opsv1.OutboxStatus, error) {
-	pending, err := a.outbox.ListOutbox(ctx, false, outboxCountLimit)
-	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "outbox: the store did not answer: %v", err)
-	}
-	parked, err := a.outbox.ListOutbox(ctx, true, outboxCountLimit)
+	counts, err := a.outbox.Counts(ctx)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "outbox: the store did not answer: %v", err)
 	}
 	relay := a.outbox.RelayStatus()
-	o := &opsv1.OutboxStatus{PendingRows: int64(len(pending)), ParkedRows: int64(len(parked)), CountLimit: outboxCountLimit,
+	o := &opsv1.OutboxStatus{PendingRows: counts.Backlog, ParkedRows: counts.Parked,
 		Relay: &opsv1.RelayStatus{State: string(relay.State), LastError: relay.LastError}}
 	if !relay.Since.IsZero() {
 		o.Relay.SinceTime = timestamppb.New(relay.Since.UTC())
 	}
-	if len(pending) > 0 { // ListOutbox returns the oldest first
-		oldest := pending[0].CreatedAt.UTC()
-		o.OldestPendingCreateTime = timestamppb.New(oldest)
-		o.OldestPendingAge = durationpb.New(max(now.Sub(oldest), 0))
+	if counts.Backlog > 0 && !counts.OldestUnsent.IsZero() {
+		o.OldestPendingCreateTime = timestamppb.New(counts.OldestUnsent)
+		o.OldestPendingAge = durationpb.New(max(now.Sub(counts.OldestUnsent), 0))
 	}
 	return o, nil
 }

@@ -59,6 +59,14 @@ func (o *rowsOutbox) RetryParked(_ context.Context, id string) (int, error) {
 	return 0, outbox.ErrNotParked
 }
 
+func (o *rowsOutbox) Counts(context.Context) (outbox.Gauges, error) {
+	g := outbox.Gauges{Backlog: int64(len(o.pending)), Parked: int64(len(o.parked))}
+	if len(o.pending) > 0 {
+		g.OldestUnsent = o.pending[0].CreatedAt
+	}
+	return g, nil
+}
+
 func (o *rowsOutbox) RelayStatus() outbox.Status {
 	return outbox.Status{State: outbox.StateActive, Since: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
 }
@@ -155,7 +163,7 @@ func TestOperationsAPIDeadLettersLagAndOutbox(t *testing.T) {
 		t.Fatalf("partition lag: %v", p)
 	}
 	o := st.GetOutbox()
-	if o.GetPendingRows() != 2 || o.GetParkedRows() != 1 || o.GetCountLimit() != 1000 ||
+	if o.GetPendingRows() != 2 || o.GetParkedRows() != 1 ||
 		!o.GetOldestPendingCreateTime().AsTime().Equal(now.Add(-90*time.Second)) ||
 		o.GetOldestPendingAge().AsDuration() != 90*time.Second || o.GetRelay().GetState() != "active" {
 		t.Fatalf("outbox: %v", o)

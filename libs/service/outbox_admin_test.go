@@ -38,6 +38,10 @@ func (f *fakeOutbox) RetryParked(_ context.Context, id string) (int, error) {
 	return 1, nil
 }
 
+func (f *fakeOutbox) Counts(context.Context) (outbox.Gauges, error) {
+	return outbox.Gauges{Parked: 1}, nil
+}
+
 func (f *fakeOutbox) RelayStatus() outbox.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()

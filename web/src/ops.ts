@@ -159,10 +159,10 @@ export function deliverySection(deps: OpsDeps): HTMLElement {
     const o = st.outbox;
     if (o) {
       const age = o.oldestPendingAge ? formatDurationSeconds(Number(o.oldestPendingAge.seconds) + o.oldestPendingAge.nanos / 1e9) : "";
-      const atLeast = (n: bigint) => (n >= o.countLimit ? `${n}+` : `${n}`);
+      
       parts.push(h("dl", { class: "outbox" },
-        h("dt", {}, "Outbox pending"), h("dd", { class: "outbox-pending" }, atLeast(o.pendingRows), age ? ` (oldest waiting ${age})` : ""),
-        h("dt", {}, "Outbox parked"), h("dd", { class: "outbox-parked" }, atLeast(o.parkedRows),
+        h("dt", {}, "Outbox pending"), h("dd", { class: "outbox-pending" }, `${o.pendingRows}`, age ? ` (oldest waiting ${age})` : ""),
+        h("dt", {}, "Outbox parked"), h("dd", { class: "outbox-parked" }, `${o.parkedRows}`,
           o.parkedRows > 0n ? h("button", { type: "button", class: "retry-parked", "aria-label": `Retry every parked outbox row of ${service}`, onclick: async (ev: Event) => {
             const button = ev.currentTarget as HTMLButtonElement;
             button.disabled = true;

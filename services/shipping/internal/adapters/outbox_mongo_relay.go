@@ -101,6 +101,9 @@ func (r *OutboxRelay) Status() outbox.Status { return r.status.Get() }
 // RelayStatus implements outbox.Admin.
 func (r *OutboxRelay) RelayStatus() outbox.Status { return r.Status() }
 
+// Counts implements outbox.Admin.
+func (r *OutboxRelay) Counts(ctx context.Context) (outbox.Gauges, error) { return r.repo.outboxGauges(ctx) }
+
 // Run publishes until ctx ends and then returns nil; errors are logged and
 // retried with backoff. It first runs RecoverMarkers (until it succeeds), so
 // entries whose marker was lost are found.
@@ -483,7 +486,8 @@ func (r *ShipmentMongoRepository) outboxGauges(ctx context.Context) (outbox.Gaug
 		return g, err
 	}
 	if len(oldest) == 1 {
-		g.OldestUnsentAge = max(time.Since(oldest[0].Since), 0)
+		g.OldestUnsent = oldest[0].Since.UTC()
+		g.OldestUnsentAge = max(time.Since(g.OldestUnsent), 0)
 	}
 	g.Parked, err = r.parked.CountDocuments(ctx, bson.D{})
 	return g, err

@@ -321,12 +321,10 @@ func (x *PartitionLag) GetLag() int64 {
 // OutboxStatus is a service's outbox backlog and this replica's relay.
 type OutboxStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Rows waiting to be published (counted up to count_limit).
+	// Rows waiting to be published.
 	PendingRows int64 `protobuf:"varint,1,opt,name=pending_rows,json=pendingRows,proto3" json:"pending_rows,omitempty"`
 	// Rows parked after failing to publish; they wait for RetryParkedOutbox.
 	ParkedRows int64 `protobuf:"varint,2,opt,name=parked_rows,json=parkedRows,proto3" json:"parked_rows,omitempty"`
-	// The counts stop at this many rows; a count equal to it means "at least".
-	CountLimit int64 `protobuf:"varint,3,opt,name=count_limit,json=countLimit,proto3" json:"count_limit,omitempty"`
 	// When the oldest pending row was written; unset when none is pending.
 	OldestPendingCreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=oldest_pending_create_time,json=oldestPendingCreateTime,proto3" json:"oldest_pending_create_time,omitempty"`
 	// How long the oldest pending row has waited; unset when none is pending.
@@ -377,13 +375,6 @@ func (x *OutboxStatus) GetPendingRows() int64 {
 func (x *OutboxStatus) GetParkedRows() int64 {
 	if x != nil {
 		return x.ParkedRows
-	}
-	return 0
-}
-
-func (x *OutboxStatus) GetCountLimit() int64 {
-	if x != nil {
-		return x.CountLimit
 	}
 	return 0
 }
@@ -1289,16 +1280,14 @@ const file_sagasuite_ops_v1_ops_service_proto_rawDesc = "" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12&\n" +
 	"\x0fhigh_water_mark\x18\x03 \x01(\x03R\rhighWaterMark\x12)\n" +
 	"\x10committed_offset\x18\x04 \x01(\x03R\x0fcommittedOffset\x12\x10\n" +
-	"\x03lag\x18\x05 \x01(\x03R\x03lag\"\xca\x02\n" +
+	"\x03lag\x18\x05 \x01(\x03R\x03lag\"\xbc\x02\n" +
 	"\fOutboxStatus\x12!\n" +
 	"\fpending_rows\x18\x01 \x01(\x03R\vpendingRows\x12\x1f\n" +
 	"\vparked_rows\x18\x02 \x01(\x03R\n" +
-	"parkedRows\x12\x1f\n" +
-	"\vcount_limit\x18\x03 \x01(\x03R\n" +
-	"countLimit\x12W\n" +
+	"parkedRows\x12W\n" +
 	"\x1aoldest_pending_create_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x17oldestPendingCreateTime\x12G\n" +
 	"\x12oldest_pending_age\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x10oldestPendingAge\x123\n" +
-	"\x05relay\x18\x06 \x01(\v2\x1d.sagasuite.ops.v1.RelayStatusR\x05relay\"}\n" +
+	"\x05relay\x18\x06 \x01(\v2\x1d.sagasuite.ops.v1.RelayStatusR\x05relayJ\x04\b\x03\x10\x04R\vcount_limit\"}\n" +
 	"\vRelayStatus\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x129\n" +
 	"\n" +
