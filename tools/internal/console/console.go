@@ -60,6 +60,16 @@ func (c Config) upstreams() [][3]string {
 	}
 }
 
+// Upstreams maps each service URL variable (without the prefix: ORDER_URL …) to the service it
+// names; deployment checks (tools/internal/k8scheck, composecheck) read it.
+func Upstreams() map[string]string {
+	out := map[string]string{}
+	for _, up := range (Config{}).upstreams() {
+		out[up[1]] = up[0]
+	}
+	return out
+}
+
 // Validate checks what the types cannot; config.Load calls it and names each variable.
 func (c Config) Validate() error {
 	var errs []error
