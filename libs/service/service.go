@@ -1,6 +1,7 @@
 // Package service is the runtime every sagasuite service starts through, so
 // all five have the same shape: telemetry, saga topics, a gRPC server with
-// health and validation, an ops HTTP server (/metrics, /healthz, /readyz),
+// health and validation (serving, besides the service's own API, the
+// operations API of ops_api.go), an ops HTTP server (/metrics, /healthz, /readyz),
 // Kafka consumers and background loops (outbox relay, timers), all run under
 // one owner and stopped together, gracefully, when the context ends or any
 // part fails.
@@ -139,6 +140,11 @@ type Spec struct {
 	// start-up.
 	Policy    grpcserver.Policy
 	Consumers []Consumer
+	// OwnGroups are consumer groups the service runs itself instead of
+	// through Consumers (shipping's leased consumer, a background loop): the
+	// operations API reports and acts on them like the others. Only Group
+	// and Topics are read.
+	OwnGroups []Consumer
 	// Background loops (outbox relay, deadline timer …); each runs until ctx
 	// ends. A loop that returns an error stops the service.
 	Background map[string]func(ctx context.Context) error
@@ -223,10 +229,19 @@ func Run(ctx context.Context, spec Spec) (err error) {
 	if spec.Common.WebAddr != "" {
 		web = &grpcserver.Web{Addr: spec.Common.WebAddr, AllowedOrigins: spec.Common.WebAllowedOrigins, TLS: tlsConfig.web}
 	}
+	// Every service also serves the operations API (ops_api.go) for its own
+	// groups and outbox, under OpsPolicy.
+	opsAPI := newOpsAPI(spec, security)
+	register := func(s *grpc.Server) {
+		if spec.Register != nil {
+			spec.Register(s)
+		}
+		opsAPI.register(s)
+	}
 	server, err := grpcserver.New(grpcserver.Options{
-		Addr: spec.Common.GRPCAddr, Logger: logger, ServiceName: spec.Name, Register: spec.Register,
+		Addr: spec.Common.GRPCAddr, Logger: logger, ServiceName: spec.Name, Register: register,
 		ShutdownTimeout: spec.Common.ShutdownTimeout,
-		Auth:            &grpcserver.Auth{Verifier: verifier, Policy: spec.Policy},
+		Auth:            &grpcserver.Auth{Verifier: verifier, Policy: withOpsPolicy(spec.Policy)},
 		Reflection:      spec.Common.GRPCReflection, Limits: grpcLimits(spec.Common.GRPCLimits),
 		TLS: tlsConfig.grpc, Web: web,
 	})

@@ -41,6 +41,13 @@ func TestAuthMatrix(t *testing.T) {
 					_, err := client(conn).ListOrders(ctx, &orderv1.ListOrdersRequest{CustomerId: owner, PageSize: 10})
 					return err
 				}},
+			// Without customer_id: everyone's for operators and services, a
+			// customer's own for a customer (so the foreign one gets theirs).
+			{Method: orderv1.OrderService_ListOrders_FullMethodName, Foreign: codes.OK,
+				Call: func(ctx context.Context, conn *grpc.ClientConn) error {
+					_, err := client(conn).ListOrders(ctx, &orderv1.ListOrdersRequest{Status: orderv1.OrderStatus_ORDER_STATUS_PENDING, PageSize: 10})
+					return err
+				}},
 			{Method: orderv1.OrderService_WatchOrder_FullMethodName, Foreign: codes.NotFound,
 				Call: func(ctx context.Context, conn *grpc.ClientConn) error {
 					ctx, cancel := context.WithCancel(ctx)

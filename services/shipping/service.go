@@ -135,7 +135,9 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 			shippingv1.RegisterShippingServiceServer(s, ports.NewGRPCServer(svc))
 		},
 		// No Consumers: the consumer group is joined only by the writer
-		// (leasedConsumer), so a standby holds no partitions.
+		// (leasedConsumer), so a standby holds no partitions. OwnGroups
+		// shows it to the operations API (lag, dead letters).
+		OwnGroups: []service.Consumer{{Group: Name, Topics: []string{events.TopicInventory, events.TopicOrders}}},
 		Background: map[string]func(context.Context) error{
 			"writer-lease": lease.Run,
 			"consumer":     consumer.Run,

@@ -44,7 +44,7 @@ export async function loadConfig(): Promise<ConsoleConfig> {
 
 // Every call carries the current token, read at call time so a new one takes
 // effect without rebuilding the clients.
-const bearer: Interceptor = (next) => async (req) => {
+export const bearer: Interceptor = (next) => async (req) => {
   const token = loadToken();
   if (token) {
     req.header.set("authorization", `Bearer ${token}`);

@@ -28,7 +28,7 @@ export function describe(err: unknown, service: string): Problem {
     case Code.Internal:
       // fetch rejects with a TypeError when nothing answers or CORS refuses.
       if (ce.cause instanceof TypeError || /fetch|network|load failed/i.test(ce.rawMessage)) {
-        return { kind: "down", service, text: `The ${service} service does not answer (${ce.rawMessage}).` };
+        return { kind: "down", service, text: `The ${service} service is unavailable: it does not answer (${ce.rawMessage}).` };
       }
   }
   return { kind: "other", text: `${service}: ${ce.message}` };

@@ -1,16 +1,18 @@
 // sagasuite console: Token, Shop, Order detail and Operations views over the
 // services' Connect APIs. Plain DOM; the URL hash is the route
 // (#/shop, #/orders/<id>, #/ops, #/token) so the back button and links work.
-import { ConnectError } from "@connectrpc/connect";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import { createClients, loadConfig, type Clients } from "./api.js";
-import { describe, type Problem } from "./errors.js";
+import { createClients, loadConfig, type Clients, type ConsoleConfig } from "./api.js";
+import { deliverySection } from "./ops.js";
 import { clear, clearFieldErrors, field, h, setFieldError } from "./dom.js";
-import { enumLabel, formatDurationSeconds, formatMoney, formatOffset, formatTime, toDate } from "./format.js";
-import { cancelReasonName, eventTypeName, fromOrderSteps, fromSagaLog, type Entry } from "./timeline.js";
+import { formatDurationSeconds, formatMoney, formatTime, toDate } from "./format.js";
+import { cancelReasonName, eventTypeName } from "./timeline.js";
 import { clearToken, decodeToken, isExpired, loadToken, saveToken, type Claims } from "./token.js";
-import { OrderStatus, OrderStatusSchema, type Order } from "./gen/sagasuite/order/v1/order_service_pb.js";
-import { CancelReason, CancelReasonSchema } from "./gen/sagasuite/events/v1/order_events_pb.js";
+import { OrderStatus, type Order } from "./gen/sagasuite/order/v1/order_service_pb.js";
+import { statusName } from "./labels.js";
+import { showProblem, type ViewContext } from "./view.js";
+import { orderView } from "./detail.js";
+import { ordersSection } from "./orders.js";
 import type { Product } from "./gen/sagasuite/inventory/v1/inventory_service_pb.js";
 
 const main = document.getElementById("main") as HTMLElement;
@@ -18,12 +20,9 @@ const status = document.getElementById("status") as HTMLElement;
 const who = document.getElementById("who") as HTMLElement;
 
 let clients: Clients;
+let config: ConsoleConfig;
 // Aborted when the view changes, ending its streams and pending calls.
 let viewAbort = new AbortController();
-
-function statusName(s: OrderStatus): string {
-  return enumLabel(OrderStatusSchema.value[s]?.name, "ORDER_STATUS_");
-}
 
 function claims(): Claims | undefined {
   const t = loadToken();
@@ -39,26 +38,13 @@ function hasRole(role: string): boolean {
   return claims()?.roles.includes(role) ?? false;
 }
 
-// showProblem renders a failed call as an alert; validation errors go on their
-// fields when fieldIds maps the server's field path to an input.
-function showProblem(where: HTMLElement, err: unknown, service: string, fieldIds: (path: string) => string | undefined = () => undefined): Problem {
-  if (err instanceof ConnectError && err.name === "AbortError") return { kind: "other", text: "" };
-  const p = describe(err, service);
-  let text = p.text;
-  if (p.kind === "invalid") {
-    const unplaced: string[] = [];
-    for (const v of p.fields) {
-      const id = fieldIds(v.field);
-      if (!id || !setFieldError(id, v.description)) unplaced.push(`${v.field}: ${v.description}`);
-    }
-    text = unplaced.length ? `Please correct: ${unplaced.join("; ")}` : "Please correct the marked fields.";
-  }
-  where.replaceChildren(h("div", { class: `alert alert-${p.kind}`, role: "alert" }, text));
-  return p;
-}
-
 function isAbort(err: unknown): boolean {
   return viewAbort.signal.aborted || (err instanceof Error && err.name === "AbortError");
+}
+
+// view is what a view module needs of the current route.
+function view(): ViewContext {
+  return { main, status, clients, signal: viewAbort.signal };
 }
 
 function renderWho(): void {
@@ -316,82 +302,11 @@ async function shopView(): Promise<void> {
   }
 }
 
-// ---- Order detail ----
-
-async function orderView(orderId: string): Promise<void> {
-  const alerts = h("div", { class: "alerts" });
-  const summary = h("div", { class: "summary" });
-  const timeline = h("div", { class: "timeline" });
-  main.replaceChildren(h("h2", {}, "Order ", h("code", {}, orderId)), alerts, summary, timeline);
-  const signal = viewAbort.signal;
-
-  const renderTimeline = (order: Order, entries: Entry[], source: string) => {
-    const created = toDate(order.createTime)?.getTime() ?? 0;
-    timeline.replaceChildren(h("table", {},
-      h("caption", {}, `Saga timeline (${source})`),
-      h("thead", {}, h("tr", {}, ...["Since order", "Event", "Service", "Caused by", "Detail"].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, ...entries.map((e) => h("tr", { class: `kind-${e.kind}` },
-        h("td", { class: "num" }, e.at ? h("time", { datetime: e.at.toISOString(), title: formatTime(e.at) }, formatOffset(e.at.getTime() - created)) : "—"),
-        h("th", { scope: "row" }, e.type, e.kind === "compensation" ? h("span", { class: "tag" }, "compensation") : null,
-          e.kind === "failure" ? h("span", { class: "tag tag-failure" }, "failure") : null),
-        h("td", {}, e.service || "—"),
-        h("td", {}, e.causedBy ? h("code", { title: e.causedBy }, e.causedBy) : "—"),
-        h("td", { class: "detail" }, e.detail))))));
-  };
-
-  const renderSummary = (o: Order) => {
-    const cancelled = o.status === OrderStatus.CANCELLED;
-    summary.replaceChildren(h("dl", {},
-      h("dt", {}, "Status"), h("dd", {}, h("span", { class: `badge badge-${statusName(o.status).toLowerCase()}` }, statusName(o.status)),
-        o.status === OrderStatus.PENDING ? " (live)" : ""),
-      cancelled ? h("dt", {}, "Cancel reason") : null,
-      cancelled ? h("dd", {}, cancelReasonName(o), o.cancelDetail ? ` — ${o.cancelDetail}` : "") : null,
-      h("dt", {}, "Customer"), h("dd", {}, h("code", {}, o.customerId)),
-      h("dt", {}, "Total"), h("dd", {}, o.total ? formatMoney(o.total.amountMinor, o.total.currency) : "—"),
-      h("dt", {}, "Placed"), h("dd", {}, formatTime(toDate(o.createTime))),
-      h("dt", {}, "Deadline"), h("dd", {}, formatTime(toDate(o.deadline))),
-      h("dt", {}, "Lines"), h("dd", {}, o.lines.map((l) => `${l.quantity} × ${l.sku}`).join(", "))));
-  };
-
-  // The saga log has every service's events with producer and causation; the
-  // order's own steps are the fallback when notification is down.
-  const refresh = async (o: Order) => {
-    renderSummary(o);
-    try {
-      const log = await clients.notification.getSagaLog({ orderId }, { signal });
-      renderTimeline(o, fromSagaLog(log.events), "notification's saga log");
-    } catch (err) {
-      if (isAbort(err)) return;
-      renderTimeline(o, fromOrderSteps(o), "order service steps; the saga log is unavailable");
-      showProblem(alerts, err, "notification");
-    }
-  };
-
-  let order: Order | undefined;
-  try {
-    order = (await clients.order.getOrder({ orderId }, { signal })).order;
-  } catch (err) {
-    if (!isAbort(err)) showProblem(alerts, err, "order");
-    return;
-  }
-  if (!order) return;
-  await refresh(order);
-  if (order.status !== OrderStatus.PENDING) return;
-  try {
-    for await (const res of clients.order.watchOrder({ orderId }, { signal })) {
-      if (res.order) await refresh(res.order);
-    }
-  } catch (err) {
-    if (!isAbort(err)) showProblem(alerts, err, "order");
-  }
-}
-
 // ---- Operations ----
 
 async function opsView(): Promise<void> {
   const alerts = h("div", { class: "alerts" });
   const stuckOut = h("div");
-  const ordersOut = h("div");
   const signal = viewAbort.signal;
   main.replaceChildren(h("h2", {}, "Operations"), alerts);
   if (!hasRole("operator")) {
@@ -422,55 +337,10 @@ async function opsView(): Promise<void> {
     }
   } }, field("older-than", "No progress for at least (seconds)", olderThan), h("button", { type: "submit" }, "Find stuck sagas"));
 
-  const customer = h("input", { autocomplete: "off", spellcheck: "false" }) as HTMLInputElement;
-  const statusSel = h("select", {}, h("option", { value: "" }, "any"),
-    ...[OrderStatus.PENDING, OrderStatus.COMPLETED, OrderStatus.CANCELLED].map((s) => h("option", { value: String(s) }, statusName(s)))) as HTMLSelectElement;
-  const reasonSel = h("select", {}, h("option", { value: "" }, "any"),
-    ...CancelReasonSchema.values.filter((v) => v.number !== CancelReason.UNSPECIFIED).map((v) => h("option", { value: String(v.number) }, enumLabel(v.name, "CANCEL_REASON_")))) as HTMLSelectElement;
-  const since = h("input", { type: "datetime-local" }) as HTMLInputElement;
-  const ordersForm = h("form", { novalidate: true, onsubmit: async (ev: Event) => {
-    ev.preventDefault();
-    clearFieldErrors(ordersForm);
-    const sinceMs = since.value ? new Date(since.value).getTime() : 0;
-    const found: Order[] = [];
-    try {
-      // ListOrders is per customer, newest first: stop paging once older than "since".
-      let pageToken = "";
-      let pages = 0;
-      do {
-        const res = await clients.order.listOrders({ customerId: customer.value.trim(), pageSize: 100, pageToken }, { signal });
-        found.push(...res.orders);
-        pageToken = res.nextPageToken;
-        const last = res.orders.at(-1);
-        if (sinceMs && last && (toDate(last.createTime)?.getTime() ?? 0) < sinceMs) break;
-      } while (pageToken && ++pages < 20);
-    } catch (err) {
-      if (!isAbort(err)) showProblem(ordersOut, err, "order", (p) => (p === "customer_id" ? "ops-customer" : undefined));
-      return;
-    }
-    const shown = found.filter((o) =>
-      (!statusSel.value || o.status === Number(statusSel.value)) &&
-      (!reasonSel.value || o.cancelReason === Number(reasonSel.value)) &&
-      (!sinceMs || (toDate(o.createTime)?.getTime() ?? 0) >= sinceMs));
-    ordersOut.replaceChildren(h("table", {},
-      h("caption", {}, `${shown.length} of ${found.length} orders`),
-      h("thead", {}, h("tr", {}, ...["Order", "Placed", "Total", "Status", "Reason", "Last change"].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, ...shown.map((o) => h("tr", {},
-        h("th", { scope: "row" }, h("a", { href: `#/orders/${o.orderId}` }, o.orderId)), h("td", {}, formatTime(toDate(o.createTime))),
-        h("td", { class: "num" }, o.total ? formatMoney(o.total.amountMinor, o.total.currency) : "—"),
-        h("td", {}, statusName(o.status)), h("td", {}, o.status === OrderStatus.CANCELLED ? cancelReasonName(o) : ""),
-        h("td", {}, formatTime(toDate(o.updateTime))))))));
-  } },
-    field("ops-customer", "Customer id", customer), field("ops-status", "Status", statusSel), field("ops-reason", "Cancel reason", reasonSel),
-    field("ops-since", "Placed since", since), h("button", { type: "submit" }, "List orders"));
-
   main.append(
     h("section", { "aria-labelledby": "stuck-h" }, h("h3", { id: "stuck-h" }, "Stuck sagas"), stuckForm, stuckOut),
-    h("section", { "aria-labelledby": "orders-h" }, h("h3", { id: "orders-h" }, "Orders of a customer"),
-      h("p", { class: "help" }, "The order API lists orders per customer (ListOrders); status, reason and time are filtered here."), ordersForm, ordersOut),
-    h("section", { "aria-labelledby": "notexposed-h" }, h("h3", { id: "notexposed-h" }, "Dead letters, outbox backlog, consumer lag"),
-      h("p", {}, "Not exposed by the services' gRPC APIs, so not shown here: parked outbox rows are on each service's ops port (",
-        h("code", {}, "sagactl outbox"), "), lag and backlog are Prometheus metrics on /metrics.")),
+    ordersSection(view()),
+    deliverySection({ config, signal, status, showProblem, isAbort }),
   );
 }
 
@@ -490,7 +360,7 @@ function route(): void {
   if (hash === "#/token") done = tokenView();
   else if (hash === "#/shop") done = shopView();
   else if (hash === "#/ops") done = opsView();
-  else if (orderMatch) done = orderView(orderMatch[1]);
+  else if (orderMatch) done = orderView(view(), orderMatch[1]);
   else {
     main.replaceChildren(h("h2", {}, "Not found"), h("p", {}, "No such page: ", h("code", {}, hash)));
   }
@@ -502,7 +372,8 @@ function route(): void {
 
 async function start(): Promise<void> {
   try {
-    clients = createClients(await loadConfig());
+    config = await loadConfig();
+    clients = createClients(config);
   } catch (err) {
     clear(main);
     main.append(h("div", { class: "alert alert-down", role: "alert" }, (err as Error).message));

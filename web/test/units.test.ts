@@ -8,6 +8,7 @@ import { formatMoney, formatOffset } from "../src/format.js";
 import { decodeToken, isExpired } from "../src/token.js";
 import { describe, fieldViolations } from "../src/errors.js";
 import { kindOf } from "../src/timeline.js";
+import { followUntilQuiet } from "../src/settle.js";
 import { EventType } from "../src/gen/sagasuite/events/v1/envelope_pb.js";
 
 test("money uses the currency's minor units, exactly", () => {
@@ -72,4 +73,26 @@ test("compensations and failures are classified", () => {
   assert.equal(kindOf(EventType.PAYMENT_FAILED), "failure");
   assert.equal(kindOf(EventType.ORDER_CANCELLED), "outcome");
   assert.equal(kindOf(EventType.STOCK_RESERVED), "step");
+});
+
+test("after the terminal status the log is followed until it stays quiet", async () => {
+  // An injected clock: each sleep advances it, so no test waits for real.
+  let now = 0;
+  const sleep = async (ms: number) => { now += ms; };
+  // The log gains a compensation at t=6 s, then nothing more.
+  const log = () => (now >= 6000 ? "2" : "1");
+  let polls = 0;
+  const ended = await followUntilQuiet(async () => { polls++; return log(); },
+    { everyMs: 3000, quietMs: 30000, signal: new AbortController().signal, now: () => now, sleep });
+  assert.equal(ended, "quiet");
+  assert.equal(now, 36000, "quiet 30 s after the last change (at 6 s)");
+  assert.equal(polls, 13);
+
+  // A failed read ("") is no change; leaving the page stops at once.
+  now = 0;
+  const leave = new AbortController();
+  const aborted = await followUntilQuiet(async () => { if (now >= 9000) leave.abort(); return ""; },
+    { everyMs: 3000, quietMs: 30000, signal: leave.signal, now: () => now, sleep });
+  assert.equal(aborted, "aborted");
+  assert.equal(now, 9000);
 });

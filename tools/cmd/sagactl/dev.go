@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, name := range suite.Services {
 		fs.Func(name, fmt.Sprintf("%s service gRPC `address` (default %s)", name, devstack.DefaultGRPC.Of(name)), addrSetter(&opts.GRPC, name))
 		fs.Func(name+"-ops", fmt.Sprintf("%s ops HTTP `address` (default %s)", name, devstack.DefaultOps.Of(name)), addrSetter(&opts.Ops, name))
+		fs.Func(name+"-web", fmt.Sprintf("%s browser listener (gRPC-Web, Connect) `address` (default %s)", name, devstack.DefaultWeb.Of(name)), addrSetter(&opts.Web, name))
 	}
 	fs.StringVar(&opts.KafkaAddr, "kafka-listen", devstack.DefaultKafkaAddr, "where the in-process Kafka listens (loopback `host:port`)")
 	fs.StringVar(&opts.MySQLAddr, "mysql-listen", devstack.DefaultMySQLAddr, "where the in-process MySQL listens (`host:port`)")
@@ -40,6 +42,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&opts.OrderDeadline, "order-deadline", 0, "how long an order may stay PENDING before it is cancelled (default 30s)")
 	fs.StringVar(&opts.StateFile, "state-file", devstack.DefaultStateFile(), "write the stack's signing key path, tokens and addresses to this `file` while it runs (other sagactl commands find the stack through it; $"+devstack.StateFileEnv+" moves it; empty: none)")
 	fs.StringVar(&opts.Console, "console-listen", devstack.DefaultConsoleAddr, "where the web console is served (`host:port`; empty: not served)")
+	webOrigins := fs.String("web-origins", "", "origins (`list`, comma-separated, e.g. http://127.0.0.1:8090) the browser listeners allow by CORS (default: the console's own, "+
+		strings.Join(devstack.DefaultWebOrigins, " and ")+" for the default --console-listen)")
 	logLevel := fs.String("log-level", "info", "services' log `level`: debug, info, warn, error (logs go to stderr)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: sagactl dev [flags]")
@@ -55,6 +59,15 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	opts.Kafka, opts.Cassandra = splitList(*kafka), splitList(*cassandra)
+	if *webOrigins != "" {
+		opts.WebOrigins = splitList(*webOrigins)
+		for _, o := range opts.WebOrigins {
+			if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+				fmt.Fprintf(stderr, "sagactl dev: --web-origins %q: want origins like http://host:port\n", o)
+				return exitError
+			}
+		}
+	}
 	opts.LogLevel = config.LogLevel(*logLevel)
 	switch opts.LogLevel {
 	case config.LevelDebug, config.LevelInfo, config.LevelWarn, config.LevelError:

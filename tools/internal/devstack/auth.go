@@ -72,6 +72,10 @@ type State struct {
 	CustomerToken string
 	OperatorToken string
 	GRPC, Ops     suite.Addrs
+	// Web are the browser (gRPC-Web, Connect) listeners' addresses and
+	// ConsoleURL the web console's ("" when not served).
+	Web        suite.Addrs
+	ConsoleURL string
 	// Kafka is the stack's bootstrap broker(s), comma-separated, and
 	// TopicPrefix its topic prefix (sagactl record reads them).
 	Kafka       string
@@ -101,6 +105,7 @@ func (s *Stack) state() State {
 	return State{PID: os.Getpid(), SigningKey: s.Keys.Files.PrivateJWK, JWKS: s.Keys.Files.PublicJWKS,
 		Issuer: s.Keys.Issuer, Audience: s.Keys.Audience, CustomerID: DemoCustomer,
 		CustomerToken: s.CustomerToken, OperatorToken: s.OperatorToken, GRPC: s.GRPC, Ops: s.Ops,
+		Web: s.Web, ConsoleURL: s.ConsoleURL,
 		Kafka: s.Servers.Kafka, TopicPrefix: s.Servers.TopicPrefix}
 }
 
@@ -111,11 +116,12 @@ func (st State) vars() map[string]string {
 		"PID": strconv.Itoa(st.PID), "SIGNING_KEY": st.SigningKey, "JWKS": st.JWKS,
 		"ISSUER": st.Issuer, "AUDIENCE": st.Audience, "CUSTOMER_ID": st.CustomerID,
 		"CUSTOMER_TOKEN": st.CustomerToken, "OPERATOR_TOKEN": st.OperatorToken,
-		"KAFKA": st.Kafka, "TOPIC_PREFIX": st.TopicPrefix,
+		"KAFKA": st.Kafka, "TOPIC_PREFIX": st.TopicPrefix, "CONSOLE_URL": st.ConsoleURL,
 	}
 	for _, name := range suite.Services {
 		v[strings.ToUpper(name)+"_GRPC"] = st.GRPC.Of(name)
 		v[strings.ToUpper(name)+"_OPS"] = st.Ops.Of(name)
+		v[strings.ToUpper(name)+"_WEB"] = st.Web.Of(name)
 	}
 	return v
 }
@@ -196,10 +202,11 @@ func ReadStateFile(path string) (State, error) {
 	}
 	st := State{SigningKey: vars["SIGNING_KEY"], JWKS: vars["JWKS"], Issuer: vars["ISSUER"], Audience: vars["AUDIENCE"],
 		CustomerID: vars["CUSTOMER_ID"], CustomerToken: vars["CUSTOMER_TOKEN"], OperatorToken: vars["OPERATOR_TOKEN"],
-		Kafka: vars["KAFKA"], TopicPrefix: vars["TOPIC_PREFIX"]}
+		Kafka: vars["KAFKA"], TopicPrefix: vars["TOPIC_PREFIX"], ConsoleURL: vars["CONSOLE_URL"]}
 	for _, name := range suite.Services {
 		st.GRPC.Set(name, vars[strings.ToUpper(name)+"_GRPC"])
 		st.Ops.Set(name, vars[strings.ToUpper(name)+"_OPS"])
+		st.Web.Set(name, vars[strings.ToUpper(name)+"_WEB"])
 	}
 	if st.PID, err = strconv.Atoi(vars["PID"]); err != nil || st.SigningKey == "" || st.Issuer == "" || st.Audience == "" {
 		return State{}, fmt.Errorf("%s: incomplete dev stack state (PID, SIGNING_KEY, ISSUER, AUDIENCE needed)", path)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 	"github.com/sagasuite/sagasuite/web"
@@ -17,6 +18,25 @@ const DefaultConsoleAddr = "127.0.0.1:8090"
 // port, allowing the console's origin by CORS.
 var DefaultConsoleAPIs = suite.Addrs{Order: "http://127.0.0.1:8091", Inventory: "http://127.0.0.1:8092",
 	Payment: "http://127.0.0.1:8093", Shipping: "http://127.0.0.1:8094", Notification: "http://127.0.0.1:8095"}
+
+// consoleOrigins are the origins the console served on addr loads from, so
+// the browser listeners allow them by CORS: moving the console with
+// --console-listen moves its origin too. The default console (or none, or a
+// port 0 not known yet) keeps DefaultWebOrigins.
+func consoleOrigins(addr string) []string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || addr == DefaultConsoleAddr || port == "0" {
+		return slices.Clone(DefaultWebOrigins)
+	}
+	ip := net.ParseIP(host)
+	switch {
+	case host == "" || (ip != nil && ip.IsUnspecified()): // every interface: this machine's names for it
+		return []string{"http://" + net.JoinHostPort("127.0.0.1", port), "http://" + net.JoinHostPort("localhost", port)}
+	case ip != nil && ip.IsLoopback(): // a browser here may name it localhost as well
+		return []string{"http://" + addr, "http://" + net.JoinHostPort("localhost", port)}
+	}
+	return []string{"http://" + addr}
+}
 
 // startConsole serves the embedded console (package web) on opts.Console,
 // with /config.json naming opts.ConsoleAPIs, else the stack's own web

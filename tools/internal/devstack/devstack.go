@@ -520,7 +520,7 @@ func (o Options) withDefaults() Options {
 		o.ReadyTimeout = 2 * time.Minute
 	}
 	if o.WebOrigins == nil {
-		o.WebOrigins = slices.Clone(DefaultWebOrigins)
+		o.WebOrigins = consoleOrigins(o.Console)
 	}
 	return o
 }

@@ -84,7 +84,8 @@ func TestDevStackRunsSagasAndStopsClean(t *testing.T) {
 	}
 	if state.SigningKey != st.Keys.Files.PrivateJWK || state.CustomerToken != st.CustomerToken || state.OperatorToken != st.OperatorToken ||
 		state.GRPC != st.GRPC || state.Ops != st.Ops || state.Issuer != suite.DevIssuer || state.Audience != suite.DevAudience ||
-		state.Kafka != st.Servers.Kafka || state.Kafka == "" || state.TopicPrefix != st.Servers.TopicPrefix {
+		state.Kafka != st.Servers.Kafka || state.Kafka == "" || state.TopicPrefix != st.Servers.TopicPrefix ||
+		state.Web != st.Web || state.Web.Order == "" || state.ConsoleURL != st.ConsoleURL || state.ConsoleURL == "" {
 		t.Errorf("state file %+v does not describe the stack (key %s, grpc %+v)", state, st.Keys.Files.PrivateJWK, st.GRPC)
 	}
 

@@ -145,17 +145,15 @@ func (r *OrderMySQLRepository) Get(ctx context.Context, id string) (*order.Order
 	return o, err
 }
 
-// ListByCustomer reads a page of the customer's orders, newest first
-// (created_at, then id, both descending), after the cursor.
-func (r *OrderMySQLRepository) ListByCustomer(ctx context.Context, customerID string, after *app.Cursor, limit int) ([]*order.Order, error) {
-	q := "SELECT " + orderColumns + " FROM orders WHERE customer_id = ?"
-	args := []any{customerID}
-	if after != nil {
-		q += " AND (created_at < ? OR (created_at = ? AND id < ?))"
-		args = append(args, after.CreatedAt, after.CreatedAt, after.ID)
-	}
-	q += " ORDER BY created_at DESC, id DESC LIMIT ?"
-	args = append(args, limit)
+// List reads a page of the orders matching filter, newest first
+// (created_at, then id, both descending), after the cursor. Each filter shape
+// has an index whose order is the list's (00004_list_index.sql): a customer's
+// orders by idx_orders_customer_created (status and reason then filter that
+// customer's rows only), else by reason, status or time alone; the created
+// range bounds the index range, so no query sorts or scans other rows than
+// the customer's.
+func (r *OrderMySQLRepository) List(ctx context.Context, filter app.ListFilter, after *app.Cursor, limit int) ([]*order.Order, error) {
+	q, args := listQuery(filter, after, limit)
 	var orders []*order.Order
 	err := readTx(ctx, r.db, func(tx *sql.Tx) error {
 		err := eachRow(ctx, tx, q, args, func(rows *sql.Rows) error {
@@ -167,11 +165,43 @@ func (r *OrderMySQLRepository) ListByCustomer(ctx context.Context, customerID st
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("list orders of %s: %w", customerID, err)
+			return fmt.Errorf("list orders (%+v): %w", filter, err)
 		}
 		return loadDetails(ctx, tx, orders)
 	})
 	return orders, err
+}
+
+// listQuery is List's SELECT for filter, after the cursor.
+func listQuery(filter app.ListFilter, after *app.Cursor, limit int) (string, []any) {
+	var where []string
+	var args []any
+	if filter.CustomerID != "" {
+		where, args = append(where, "customer_id = ?"), append(args, filter.CustomerID)
+	}
+	if filter.Status != "" {
+		where, args = append(where, "status = ?"), append(args, filter.Status)
+	}
+	if filter.CancelReason != "" {
+		where, args = append(where, "cancel_reason = ?"), append(args, filter.CancelReason)
+	}
+	if !filter.CreatedFrom.IsZero() {
+		where, args = append(where, "created_at >= ?"), append(args, filter.CreatedFrom.UTC())
+	}
+	if !filter.CreatedBefore.IsZero() {
+		where, args = append(where, "created_at < ?"), append(args, filter.CreatedBefore.UTC())
+	}
+	if after != nil {
+		where = append(where, "(created_at < ? OR (created_at = ? AND id < ?))")
+		args = append(args, after.CreatedAt, after.CreatedAt, after.ID)
+	}
+	q := "SELECT " + orderColumns + " FROM orders"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY created_at DESC, id DESC LIMIT ?"
+	args = append(args, limit)
+	return q, args
 }
 
 // PendingPastDeadline uses idx_orders_status_deadline.

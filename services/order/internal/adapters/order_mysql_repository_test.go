@@ -317,7 +317,7 @@ func TestUpdateOfAnUnknownOrderIsNotFoundAndClaimsNothing(t *testing.T) {
 	}
 }
 
-func TestListByCustomerPagesNewestFirst(t *testing.T) {
+func TestListOfACustomerPagesNewestFirst(t *testing.T) {
 	repo, _ := newRepo(t)
 	customer := testenv.IDFor("c1")
 	// Created at 0s, 1s, 1s, 2s, 3s: two share a timestamp, the id breaks the tie.
@@ -338,7 +338,7 @@ func TestListByCustomerPagesNewestFirst(t *testing.T) {
 		if page > len(offsets) {
 			t.Fatal("paging does not end")
 		}
-		orders, err := repo.ListByCustomer(context.Background(), customer, after, 2)
+		orders, err := repo.List(context.Background(), app.ListFilter{CustomerID: customer}, after, 2)
 		if err != nil {
 			t.Fatal(err)
 		}

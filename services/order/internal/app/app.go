@@ -34,9 +34,10 @@ type Repository interface {
 	// VersionsOf maps each of ids that exists to its stored version (it
 	// grows with every stored change): the watch poller's one query.
 	VersionsOf(ctx context.Context, ids []string) (map[string]int64, error)
-	// ListByCustomer returns up to limit orders of the customer, newest
-	// first, starting after the cursor (nil: from the newest).
-	ListByCustomer(ctx context.Context, customerID string, after *Cursor, limit int) ([]*order.Order, error)
+	// List returns up to limit orders matching filter (an empty CustomerID:
+	// every customer's), newest first, starting after the cursor (nil: from
+	// the newest).
+	List(ctx context.Context, filter ListFilter, after *Cursor, limit int) ([]*order.Order, error)
 	// PendingPastDeadline returns ids of PENDING orders whose deadline is not
 	// after now, oldest deadline first.
 	PendingPastDeadline(ctx context.Context, now time.Time, limit int) ([]string, error)
@@ -63,7 +64,7 @@ type Repository interface {
 // ChangeFunc changes a locked order and returns the events to store with it.
 type ChangeFunc func(o *order.Order) ([]*eventsv1.Envelope, error)
 
-// Cursor is a position in a customer's list, newest first.
+// Cursor is a position in a list of orders, newest first.
 type Cursor = paging.Cursor
 
 // Encoder builds the envelope of an event the order emits (ports/events.go).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/sagasuite/sagasuite/libs/auth"
@@ -81,14 +82,19 @@ func (s *GRPCServer) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest)
 	return &orderv1.GetOrderResponse{Order: toProto(o)}, nil
 }
 
-// ListOrders returns a page of the customer's orders, newest first; a
-// customer lists their own only.
+// ListOrders returns a page of orders, newest first: a customer lists their
+// own only (an empty customer_id means them); an operator or a service lists
+// one customer's or, with customer_id empty, everyone's.
 func (s *GRPCServer) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequest) (*orderv1.ListOrdersResponse, error) {
 	customerID, err := auth.CustomerFilter(ctx, req.GetCustomerId())
 	if err != nil {
 		return nil, err
 	}
-	orders, next, err := s.app.ListOrders.Handle(ctx, customerID, int(req.GetPageSize()), req.GetPageToken())
+	filter, err := listFilter(customerID, req)
+	if err != nil {
+		return nil, s.status(ctx, err)
+	}
+	orders, next, err := s.app.ListOrders.Handle(ctx, filter, int(req.GetPageSize()), req.GetPageToken())
 	if err != nil {
 		return nil, s.status(ctx, err)
 	}
@@ -97,6 +103,32 @@ func (s *GRPCServer) ListOrders(ctx context.Context, req *orderv1.ListOrdersRequ
 		resp.Orders[i] = toProto(o)
 	}
 	return resp, nil
+}
+
+// listFilter turns the request's filters into the use case's; an
+// unrepresentable timestamp is invalid, named by its field.
+func listFilter(customerID string, req *orderv1.ListOrdersRequest) (app.ListFilter, error) {
+	f := app.ListFilter{CustomerID: customerID}
+	if st := req.GetStatus(); st != orderv1.OrderStatus_ORDER_STATUS_UNSPECIFIED {
+		f.Status = order.Status(strings.TrimPrefix(st.String(), "ORDER_STATUS_"))
+	}
+	if r := req.GetCancelReason(); r != eventsv1.CancelReason_CANCEL_REASON_UNSPECIFIED {
+		f.CancelReason = order.CancelReason(strings.TrimPrefix(r.String(), cancelReasonPrefix))
+	}
+	for _, bound := range []struct {
+		field string
+		ts    *timestamppb.Timestamp
+		into  *time.Time
+	}{{"created_after", req.GetCreatedAfter(), &f.CreatedFrom}, {"created_before", req.GetCreatedBefore(), &f.CreatedBefore}} {
+		if bound.ts == nil {
+			continue
+		}
+		if err := bound.ts.CheckValid(); err != nil {
+			return app.ListFilter{}, order.Invalid(bound.field, "%v", err)
+		}
+		*bound.into = bound.ts.AsTime()
+	}
+	return f, nil
 }
 
 // CancelOrder cancels a PENDING order (CUSTOMER_REQUESTED). A customer

@@ -532,15 +532,28 @@ func (x *GetOrderResponse) GetOrder() *Order {
 	return nil
 }
 
-// ListOrdersRequest pages through a customer's orders.
+// ListOrdersRequest pages through orders, newest first (create_time, then
+// order_id, descending). Filters combine with AND.
 type ListOrdersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Whose orders.
+	// Whose orders. Empty: a customer's own (for a customer token), every
+	// customer's (for an operator or service token).
 	CustomerId string `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	// Maximum orders per page; 0 means the server default (20).
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// next_page_token of the previous page; empty for the first page.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// next_page_token of the previous page; empty for the first page. Send the
+	// same filters with it.
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only orders in this status; UNSPECIFIED: any.
+	Status OrderStatus `protobuf:"varint,4,opt,name=status,proto3,enum=sagasuite.order.v1.OrderStatus" json:"status,omitempty"`
+	// Only orders cancelled for this reason; UNSPECIFIED: any. Implies status
+	// CANCELLED (another status with a reason is INVALID_ARGUMENT).
+	CancelReason v11.CancelReason `protobuf:"varint,5,opt,name=cancel_reason,json=cancelReason,proto3,enum=sagasuite.events.v1.CancelReason" json:"cancel_reason,omitempty"`
+	// Only orders created at or after this instant; unset: no lower bound.
+	CreatedAfter *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_after,json=createdAfter,proto3" json:"created_after,omitempty"`
+	// Only orders created before this instant; unset: no upper bound. Must be
+	// after created_after when both are set.
+	CreatedBefore *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_before,json=createdBefore,proto3" json:"created_before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -594,6 +607,34 @@ func (x *ListOrdersRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListOrdersRequest) GetStatus() OrderStatus {
+	if x != nil {
+		return x.Status
+	}
+	return OrderStatus_ORDER_STATUS_UNSPECIFIED
+}
+
+func (x *ListOrdersRequest) GetCancelReason() v11.CancelReason {
+	if x != nil {
+		return x.CancelReason
+	}
+	return v11.CancelReason(0)
+}
+
+func (x *ListOrdersRequest) GetCreatedAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAfter
+	}
+	return nil
+}
+
+func (x *ListOrdersRequest) GetCreatedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedBefore
+	}
+	return nil
 }
 
 // ListOrdersResponse is one page of orders, newest first.
@@ -1121,13 +1162,17 @@ const file_sagasuite_order_v1_order_service_proto_rawDesc = "" +
 	"\x0fGetOrderRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\"C\n" +
 	"\x10GetOrderResponse\x12/\n" +
-	"\x05order\x18\x01 \x01(\v2\x19.sagasuite.order.v1.OrderR\x05order\"\x8f\x01\n" +
-	"\x11ListOrdersRequest\x12)\n" +
-	"\vcustomer_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\n" +
+	"\x05order\x18\x01 \x01(\v2\x19.sagasuite.order.v1.OrderR\x05order\"\xab\x03\n" +
+	"\x11ListOrdersRequest\x12,\n" +
+	"\vcustomer_id\x18\x01 \x01(\tB\v\xbaH\b\xd8\x01\x01r\x03\xb0\x01\x01R\n" +
 	"customerId\x12&\n" +
 	"\tpage_size\x18\x02 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\"o\n" +
+	"page_token\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\bR\tpageToken\x12A\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x1f.sagasuite.order.v1.OrderStatusB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06status\x12P\n" +
+	"\rcancel_reason\x18\x05 \x01(\x0e2!.sagasuite.events.v1.CancelReasonB\b\xbaH\x05\x82\x01\x02\x10\x01R\fcancelReason\x12?\n" +
+	"\rcreated_after\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12A\n" +
+	"\x0ecreated_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\"o\n" +
 	"\x12ListOrdersResponse\x121\n" +
 	"\x06orders\x18\x01 \x03(\v2\x19.sagasuite.order.v1.OrderR\x06orders\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x87\x01\n" +
@@ -1234,33 +1279,37 @@ var file_sagasuite_order_v1_order_service_proto_depIdxs = []int32{
 	18, // 12: sagasuite.order.v1.CreateOrderRequest.shipping_address:type_name -> sagasuite.common.v1.Address
 	1,  // 13: sagasuite.order.v1.CreateOrderResponse.order:type_name -> sagasuite.order.v1.Order
 	1,  // 14: sagasuite.order.v1.GetOrderResponse.order:type_name -> sagasuite.order.v1.Order
-	1,  // 15: sagasuite.order.v1.ListOrdersResponse.orders:type_name -> sagasuite.order.v1.Order
-	1,  // 16: sagasuite.order.v1.CancelOrderResponse.order:type_name -> sagasuite.order.v1.Order
-	1,  // 17: sagasuite.order.v1.WatchOrderResponse.order:type_name -> sagasuite.order.v1.Order
-	22, // 18: sagasuite.order.v1.ListStuckSagasRequest.older_than:type_name -> google.protobuf.Duration
-	15, // 19: sagasuite.order.v1.ListStuckSagasResponse.sagas:type_name -> sagasuite.order.v1.StuckSaga
-	21, // 20: sagasuite.order.v1.StuckSaga.last_step:type_name -> sagasuite.events.v1.EventType
-	21, // 21: sagasuite.order.v1.StuckSaga.waiting_for:type_name -> sagasuite.events.v1.EventType
-	20, // 22: sagasuite.order.v1.StuckSaga.last_progress_time:type_name -> google.protobuf.Timestamp
-	22, // 23: sagasuite.order.v1.StuckSaga.stalled_for:type_name -> google.protobuf.Duration
-	20, // 24: sagasuite.order.v1.StuckSaga.deadline:type_name -> google.protobuf.Timestamp
-	3,  // 25: sagasuite.order.v1.OrderService.CreateOrder:input_type -> sagasuite.order.v1.CreateOrderRequest
-	5,  // 26: sagasuite.order.v1.OrderService.GetOrder:input_type -> sagasuite.order.v1.GetOrderRequest
-	7,  // 27: sagasuite.order.v1.OrderService.ListOrders:input_type -> sagasuite.order.v1.ListOrdersRequest
-	9,  // 28: sagasuite.order.v1.OrderService.CancelOrder:input_type -> sagasuite.order.v1.CancelOrderRequest
-	11, // 29: sagasuite.order.v1.OrderService.WatchOrder:input_type -> sagasuite.order.v1.WatchOrderRequest
-	13, // 30: sagasuite.order.v1.OrderService.ListStuckSagas:input_type -> sagasuite.order.v1.ListStuckSagasRequest
-	4,  // 31: sagasuite.order.v1.OrderService.CreateOrder:output_type -> sagasuite.order.v1.CreateOrderResponse
-	6,  // 32: sagasuite.order.v1.OrderService.GetOrder:output_type -> sagasuite.order.v1.GetOrderResponse
-	8,  // 33: sagasuite.order.v1.OrderService.ListOrders:output_type -> sagasuite.order.v1.ListOrdersResponse
-	10, // 34: sagasuite.order.v1.OrderService.CancelOrder:output_type -> sagasuite.order.v1.CancelOrderResponse
-	12, // 35: sagasuite.order.v1.OrderService.WatchOrder:output_type -> sagasuite.order.v1.WatchOrderResponse
-	14, // 36: sagasuite.order.v1.OrderService.ListStuckSagas:output_type -> sagasuite.order.v1.ListStuckSagasResponse
-	31, // [31:37] is the sub-list for method output_type
-	25, // [25:31] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	0,  // 15: sagasuite.order.v1.ListOrdersRequest.status:type_name -> sagasuite.order.v1.OrderStatus
+	19, // 16: sagasuite.order.v1.ListOrdersRequest.cancel_reason:type_name -> sagasuite.events.v1.CancelReason
+	20, // 17: sagasuite.order.v1.ListOrdersRequest.created_after:type_name -> google.protobuf.Timestamp
+	20, // 18: sagasuite.order.v1.ListOrdersRequest.created_before:type_name -> google.protobuf.Timestamp
+	1,  // 19: sagasuite.order.v1.ListOrdersResponse.orders:type_name -> sagasuite.order.v1.Order
+	1,  // 20: sagasuite.order.v1.CancelOrderResponse.order:type_name -> sagasuite.order.v1.Order
+	1,  // 21: sagasuite.order.v1.WatchOrderResponse.order:type_name -> sagasuite.order.v1.Order
+	22, // 22: sagasuite.order.v1.ListStuckSagasRequest.older_than:type_name -> google.protobuf.Duration
+	15, // 23: sagasuite.order.v1.ListStuckSagasResponse.sagas:type_name -> sagasuite.order.v1.StuckSaga
+	21, // 24: sagasuite.order.v1.StuckSaga.last_step:type_name -> sagasuite.events.v1.EventType
+	21, // 25: sagasuite.order.v1.StuckSaga.waiting_for:type_name -> sagasuite.events.v1.EventType
+	20, // 26: sagasuite.order.v1.StuckSaga.last_progress_time:type_name -> google.protobuf.Timestamp
+	22, // 27: sagasuite.order.v1.StuckSaga.stalled_for:type_name -> google.protobuf.Duration
+	20, // 28: sagasuite.order.v1.StuckSaga.deadline:type_name -> google.protobuf.Timestamp
+	3,  // 29: sagasuite.order.v1.OrderService.CreateOrder:input_type -> sagasuite.order.v1.CreateOrderRequest
+	5,  // 30: sagasuite.order.v1.OrderService.GetOrder:input_type -> sagasuite.order.v1.GetOrderRequest
+	7,  // 31: sagasuite.order.v1.OrderService.ListOrders:input_type -> sagasuite.order.v1.ListOrdersRequest
+	9,  // 32: sagasuite.order.v1.OrderService.CancelOrder:input_type -> sagasuite.order.v1.CancelOrderRequest
+	11, // 33: sagasuite.order.v1.OrderService.WatchOrder:input_type -> sagasuite.order.v1.WatchOrderRequest
+	13, // 34: sagasuite.order.v1.OrderService.ListStuckSagas:input_type -> sagasuite.order.v1.ListStuckSagasRequest
+	4,  // 35: sagasuite.order.v1.OrderService.CreateOrder:output_type -> sagasuite.order.v1.CreateOrderResponse
+	6,  // 36: sagasuite.order.v1.OrderService.GetOrder:output_type -> sagasuite.order.v1.GetOrderResponse
+	8,  // 37: sagasuite.order.v1.OrderService.ListOrders:output_type -> sagasuite.order.v1.ListOrdersResponse
+	10, // 38: sagasuite.order.v1.OrderService.CancelOrder:output_type -> sagasuite.order.v1.CancelOrderResponse
+	12, // 39: sagasuite.order.v1.OrderService.WatchOrder:output_type -> sagasuite.order.v1.WatchOrderResponse
+	14, // 40: sagasuite.order.v1.OrderService.ListStuckSagas:output_type -> sagasuite.order.v1.ListStuckSagasResponse
+	35, // [35:41] is the sub-list for method output_type
+	29, // [29:35] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_sagasuite_order_v1_order_service_proto_init() }

@@ -40,7 +40,9 @@ type OrderServiceClient interface {
 	CreateOrder(ctx context.Context, in *CreateOrderRequest, opts ...grpc.CallOption) (*CreateOrderResponse, error)
 	// GetOrder returns one order with its status and step history.
 	GetOrder(ctx context.Context, in *GetOrderRequest, opts ...grpc.CallOption) (*GetOrderResponse, error)
-	// ListOrders returns a customer's orders, newest first.
+	// ListOrders returns orders newest first: one customer's, or (operators and
+	// services, customer_id empty) every customer's, optionally filtered by
+	// status, cancel reason and creation time. A customer lists their own only.
 	ListOrders(ctx context.Context, in *ListOrdersRequest, opts ...grpc.CallOption) (*ListOrdersResponse, error)
 	// CancelOrder cancels a PENDING order before shipment (FAILED_PRECONDITION
 	// after it); the order turns CANCELLED and every service compensates.
@@ -145,7 +147,9 @@ type OrderServiceServer interface {
 	CreateOrder(context.Context, *CreateOrderRequest) (*CreateOrderResponse, error)
 	// GetOrder returns one order with its status and step history.
 	GetOrder(context.Context, *GetOrderRequest) (*GetOrderResponse, error)
-	// ListOrders returns a customer's orders, newest first.
+	// ListOrders returns orders newest first: one customer's, or (operators and
+	// services, customer_id empty) every customer's, optionally filtered by
+	// status, cancel reason and creation time. A customer lists their own only.
 	ListOrders(context.Context, *ListOrdersRequest) (*ListOrdersResponse, error)
 	// CancelOrder cancels a PENDING order before shipment (FAILED_PRECONDITION
 	// after it); the order turns CANCELLED and every service compensates.
