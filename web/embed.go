@@ -70,13 +70,21 @@ func Handler(services Services) (http.Handler, error) {
 	return handler(func(*http.Request) ([]byte, error) { return config, nil }, origins)
 }
 
-// SameOriginHandler is Handler for a server that also forwards the five
-// services' paths (/sagasuite.order.v1.…) to them, as tools/cmd/console
-// does: /config.json names the origin the page was loaded from for every
-// service, so the browser talks to one origin and needs no CORS. The origin
-// is the request's Host, with https when the request came over TLS or a
-// proxy in front says so (X-Forwarded-Proto), since an Ingress usually ends
-// TLS before the console.
+// ServicePathPrefix is where, in same-origin mode, each service's APIs are
+// found: /config.json names <origin>/api/<service> as that service's base URL,
+// so the page calls e.g. /api/payment/sagasuite.ops.v1.OperationsService/…
+// and the server forwards it to payment's browser listener without the
+// prefix. A prefix per service is needed because some APIs (the operations
+// API) are served by every service under the same method path.
+const ServicePathPrefix = "/api/"
+
+// SameOriginHandler is Handler for a server that also forwards
+// ServicePathPrefix + "<service>/…" to each service, as tools/cmd/console does:
+// /config.json names the origin the page was loaded from, with that prefix,
+// for every service, so the browser talks to one origin and needs no CORS.
+// The origin is the request's Host, with https when the request came over
+// TLS or a proxy in front says so (X-Forwarded-Proto), since an Ingress
+// usually ends TLS before the console.
 func SameOriginHandler() (http.Handler, error) {
 	return handler(func(r *http.Request) ([]byte, error) {
 		scheme := "http"
@@ -87,7 +95,8 @@ func SameOriginHandler() (http.Handler, error) {
 		if u, err := url.Parse(origin); err != nil || u.Host != r.Host || r.Host == "" {
 			return nil, fmt.Errorf("console: request host %q is not a host[:port]", r.Host)
 		}
-		services := Services{origin, origin, origin, origin, origin}
+		base := origin + ServicePathPrefix
+		services := Services{base + "order", base + "inventory", base + "payment", base + "shipping", base + "notification"}
 		return json.Marshal(struct {
 			Services Services `json:"services"`
 		}{services})

@@ -11,8 +11,8 @@ import (
 	"github.com/sagasuite/sagasuite/web"
 )
 
-// In same-origin mode /config.json names the origin the page came from for
-// every service, and the CSP admits that origin alone.
+// In same-origin mode /config.json names the origin the page came from, with
+// a path per service, for every service, and the CSP admits that origin alone.
 func TestSameOriginHandler(t *testing.T) {
 	h, err := web.SameOriginHandler()
 	if err != nil {
@@ -20,8 +20,8 @@ func TestSameOriginHandler(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	origin := srv.URL // http://127.0.0.1:port
-	checkConsole(t, srv.URL+"/", web.Services{origin, origin, origin, origin, origin})
+	api := srv.URL + web.ServicePathPrefix // http://127.0.0.1:port/api/
+	checkConsole(t, srv.URL+"/", web.Services{api + "order", api + "inventory", api + "payment", api + "shipping", api + "notification"})
 
 	configFor := func(host, proto string) (int, web.Services, http.Header) {
 		t.Helper()
@@ -44,14 +44,14 @@ func TestSameOriginHandler(t *testing.T) {
 		return rec.Code, cfg.Services, rec.Header()
 	}
 	code, got, hdr := configFor("shop.example.com", "https")
-	want := "https://shop.example.com"
-	if code != http.StatusOK || got != (web.Services{want, want, want, want, want}) {
-		t.Errorf("behind a TLS proxy: status %d, services %+v; want all %s", code, got, want)
+	want := "https://shop.example.com/api/"
+	if code != http.StatusOK || got != (web.Services{want + "order", want + "inventory", want + "payment", want + "shipping", want + "notification"}) {
+		t.Errorf("behind a TLS proxy: status %d, services %+v; want each under %s", code, got, want)
 	}
 	if csp := hdr.Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self';") {
 		t.Errorf("CSP %q: want connect-src 'self' only", csp)
 	}
-	if code, got, _ := configFor("console.sagasuite:8090", ""); code != http.StatusOK || got.Payment != "http://console.sagasuite:8090" {
+	if code, got, _ := configFor("console.sagasuite:8090", ""); code != http.StatusOK || got.Payment != "http://console.sagasuite:8090/api/payment" {
 		t.Errorf("plain HTTP: status %d, services %+v", code, got)
 	}
 	for _, bad := range []string{"", "evil.example/path", "a b"} {

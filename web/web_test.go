@@ -89,7 +89,7 @@ func checkConsole(t *testing.T, base string, want web.Services) {
 		t.Errorf("GET /: %s, want the console's index.html:\n%s", ct, body)
 	}
 	// A service on the console's own origin is admitted by 'self'.
-	sameOrigin := strings.HasPrefix(base, want.Order+"/") && strings.Contains(hdr.Get("Content-Security-Policy"), "connect-src 'self'")
+	sameOrigin := strings.HasPrefix(want.Order, strings.TrimSuffix(base, "/")+"/") && strings.Contains(hdr.Get("Content-Security-Policy"), "connect-src 'self'")
 	if csp := hdr.Get("Content-Security-Policy"); (!sameOrigin && !strings.Contains(csp, want.Order)) || !strings.Contains(csp, "default-src 'self'") {
 		t.Errorf("Content-Security-Policy %q does not allow the order service %s", csp, want.Order)
 	}

@@ -2,6 +2,11 @@
 // embedded bundle (package web, same-origin mode) and forwards the browser protocols — Connect
 // and gRPC-Web, unary and server streaming — by path to each service's web listener
 // (<P>_WEB_ADDR), so the page talks to one origin and the services need no CORS.
+//
+// Two path forms reach a service: /api/<service>/<method path> (web.ServicePathPrefix, what
+// /config.json tells the page; needed for the operations API, which every service serves under
+// the same method path) and the bare /sagasuite.<service>.v1.<Service>/<Method> of a service's
+// own API (for clients given the console's origin as every service's URL).
 package console
 
 import (
@@ -125,10 +130,17 @@ func caPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// apiPath is a browser call's path, /sagasuite.<service>.v1.<Service>/<Method>: only these are
-// forwarded, each to its own service, so nothing else (health, reflection, odd paths) reaches a
-// service through the console.
-var apiPath = regexp.MustCompile(`^/sagasuite\.([a-z]+)\.v1\.[A-Za-z][A-Za-z0-9_]*/[A-Za-z][A-Za-z0-9_]*$`)
+// methodPath is a sagasuite method's path, /sagasuite.<package>.v1.<Service>/<Method>: only
+// these are forwarded, so nothing else (health, reflection, odd paths) reaches a service
+// through the console.
+const methodPath = `/sagasuite\.([a-z]+)\.v1\.[A-Za-z][A-Za-z0-9_]*/[A-Za-z][A-Za-z0-9_]*`
+
+var (
+	// ownAPIPath is a service's own API at the root: the package names the service.
+	ownAPIPath = regexp.MustCompile(`^` + methodPath + `$`)
+	// prefixedPath is any sagasuite API of one service under web.ServicePathPrefix.
+	prefixedPath = regexp.MustCompile(`^` + regexp.QuoteMeta(web.ServicePathPrefix) + `([a-z]+)(` + methodPath + `)$`)
+)
 
 // Handler is everything the console answers: /healthz and /readyz, the five services' API paths
 // (forwarded), and the page with its /config.json.
@@ -187,16 +199,29 @@ func Handler(cfg Config, logger *slog.Logger) (http.Handler, error) {
 	mux.HandleFunc("GET /readyz", health) // the image's healthcheck probe asks /readyz
 	mux.Handle("/", page)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/sagasuite.") {
-			m := apiPath.FindStringSubmatch(r.URL.Path)
+		switch {
+		case strings.HasPrefix(r.URL.Path, web.ServicePathPrefix):
+			m := prefixedPath.FindStringSubmatch(r.URL.Path)
+			if m == nil || proxies[m[1]] == nil || r.URL.RawPath != "" {
+				http.NotFound(w, r)
+				return
+			}
+			// The service sees the method path alone, as from a direct call.
+			out := *r
+			u := *r.URL
+			u.Path = m[2]
+			out.URL = &u
+			proxies[m[1]].ServeHTTP(w, &out)
+		case strings.HasPrefix(r.URL.Path, "/sagasuite."):
+			m := ownAPIPath.FindStringSubmatch(r.URL.Path)
 			if m == nil || proxies[m[1]] == nil || r.URL.RawPath != "" {
 				http.NotFound(w, r)
 				return
 			}
 			proxies[m[1]].ServeHTTP(w, r)
-			return
+		default:
+			mux.ServeHTTP(w, r)
 		}
-		mux.ServeHTTP(w, r)
 	}), nil
 }
 

@@ -25,8 +25,10 @@ import (
 	"github.com/sagasuite/sagasuite/libs/logging"
 	"github.com/sagasuite/sagasuite/libs/service/servicetest"
 	inventoryv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/inventory/v1"
+	opsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/ops/v1"
 	orderv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/order/v1"
 	"github.com/sagasuite/sagasuite/tools/internal/console"
+	"github.com/sagasuite/sagasuite/web"
 )
 
 const (
@@ -74,6 +76,30 @@ type inventoryService struct {
 
 func (inventoryService) ListProducts(context.Context, *inventoryv1.ListProductsRequest) (*inventoryv1.ListProductsResponse, error) {
 	return &inventoryv1.ListProductsResponse{Products: []*inventoryv1.Product{{Sku: "TEST-MUG"}}}, nil
+}
+
+// opsService is the operations API every service serves under the same method path: it
+// answers with its service's name, to show the /api/<service>/ prefix picks the service.
+type opsService struct {
+	opsv1.UnimplementedOperationsServiceServer
+	name string
+}
+
+func (o opsService) GetDeliveryStatus(context.Context, *opsv1.GetDeliveryStatusRequest) (*opsv1.GetDeliveryStatusResponse, error) {
+	return &opsv1.GetDeliveryStatusResponse{Service: o.name}, nil
+}
+
+// policyFor admits roles to every method of the given services.
+func policyFor(policy grpcserver.Policy, roles []auth.Role, descs ...*grpc.ServiceDesc) grpcserver.Policy {
+	for _, d := range descs {
+		for _, m := range d.Methods {
+			policy["/"+d.ServiceName+"/"+m.MethodName] = roles
+		}
+		for _, m := range d.Streams {
+			policy["/"+d.ServiceName+"/"+m.StreamName] = roles
+		}
+	}
+	return policy
 }
 
 type stack struct {
@@ -151,16 +177,16 @@ func startStack(t *testing.T) *stack {
 	}
 	ops := []auth.Role{auth.RoleOperator}
 	order := &orderService{steps: make(chan struct{})}
-	orderURL := serveWeb(t, v, grpcserver.Policy{
-		orderv1.OrderService_GetOrder_FullMethodName: ops, orderv1.OrderService_WatchOrder_FullMethodName: ops,
-		orderv1.OrderService_CreateOrder_FullMethodName: ops, orderv1.OrderService_ListOrders_FullMethodName: ops,
-		orderv1.OrderService_CancelOrder_FullMethodName: ops, orderv1.OrderService_ListStuckSagas_FullMethodName: ops,
-	}, func(s *grpc.Server) { orderv1.RegisterOrderServiceServer(s, order) })
-	invPolicy := grpcserver.Policy{}
-	for _, m := range inventoryv1.InventoryService_ServiceDesc.Methods {
-		invPolicy["/"+inventoryv1.InventoryService_ServiceDesc.ServiceName+"/"+m.MethodName] = ops
-	}
-	inventoryURL := serveWeb(t, v, invPolicy, func(s *grpc.Server) { inventoryv1.RegisterInventoryServiceServer(s, inventoryService{}) })
+	orderURL := serveWeb(t, v, policyFor(grpcserver.Policy{}, ops, &orderv1.OrderService_ServiceDesc, &opsv1.OperationsService_ServiceDesc),
+		func(s *grpc.Server) {
+			orderv1.RegisterOrderServiceServer(s, order)
+			opsv1.RegisterOperationsServiceServer(s, opsService{name: "order"})
+		})
+	inventoryURL := serveWeb(t, v, policyFor(grpcserver.Policy{}, ops, &inventoryv1.InventoryService_ServiceDesc, &opsv1.OperationsService_ServiceDesc),
+		func(s *grpc.Server) {
+			inventoryv1.RegisterInventoryServiceServer(s, inventoryService{})
+			opsv1.RegisterOperationsServiceServer(s, opsService{name: "inventory"})
+		})
 
 	// A port nothing listens on (below 32768, so no self-connect): taken and released.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -219,13 +245,18 @@ func TestConsoleForwardsTheBrowserProtocols(t *testing.T) {
 	h1 := &http.Client{Transport: &http.Transport{}} // browsers' fetch over HTTP/1.1
 	t.Cleanup(h1.CloseIdleConnections)
 
+	// Where /config.json sends the page: <origin>/api/<service>.
+	base := func(service string) string { return s.console + web.ServicePathPrefix + service }
+
 	t.Run("Connect JSON unary", func(t *testing.T) {
-		code, body := servicetest.ConnectJSON(callCtx(t), t, s.console+"/sagasuite.order.v1.OrderService/GetOrder", s.token, `{"orderId":"`+orderID+`"}`)
-		if code != http.StatusOK || body["order"].(map[string]any)["orderId"] != orderID {
-			t.Errorf("status %d, body %v", code, body)
+		for _, url := range []string{base("order"), s.console} { // the page's base, and the bare method path
+			code, body := servicetest.ConnectJSON(callCtx(t), t, url+"/sagasuite.order.v1.OrderService/GetOrder", s.token, `{"orderId":"`+orderID+`"}`)
+			if code != http.StatusOK || body["order"].(map[string]any)["orderId"] != orderID {
+				t.Errorf("%s: status %d, body %v", url, code, body)
+			}
 		}
 		// The caller's token went through: without one the service refuses.
-		code, body = servicetest.ConnectJSON(callCtx(t), t, s.console+"/sagasuite.order.v1.OrderService/GetOrder", "", `{"orderId":"`+orderID+`"}`)
+		code, body := servicetest.ConnectJSON(callCtx(t), t, base("order")+"/sagasuite.order.v1.OrderService/GetOrder", "", `{"orderId":"`+orderID+`"}`)
 		if code != http.StatusUnauthorized || body["code"] != "unauthenticated" {
 			t.Errorf("without a token: status %d, body %v; want 401 unauthenticated from the service", code, body)
 		}
@@ -236,7 +267,7 @@ func TestConsoleForwardsTheBrowserProtocols(t *testing.T) {
 		"Connect binary":  nil,
 	} {
 		t.Run(name+" unary", func(t *testing.T) {
-			client := connect.NewClient[orderv1.GetOrderRequest, orderv1.GetOrderResponse](h1, s.console+"/sagasuite.order.v1.OrderService/GetOrder", opts...)
+			client := connect.NewClient[orderv1.GetOrderRequest, orderv1.GetOrderResponse](h1, base("order")+"/sagasuite.order.v1.OrderService/GetOrder", opts...)
 			req := connect.NewRequest(&orderv1.GetOrderRequest{OrderId: orderID})
 			req.Header().Set("Authorization", "Bearer "+s.token)
 			resp, err := client.CallUnary(callCtx(t), req)
@@ -248,16 +279,26 @@ func TestConsoleForwardsTheBrowserProtocols(t *testing.T) {
 			if _, err := client.CallUnary(callCtx(t), missing); connect.CodeOf(err) != connect.CodeNotFound {
 				t.Errorf("unknown order: %v, want not_found from the service", err)
 			}
-			inv := connect.NewClient[inventoryv1.ListProductsRequest, inventoryv1.ListProductsResponse](h1, s.console+"/sagasuite.inventory.v1.InventoryService/ListProducts", opts...)
+			inv := connect.NewClient[inventoryv1.ListProductsRequest, inventoryv1.ListProductsResponse](h1, base("inventory")+"/sagasuite.inventory.v1.InventoryService/ListProducts", opts...)
 			ireq := connect.NewRequest(&inventoryv1.ListProductsRequest{})
 			ireq.Header().Set("Authorization", "Bearer "+s.token)
 			iresp, err := inv.CallUnary(callCtx(t), ireq)
 			if err != nil || len(iresp.Msg.GetProducts()) != 1 || iresp.Msg.GetProducts()[0].GetSku() != "TEST-MUG" {
 				t.Errorf("ListProducts through the inventory path = %v, %v", iresp, err)
 			}
+			// The operations API has one method path on every service: the prefix picks it.
+			for _, svc := range []string{"order", "inventory"} {
+				ops := connect.NewClient[opsv1.GetDeliveryStatusRequest, opsv1.GetDeliveryStatusResponse](h1, base(svc)+"/sagasuite.ops.v1.OperationsService/GetDeliveryStatus", opts...)
+				oreq := connect.NewRequest(&opsv1.GetDeliveryStatusRequest{})
+				oreq.Header().Set("Authorization", "Bearer "+s.token)
+				oresp, err := ops.CallUnary(callCtx(t), oreq)
+				if err != nil || oresp.Msg.GetService() != svc {
+					t.Errorf("GetDeliveryStatus under %s = %v, %v; want the %s service's answer", base(svc), oresp, err, svc)
+				}
+			}
 		})
 		t.Run(name+" WatchOrder stream", func(t *testing.T) {
-			client := connect.NewClient[orderv1.WatchOrderRequest, orderv1.WatchOrderResponse](h1, s.console+"/sagasuite.order.v1.OrderService/WatchOrder", opts...)
+			client := connect.NewClient[orderv1.WatchOrderRequest, orderv1.WatchOrderResponse](h1, base("order")+"/sagasuite.order.v1.OrderService/WatchOrder", opts...)
 			req := connect.NewRequest(&orderv1.WatchOrderRequest{OrderId: orderID})
 			req.Header().Set("Authorization", "Bearer "+s.token)
 			stream, err := client.CallServerStream(callCtx(t), req)
@@ -285,7 +326,7 @@ func TestConsoleForwardsTheBrowserProtocols(t *testing.T) {
 	}
 
 	t.Run("a service that does not answer", func(t *testing.T) {
-		client := connect.NewClient[orderv1.GetOrderRequest, orderv1.GetOrderResponse](h1, s.console+"/sagasuite.payment.v1.PaymentService/GetPayment")
+		client := connect.NewClient[orderv1.GetOrderRequest, orderv1.GetOrderResponse](h1, base("payment")+"/sagasuite.payment.v1.PaymentService/GetPayment")
 		_, err := client.CallUnary(callCtx(t), connect.NewRequest(&orderv1.GetOrderRequest{}))
 		if connect.CodeOf(err) != connect.CodeUnavailable {
 			t.Errorf("call to a stopped service: %v, want unavailable", err)
@@ -326,8 +367,8 @@ func TestConsoleServesPageHealthAndNothingElse(t *testing.T) {
 		t.Fatalf("GET /config.json: %d %v %s", code, err, body)
 	}
 	for _, name := range []string{"order", "inventory", "payment", "shipping", "notification"} {
-		if cfg.Services[name] != s.console {
-			t.Errorf("config.json %s = %q, want the console's own origin %s", name, cfg.Services[name], s.console)
+		if want := s.console + web.ServicePathPrefix + name; cfg.Services[name] != want {
+			t.Errorf("config.json %s = %q, want %s on the console's own origin", name, cfg.Services[name], want)
 		}
 	}
 	if csp := hdr.Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self';") {
@@ -340,6 +381,13 @@ func TestConsoleServesPageHealthAndNothingElse(t *testing.T) {
 		"/sagasuite.order.v1.OrderService/../../healthz",  // nothing odd reaches a service
 		"/grpc.health.v1.Health/Check",                    // health is not forwarded
 		"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+		"/sagasuite.ops.v1.OperationsService/GetDeliveryStatus", // served by every service: which one?
+		"/api/order",                             // a base, no method
+		"/api/order/grpc.health.v1.Health/Check", // only sagasuite APIs
+		"/api/unknown/sagasuite.order.v1.OrderService/GetOrder",  // no such service
+		"/api/order/sagasuite.order.v1.OrderService/GetOrder/x",  // not a method path
+		"/api/order/../sagasuite.order.v1.OrderService/GetOrder", // nothing odd
+		"/api/order/sagasuite.order.v1.OrderService%2FGetOrder",  // escaped slash
 	} {
 		if code, _, _ := get("POST", p); code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
 			t.Errorf("POST %s: %d, want 404 (or 405)", p, code)
