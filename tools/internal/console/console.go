@@ -268,7 +268,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, listening func(ne
 		return fmt.Errorf("console: %w", err)
 	case <-ctx.Done():
 	}
-	logger.Info("console: shutting down", slog.Duration("timeout", cfg.ShutdownTimeout))
+	logger.Info("console: shutting down", slog.String("timeout", cfg.ShutdownTimeout.String()))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
