@@ -60,7 +60,7 @@ IMAGES_DIR ?= .build/images/oci
 IMAGE_TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: images
-images: ## OCI images sagasuite/<service>:$(IMAGE_TAG) of the five services into the OCI layout $(IMAGES_DIR), no Docker needed (README "Container images")
+images: ## OCI images sagasuite/<service>:$(IMAGE_TAG) of the five services and the console into the OCI layout $(IMAGES_DIR), no Docker needed (README "Container images")
 	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0) \
 	  go run ./tools/cmd/imagebuild -out $(IMAGES_DIR) -tag $(IMAGE_TAG) \
 	  -revision $$(git rev-parse HEAD 2>/dev/null || echo unknown)

@@ -3,6 +3,7 @@ module github.com/sagasuite/sagasuite/tools
 go 1.26.0
 
 require (
+	connectrpc.com/connect v1.19.1
 	github.com/FerretDB/FerretDB v1.24.2
 	github.com/apache/cassandra-gocql-driver/v2 v2.1.2
 	github.com/chromedp/chromedp v0.23.0
@@ -24,7 +25,6 @@ require (
 )
 
 require (
-	connectrpc.com/connect v1.19.1 // indirect
 	connectrpc.com/cors v0.1.0 // indirect
 	connectrpc.com/vanguard v0.4.0 // indirect
 	github.com/chromedp/cdproto v0.159.0 // indirect

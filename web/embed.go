@@ -60,10 +60,6 @@ func Handler(services Services) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	files, err := fs.Sub(dist, "dist")
-	if err != nil {
-		return nil, err
-	}
 	origins := []string{"'self'"}
 	for _, svc := range services.each() {
 		u, _ := url.Parse(svc[1]) // checked by Validate
@@ -71,13 +67,61 @@ func Handler(services Services) (http.Handler, error) {
 			origins = append(origins, origin)
 		}
 	}
-	csp := "default-src 'self'; connect-src " + strings.Join(origins, " ") + "; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+	return handler(func(*http.Request) ([]byte, error) { return config, nil }, origins)
+}
+
+// ServicePathPrefix is where, in same-origin mode, each service's APIs are
+// found: /config.json names <origin>/api/<service> as that service's base URL,
+// so the page calls e.g. /api/payment/sagasuite.ops.v1.OperationsService/…
+// and the server forwards it to payment's browser listener without the
+// prefix. A prefix per service is needed because some APIs (the operations
+// API) are served by every service under the same method path.
+const ServicePathPrefix = "/api/"
+
+// SameOriginHandler is Handler for a server that also forwards
+// ServicePathPrefix + "<service>/…" to each service, as tools/cmd/console does:
+// /config.json names the origin the page was loaded from, with that prefix,
+// for every service, so the browser talks to one origin and needs no CORS.
+// The origin is the request's Host, with https when the request came over
+// TLS or a proxy in front says so (X-Forwarded-Proto), since an Ingress
+// usually ends TLS before the console.
+func SameOriginHandler() (http.Handler, error) {
+	return handler(func(r *http.Request) ([]byte, error) {
+		scheme := "http"
+		if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+			scheme = "https"
+		}
+		origin := scheme + "://" + r.Host
+		if u, err := url.Parse(origin); err != nil || u.Host != r.Host || r.Host == "" {
+			return nil, fmt.Errorf("console: request host %q is not a host[:port]", r.Host)
+		}
+		base := origin + ServicePathPrefix
+		services := Services{base + "order", base + "inventory", base + "payment", base + "shipping", base + "notification"}
+		return json.Marshal(struct {
+			Services Services `json:"services"`
+		}{services})
+	}, []string{"'self'"})
+}
+
+// handler serves the bundle and the /config.json config returns for a
+// request, with a CSP whose connect-src is connectSrc.
+func handler(config func(*http.Request) ([]byte, error), connectSrc []string) (http.Handler, error) {
+	files, err := fs.Sub(dist, "dist")
+	if err != nil {
+		return nil, err
+	}
+	csp := "default-src 'self'; connect-src " + strings.Join(connectSrc, " ") + "; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 	static := http.FileServerFS(files)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /config.json", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /config.json", func(w http.ResponseWriter, r *http.Request) {
+		body, err := config(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		_, _ = w.Write(config)
+		_, _ = w.Write(body)
 	})
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
 		// A bundle rebuilt under a running stack must not be served stale.

@@ -48,13 +48,19 @@ func readyURL(service string, getenv func(string) string) (string, error) {
 		return "", fmt.Errorf("bad service name %q", service)
 	}
 	prefix := strings.ToUpper(service)
-	addr := getenv(prefix + "_OPS_ADDR")
+	key := prefix + "_OPS_ADDR"
+	addr := getenv(key)
+	if addr == "" && getenv(prefix+"_ADDR") != "" {
+		// The console has one listener (CONSOLE_ADDR), which also answers /readyz.
+		key = prefix + "_ADDR"
+		addr = getenv(key)
+	}
 	if addr == "" {
 		return "", fmt.Errorf("%s_OPS_ADDR is not set (the images set it)", prefix)
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", fmt.Errorf("%s_OPS_ADDR=%q: %v", prefix, addr, err)
+		return "", fmt.Errorf("%s=%q: %v", key, addr, err)
 	}
 	// A wildcard listen address is reached through loopback.
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {

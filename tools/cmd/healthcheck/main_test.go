@@ -21,6 +21,7 @@ func TestReadyURL(t *testing.T) {
 		{"host kept", "order", map[string]string{"ORDER_OPS_ADDR": "10.0.0.7:9000"}, "http://10.0.0.7:9000/readyz", ""},
 		{"tls", "shipping", map[string]string{"SHIPPING_OPS_ADDR": ":8084", "SHIPPING_TLS_CERT_FILE": "/tls/tls.crt"}, "https://127.0.0.1:8084/readyz", ""},
 		{"other service's variable ignored", "order", map[string]string{"PAYMENT_OPS_ADDR": ":8083"}, "", "ORDER_OPS_ADDR is not set"},
+		{"console's one listener", "console", map[string]string{"CONSOLE_ADDR": ":8090"}, "http://127.0.0.1:8090/readyz", ""},
 		{"no port", "order", map[string]string{"ORDER_OPS_ADDR": "localhost"}, "", "missing port"},
 		{"bad name", "a=b", nil, "", "bad service name"},
 	}

@@ -1,4 +1,4 @@
-// Command imagebuild builds the services' OCI images without a container engine into one OCI
+// Command imagebuild builds the services' and the console's OCI images without a container engine into one OCI
 // image layout (`make images`): static binaries by `go build`, then go-containerregistry
 // assembles each image on an empty base. See README "Container images".
 package main
@@ -31,7 +31,7 @@ func run(args []string) error {
 	out := fs.String("out", "", "OCI layout directory to write (replaced when it is one already)")
 	tag := fs.String("tag", "dev", "image tag and version label (never latest)")
 	revision := fs.String("revision", "", "commit id for the revision label (required)")
-	services := fs.String("services", "", "comma-separated services (default: all five)")
+	services := fs.String("services", "", "comma-separated images (default: the five services and the console)")
 	root := fs.String("root", ".", "checkout root (holds go.work)")
 	caCerts := fs.String("ca-certs", imagebuild.CABundle, "CA bundle copied into the images")
 	goarch := fs.String("goarch", "", "target architecture (default: this machine's)")
@@ -51,7 +51,7 @@ func run(args []string) error {
 		}
 		created = time.Unix(sec, 0)
 	}
-	selected := imagebuild.Services
+	selected := imagebuild.Images
 	if *services != "" {
 		selected = nil
 		for _, name := range strings.Split(*services, ",") {

@@ -5,13 +5,16 @@
 // sagasuite service's environment covers every variable its Config requires
 // (read from the Go Config type through k8scheck, as for the manifests), that
 // credentials stay out of the compose file, that ports are published on
-// loopback only and once, that the sagasuite containers are locked down, and
-// that every file the file mounts exists.
+// loopback only and once, that the sagasuite containers are locked down, that
+// every file the file mounts exists, and that the console reaches each service's
+// browser listener, which only it publishes.
 package composecheck
 
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,6 +74,8 @@ type Options struct {
 	NoHealthcheck []string
 	// NonRootUser is the user the sagasuite containers must run as.
 	NonRootUser string
+	// Console, when set, is the browser console: a compose service of that name.
+	Console *k8scheck.Console
 }
 
 // Check runs every check and returns one problem per finding.
@@ -99,8 +104,89 @@ func Check(p *types.Project, opts Options) []error {
 			continue
 		}
 		checkSagasuiteService(s, svc, opts, add)
+		checkWebListener(p, s, svc, add)
+	}
+	if opts.Console != nil {
+		checkConsole(p, *opts.Console, opts, add)
 	}
 	return problems
+}
+
+// checkWebListener: a service's browser listener (<P>_WEB_ADDR) is not published: the
+// console forwards to it over the compose network, so the page needs one origin only.
+func checkWebListener(p *types.Project, s types.ServiceConfig, svc k8scheck.Service, add func(string, ...any)) {
+	env, err := Environment(s)
+	if err != nil {
+		return // checkSagasuiteService reports it
+	}
+	addr, ok := env[svc.Prefix+"_WEB_ADDR"]
+	if !ok {
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		add("service %s: %s_WEB_ADDR=%q is no host:port", s.Name, svc.Prefix, addr)
+		return
+	}
+	for _, pc := range s.Ports {
+		if fmt.Sprint(pc.Target) == port {
+			add("service %s: its web port %s is published on %s: only the console's is (it forwards to this one)", s.Name, port, pc.Published)
+		}
+	}
+	if v := env[svc.Prefix+"_WEB_ALLOWED_ORIGINS"]; v != "" {
+		add("service %s: %s_WEB_ALLOWED_ORIGINS=%q: the page calls the console's own origin, no CORS is needed", s.Name, svc.Prefix, v)
+	}
+}
+
+// checkConsole: the console's Config is covered, it is locked down like the services, and
+// each service URL names that compose service on the port of its <P>_WEB_ADDR.
+func checkConsole(p *types.Project, console k8scheck.Console, opts Options, add func(string, ...any)) {
+	s, ok := p.Services[console.Name]
+	if !ok {
+		add("the console (%s) is not in the compose file", console.Name)
+		return
+	}
+	what := "service " + s.Name
+	env, err := Environment(s)
+	if err != nil {
+		add("%s: %v", what, err)
+		return
+	}
+	for _, key := range k8scheck.RequiredVariables(console.Config, console.Prefix+"_") {
+		if _, ok := env[key]; !ok {
+			add("%s: required variable %s is not set (%s.Config)", what, key, console.Name)
+		}
+	}
+	checkLockedDown(s, opts, add)
+	checkGrace(s, console.Service, env, add)
+	for _, key := range sortedNames(console.Upstreams) {
+		target := console.Upstreams[key]
+		raw, ok := env[console.Prefix+"_"+key]
+		if !ok {
+			continue // reported as a required variable
+		}
+		u, err := url.Parse(raw)
+		if err != nil || u.Hostname() == "" || u.Port() == "" {
+			add("%s: %s_%s=%q: want http(s)://service:port", what, console.Prefix, key, raw)
+			continue
+		}
+		if u.Hostname() != target {
+			add("%s: %s_%s=%q names %s, want the %s service", what, console.Prefix, key, raw, u.Hostname(), target)
+			continue
+		}
+		t, ok := p.Services[target]
+		if !ok {
+			add("%s: %s_%s=%q: no service %s in the file", what, console.Prefix, key, raw, target)
+			continue
+		}
+		tenv, _ := Environment(t)
+		prefix := strings.ToUpper(target)
+		webAddr, set := tenv[prefix+"_WEB_ADDR"]
+		_, webPort, _ := net.SplitHostPort(webAddr)
+		if !set || webPort != u.Port() {
+			add("%s: %s_%s=%q, but %s's %s_WEB_ADDR is %q: nothing answers browsers there", what, console.Prefix, key, raw, target, prefix, webAddr)
+		}
+	}
 }
 
 // Environment is a service's variables as the container gets them: its
@@ -260,8 +346,7 @@ func checkPorts(p *types.Project, add func(string, ...any)) {
 }
 
 // checkSagasuiteService: the environment covers the Config, no credentials
-// inline, the image's non-root user, a read-only root, no capabilities, no
-// privilege gain, and time to drain on stop.
+// inline, locked down (checkLockedDown), and time to drain on stop.
 func checkSagasuiteService(s types.ServiceConfig, svc k8scheck.Service, opts Options, add func(string, ...any)) {
 	what := "service " + s.Name
 	env, err := Environment(s)
@@ -286,6 +371,14 @@ func checkSagasuiteService(s types.ServiceConfig, svc k8scheck.Service, opts Opt
 			add("%s: %s=%s names a secret the service does not mount", what, key, value)
 		}
 	}
+	checkLockedDown(s, opts, add)
+	checkGrace(s, svc, env, add)
+}
+
+// checkLockedDown: the image's non-root user, a read-only root, no capabilities, no
+// privilege gain.
+func checkLockedDown(s types.ServiceConfig, opts Options, add func(string, ...any)) {
+	what := "service " + s.Name
 	user := strings.SplitN(s.User, ":", 2)[0]
 	if user != opts.NonRootUser {
 		add("%s: user %q, want %s (the image's non-root user)", what, s.User, opts.NonRootUser)
@@ -307,6 +400,11 @@ func checkSagasuiteService(s types.ServiceConfig, svc k8scheck.Service, opts Opt
 	if s.Privileged {
 		add("%s: privileged", what)
 	}
+}
+
+// checkGrace: compose's stop grace period is above the process's shutdown timeout.
+func checkGrace(s types.ServiceConfig, svc k8scheck.Service, env map[string]string, add func(string, ...any)) {
+	what := "service " + s.Name
 	raw, err := k8scheck.Setting(svc, env, "SHUTDOWN_TIMEOUT")
 	if err != nil {
 		add("%s: %v", what, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/sagasuite/sagasuite/services/order"
 	"github.com/sagasuite/sagasuite/services/payment"
 	"github.com/sagasuite/sagasuite/services/shipping"
+	"github.com/sagasuite/sagasuite/tools/internal/console"
 	"github.com/sagasuite/sagasuite/tools/internal/k8scheck"
 	"github.com/sagasuite/sagasuite/tools/internal/promcheck"
 )
@@ -33,6 +34,10 @@ var opts = Options{
 	// The collector image holds only its binary: nothing to probe with (compose.yaml).
 	NoHealthcheck: []string{"otel-collector"},
 	NonRootUser:   "65532",
+	Console: &k8scheck.Console{
+		Service:   k8scheck.Service{Name: "console", Prefix: console.Prefix, Config: reflect.TypeFor[console.Config]()},
+		Upstreams: console.Upstreams(),
+	},
 }
 
 func composeDir(t *testing.T) string {
@@ -64,7 +69,7 @@ func TestComposeFilePassesEveryCheck(t *testing.T) {
 		t.Error(problem)
 	}
 	want := []string{"kafka", "mariadb", "postgres", "ferretdb", "cassandra", "mariadb-init", "postgres-init",
-		"cassandra-init", "otel-collector", "prometheus", "order", "inventory", "payment", "shipping", "notification"}
+		"cassandra-init", "otel-collector", "prometheus", "order", "inventory", "payment", "shipping", "notification", "console"}
 	if got := sortedNames(p.Services); len(got) != len(want) {
 		t.Errorf("services %v, want %v", got, want)
 	}
@@ -192,12 +197,22 @@ func TestBrokenVariantsFail(t *testing.T) {
 			new:  "    secrets:\n      - cassandra_password\n    ports:",
 			want: "cassandra_password",
 		},
-		{name: "root user", old: "  user: \"65532:65532\"", new: "  user: \"0:0\"", want: `service order: user "0:0", want 65532`},
+		{name: "root user", old: "\n  user: \"65532:65532\"", new: "\n  user: \"0:0\"", want: `service order: user "0:0", want 65532`},
 		{name: "writable root", old: "  read_only: true\n  tmpfs:", new: "  read_only: false\n  tmpfs:", want: "service shipping: root filesystem is writable"},
 		{name: "capabilities kept", old: "  cap_drop: [ALL]\n  security_opt", new: "  cap_drop: [NET_RAW]\n  security_opt", want: "service payment: cap_drop [NET_RAW] does not drop ALL"},
 		{name: "privileges may grow", old: "  security_opt: [no-new-privileges:true]\n  restart: unless-stopped\n  # Above", new: "  restart: unless-stopped\n  # Above", want: "service inventory: security_opt [] lacks no-new-privileges:true"},
-		{name: "no time to drain", old: "  stop_grace_period: 35s", new: "  stop_grace_period: 20s", want: "service notification: stop_grace_period 20s is not above NOTIFICATION_SHUTDOWN_TIMEOUT 20s"},
+		{name: "no time to drain", old: "\n  stop_grace_period: 35s", new: "\n  stop_grace_period: 20s", want: "service notification: stop_grace_period 20s is not above NOTIFICATION_SHUTDOWN_TIMEOUT 20s"},
 		{name: "schema: unknown attribute", old: "    read_only: true\n    cap_drop: [ALL]\n    security_opt: [no-new-privileges:true]\n    restart: unless-stopped\n    healthcheck:\n      test: [\"CMD\", \"wget\"", new: "    readonly: true\n    cap_drop: [ALL]\n    security_opt: [no-new-privileges:true]\n    restart: unless-stopped\n    healthcheck:\n      test: [\"CMD\", \"wget\"", want: "readonly"},
+		// The console and the services' browser listeners.
+		{name: "console lacks a service URL", old: "      CONSOLE_SHIPPING_URL: http://shipping:8094\n", new: "", want: "service console: required variable CONSOLE_SHIPPING_URL is not set (console.Config)"},
+		{name: "console forwards to a port no web listener opens", old: "CONSOLE_ORDER_URL: http://order:8091", new: "CONSOLE_ORDER_URL: http://order:8081", want: `CONSOLE_ORDER_URL="http://order:8081", but order's ORDER_WEB_ADDR is ":8091"`},
+		{name: "console URL names another service", old: "CONSOLE_PAYMENT_URL: http://payment:8093", new: "CONSOLE_PAYMENT_URL: http://order:8091", want: `CONSOLE_PAYMENT_URL="http://order:8091" names order, want the payment service`},
+		{name: "a service without its web listener", old: "      INVENTORY_WEB_ADDR: \":8092\"\n", new: "", want: `but inventory's INVENTORY_WEB_ADDR is ""`},
+		{name: "a web port published", old: "      - 127.0.0.1:8084:8084\n", new: "      - 127.0.0.1:8084:8084\n      - 127.0.0.1:8094:8094\n", want: "service shipping: its web port 8094 is published"},
+		{name: "CORS origins although same origin", old: "      NOTIFICATION_WEB_ADDR: \":8095\"\n", new: "      NOTIFICATION_WEB_ADDR: \":8095\"\n      NOTIFICATION_WEB_ALLOWED_ORIGINS: http://127.0.0.1:8090\n", want: "NOTIFICATION_WEB_ALLOWED_ORIGINS=\"http://127.0.0.1:8090\": the page calls the console's own origin"},
+		{name: "console runs as root", old: "    image: sagasuite/console:${SAGASUITE_TAG:-0.1.0}\n    user: \"65532:65532\"", new: "    image: sagasuite/console:${SAGASUITE_TAG:-0.1.0}\n    user: \"0:0\"", want: `service console: user "0:0", want 65532`},
+		{name: "console without time to drain", old: "      CONSOLE_SHUTDOWN_TIMEOUT: 20s", new: "      CONSOLE_SHUTDOWN_TIMEOUT: 40s", want: "service console: stop_grace_period 35s is not above CONSOLE_SHUTDOWN_TIMEOUT 40s"},
+		{name: "console left out", old: "\n  console:\n", new: "\n  consoles:\n", want: "the console (console) is not in the compose file"},
 		{name: "a sagasuite service left out", old: "\n  notification:\n", new: "\n  notifications:\n", want: "sagasuite service notification is not in the compose file"},
 		// Store credentials against the init containers.
 		{name: "DSN password differs from the init's secret", old: "ORDER_MYSQL_DSN=order:dev-only-order-password@", new: "ORDER_MYSQL_DSN=order:other-password@", envFile: true, want: "secret mariadb_order_password (what mariadb-init gives the store user) differs from its DSN's password"},

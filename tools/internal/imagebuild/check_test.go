@@ -88,10 +88,13 @@ func checkImage(img v1.Image, w want) []error {
 		ports = append(ports, p)
 	}
 	sort.Strings(ports)
-	wantPorts := []string{strconv.Itoa(w.svc.GRPCPort) + "/tcp", strconv.Itoa(w.svc.OpsPort) + "/tcp"}
+	var wantPorts []string
+	for _, p := range w.svc.Ports() {
+		wantPorts = append(wantPorts, strconv.Itoa(p)+"/tcp")
+	}
 	sort.Strings(wantPorts)
-	if !reflect.DeepEqual(ports, wantPorts) {
-		bad("exposed ports %v, want %v (gRPC, ops)", ports, wantPorts)
+	if len(wantPorts) == 0 || !reflect.DeepEqual(ports, wantPorts) {
+		bad("exposed ports %v, want %v (gRPC, ops; the console's one)", ports, wantPorts)
 	}
 	// The binary must listen where the image says: its address variables name the exposed ports.
 	env := map[string]string{}
@@ -105,11 +108,17 @@ func checkImage(img v1.Image, w want) []error {
 		}
 	}
 	p := w.svc.EnvPrefix()
-	if got, wantAddr := env[p+"_GRPC_ADDR"], fmt.Sprintf(":%d", w.svc.GRPCPort); got != wantAddr {
-		bad("env %s_GRPC_ADDR=%q, want %q", p, got, wantAddr)
-	}
-	if got, wantAddr := env[p+"_OPS_ADDR"], fmt.Sprintf(":%d", w.svc.OpsPort); got != wantAddr {
-		bad("env %s_OPS_ADDR=%q, want %q", p, got, wantAddr)
+	for _, addr := range []struct {
+		key  string
+		port int
+	}{{"_GRPC_ADDR", w.svc.GRPCPort}, {"_OPS_ADDR", w.svc.OpsPort}, {"_ADDR", w.svc.HTTPPort}} {
+		got, set := env[p+addr.key]
+		switch {
+		case addr.port == 0 && set:
+			bad("env %s%s=%q, want none (no such listener)", p, addr.key, got)
+		case addr.port != 0 && got != fmt.Sprintf(":%d", addr.port):
+			bad("env %s%s=%q, want %q", p, addr.key, got, fmt.Sprintf(":%d", addr.port))
+		}
 	}
 	for k, v := range w.svc.Labels(w.tag, w.revision) {
 		if v == "" {

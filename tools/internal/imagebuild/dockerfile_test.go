@@ -267,7 +267,7 @@ func checkBuildStage(df dockerfile) error {
 			if in.cmd != "RUN" || !strings.Contains(in.args, "go build") {
 				continue
 			}
-			for _, must := range []string{"CGO_ENABLED=0", "-trimpath", "./services/${SERVICE}/cmd/${SERVICE}", "./tools/cmd/healthcheck"} {
+			for _, must := range []string{"CGO_ENABLED=0", "-trimpath", "./services/${SERVICE}/cmd/${SERVICE}", "./tools/cmd/console", "./tools/cmd/healthcheck"} {
 				if !strings.Contains(in.args, must) {
 					return fmt.Errorf("build step %q lacks %s", in.args, must)
 				}
@@ -292,7 +292,7 @@ func checkDockerfile(text string, images map[string]v1.Config, tag, revision str
 	if len(df.globalArgs) == 0 || df.globalArgs[0].args != "SERVICE" {
 		errs = append(errs, fmt.Errorf("want a global `ARG SERVICE` without default, got %v", df.globalArgs))
 	}
-	for _, s := range Services {
+	for _, s := range Images {
 		got, err := dockerConfig(df, map[string]string{"SERVICE": s.Name, "VERSION": tag, "REVISION": revision})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %v", s.Name, err))

@@ -1,6 +1,6 @@
-// Package imagebuild builds the services' OCI images without a container engine: an empty
+// Package imagebuild builds the services' and the console's OCI images without a container engine: an empty
 // base, one layer (CA bundle, /etc/passwd and /etc/group with the non-root user, the static
-// service binary and the healthcheck probe), and a config naming user, entrypoint, ports and
+// service or console binary and the healthcheck probe), and a config naming user, entrypoint, ports and
 // labels. Every timestamp is fixed, so the same sources and toolchain give the same digest.
 //
 // deploy/images/Dockerfile builds the same images with a Docker engine; its test keeps the two
@@ -31,13 +31,36 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Service is one service's image: its name (binary, package, repository) and the ports
-// services/README.md documents for it.
+// Service is one image: its name (binary, repository) and the ports services/README.md (the
+// console: web/README.md) documents for it.
 type Service struct {
 	Name        string
-	GRPCPort    int
-	OpsPort     int
+	GRPCPort    int // zero for the console
+	OpsPort     int // zero for the console
 	Description string
+	// HTTPPort is the console's one listener (CONSOLE_ADDR): page, APIs forwarded, /healthz.
+	HTTPPort int
+	// Package is the main package; empty: ./services/<Name>/cmd/<Name>.
+	Package string
+}
+
+// MainPackage is the Go package the image's binary is built from.
+func (s Service) MainPackage() string {
+	if s.Package != "" {
+		return s.Package
+	}
+	return "./services/" + s.Name + "/cmd/" + s.Name
+}
+
+// Ports are the image's exposed ports.
+func (s Service) Ports() []int {
+	var ports []int
+	for _, p := range []int{s.GRPCPort, s.OpsPort, s.HTTPPort} {
+		if p != 0 {
+			ports = append(ports, p)
+		}
+	}
+	return ports
 }
 
 // EnvPrefix is the prefix of the service's variables (ORDER for order).
@@ -47,12 +70,20 @@ func (s Service) EnvPrefix() string { return strings.ToUpper(s.Name) }
 // gRPC ports … order 50051 … ops 8081–8085"). The k8s manifests' containerPorts and listen
 // addresses use the same numbers (tools/internal/k8scheck's TestPortsMatchTheImages).
 var Services = []Service{
-	{"order", 50051, 8081, "sagasuite order service: orders and their saga outcome (MySQL)"},
-	{"inventory", 50052, 8082, "sagasuite inventory service: stock and reservations (MySQL)"},
-	{"payment", 50053, 8083, "sagasuite payment service: charges and refunds (MySQL)"},
-	{"shipping", 50054, 8084, "sagasuite shipping service: shipments (MongoDB wire protocol)"},
-	{"notification", 50055, 8085, "sagasuite notification service: notifications and saga log (Cassandra)"},
+	{Name: "order", GRPCPort: 50051, OpsPort: 8081, Description: "sagasuite order service: orders and their saga outcome (MySQL)"},
+	{Name: "inventory", GRPCPort: 50052, OpsPort: 8082, Description: "sagasuite inventory service: stock and reservations (MySQL)"},
+	{Name: "payment", GRPCPort: 50053, OpsPort: 8083, Description: "sagasuite payment service: charges and refunds (MySQL)"},
+	{Name: "shipping", GRPCPort: 50054, OpsPort: 8084, Description: "sagasuite shipping service: shipments (MongoDB wire protocol)"},
+	{Name: "notification", GRPCPort: 50055, OpsPort: 8085, Description: "sagasuite notification service: notifications and saga log (Cassandra)"},
 }
+
+// Console is the browser console's image (tools/cmd/console): the page and the five services'
+// browser APIs on one port, the dev stack's 8090 (tools/internal/console.DefaultPort).
+var Console = Service{Name: "console", HTTPPort: 8090, Package: "./tools/cmd/console",
+	Description: "sagasuite browser console: the web page and the services' browser APIs on one origin"}
+
+// Images are every image `make images` builds: the five services and the console.
+var Images = append(append([]Service(nil), Services...), Console)
 
 // Fixed parts of every image, shared with the Dockerfile's test.
 const (
@@ -78,14 +109,21 @@ func (s Service) Ref(tag string) string { return Repository + "/" + s.Name + ":"
 // Env is the image's environment: the documented listen addresses, no secrets.
 func (s Service) Env() []string {
 	p := s.EnvPrefix()
-	return []string{
-		"PATH=" + BinDir,
-		fmt.Sprintf("%s_GRPC_ADDR=:%d", p, s.GRPCPort),
-		fmt.Sprintf("%s_OPS_ADDR=:%d", p, s.OpsPort),
+	env := []string{"PATH=" + BinDir}
+	if s.GRPCPort != 0 {
+		env = append(env, fmt.Sprintf("%s_GRPC_ADDR=:%d", p, s.GRPCPort))
 	}
+	if s.OpsPort != 0 {
+		env = append(env, fmt.Sprintf("%s_OPS_ADDR=:%d", p, s.OpsPort))
+	}
+	if s.HTTPPort != 0 {
+		env = append(env, fmt.Sprintf("%s_ADDR=:%d", p, s.HTTPPort))
+	}
+	return env
 }
 
-// HealthcheckTest is the Docker health check: the probe asks the ops port's /readyz.
+// HealthcheckTest is the Docker health check: the probe asks the ops port's /readyz (the
+// console's: CONSOLE_ADDR's).
 func (s Service) HealthcheckTest() []string {
 	return []string{"CMD", Healthcheck, s.Name}
 }
@@ -110,15 +148,15 @@ func (s Service) Labels(version, revision string) map[string]string {
 	}
 }
 
-// Lookup finds a service by name.
+// Lookup finds an image (a service or the console) by name.
 func Lookup(name string) (Service, error) {
-	for _, s := range Services {
+	for _, s := range Images {
 		if s.Name == name {
 			return s, nil
 		}
 	}
-	names := make([]string, len(Services))
-	for i, s := range Services {
+	names := make([]string, len(Images))
+	for i, s := range Images {
 		names[i] = s.Name
 	}
 	return Service{}, fmt.Errorf("unknown service %q (one of %s)", name, strings.Join(names, ", "))
@@ -179,7 +217,7 @@ func BuildBinaries(ctx context.Context, o Options, services []Service) error {
 	}
 	pkgs := []string{"./tools/cmd/healthcheck"}
 	for _, s := range services {
-		pkgs = append(pkgs, "./services/"+s.Name+"/cmd/"+s.Name)
+		pkgs = append(pkgs, s.MainPackage())
 	}
 	// One go build for all packages: with -o DIR it writes each main package's binary there.
 	args := append([]string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", o.BinDir + "/"}, pkgs...)
@@ -240,7 +278,7 @@ func Image(s Service, o Options) (v1.Image, error) {
 	cf.OS = "linux"
 	cf.Architecture = o.GOARCH
 	ports := map[string]struct{}{}
-	for _, p := range []int{s.GRPCPort, s.OpsPort} {
+	for _, p := range s.Ports() {
 		ports[strconv.Itoa(p)+"/tcp"] = struct{}{}
 	}
 	cf.Config = v1.Config{

@@ -138,7 +138,7 @@ func TestOptionsRefuseBadInput(t *testing.T) {
 	}
 }
 
-// TestImages builds the five images as `make images` does, reads them back from the OCI layout
+// TestImages builds the six images (five services, the console) as `make images` does, reads them back from the OCI layout
 // and checks each; then shows each check catches a planted mistake, that a rebuild gives the
 // same digests, and that deploy/images/Dockerfile describes the same images.
 func TestImages(t *testing.T) {
@@ -151,21 +151,21 @@ func TestImages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	start := time.Now()
-	if err := BuildBinaries(ctx, o, Services); err != nil {
+	if err := BuildBinaries(ctx, o, Images); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("go build of 5 services + healthcheck: %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("go build of 5 services, the console and healthcheck: %v", time.Since(start).Round(time.Millisecond))
 	dir := filepath.Join(tmp, "oci")
-	digests, err := WriteLayout(dir, o, Services)
+	digests, err := WriteLayout(dir, o, Images)
 	if err != nil {
 		t.Fatal(err)
 	}
 	images := readLayout(t, dir)
-	if len(images) != len(Services) {
-		t.Fatalf("layout holds %d images, want %d", len(images), len(Services))
+	if len(images) != len(Images) {
+		t.Fatalf("layout holds %d images, want %d", len(images), len(Images))
 	}
 	configs := map[string]v1.Config{}
-	for _, s := range Services {
+	for _, s := range Images {
 		img, ok := images[s.Ref(tag)]
 		if !ok {
 			t.Fatalf("layout has no %s", s.Ref(tag))
@@ -193,11 +193,11 @@ func TestImages(t *testing.T) {
 
 	t.Run("same digest on a rebuild", func(t *testing.T) {
 		// The same binaries assembled again: the layer, config and manifest are byte-identical.
-		again, err := WriteLayout(filepath.Join(tmp, "oci-again"), o, Services)
+		again, err := WriteLayout(filepath.Join(tmp, "oci-again"), o, Images)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range Services {
+		for _, s := range Images {
 			if again[s.Name] != digests[s.Name] {
 				t.Errorf("%s: second assembly %s, first %s", s.Name, again[s.Name], digests[s.Name])
 			}
@@ -407,7 +407,7 @@ func testBinariesRun(t *testing.T, ctx context.Context, images map[string]v1.Ima
 			t.Fatal(err)
 		}
 	}
-	for _, s := range Services {
+	for _, s := range Images {
 		img := images[s.Ref(tag)]
 		cf, err := img.ConfigFile()
 		if err != nil {
@@ -419,8 +419,13 @@ func testBinariesRun(t *testing.T, ctx context.Context, images map[string]v1.Ima
 		cmd.Env = cf.Config.Env
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), s.EnvPrefix()+"_KAFKA_BROKERS is required") {
-			t.Errorf("%s without a broker: %v, output %q; want exit 1 naming %s_KAFKA_BROKERS", s.Name, err, out, s.EnvPrefix())
+		// Each binary refuses to start without its first required variable, naming it.
+		required := s.EnvPrefix() + "_KAFKA_BROKERS"
+		if s.Name == Console.Name {
+			required = "CONSOLE_ORDER_URL"
+		}
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), required+" is required") {
+			t.Errorf("%s without configuration: %v, output %q; want exit 1 naming %s", s.Name, err, out, required)
 		}
 	}
 

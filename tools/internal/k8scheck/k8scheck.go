@@ -47,6 +47,7 @@ type Objects struct {
 	NetworkPolicies []*networkingv1.NetworkPolicy
 	HPAs            []*autoscalingv2.HorizontalPodAutoscaler
 	PDBs            []*policyv1.PodDisruptionBudget
+	Ingresses       []*networkingv1.Ingress
 }
 
 // Parse decodes a multi-document YAML render strictly: an unknown field or a
@@ -99,6 +100,9 @@ func Parse(render []byte) (*Objects, error) {
 		case "policy/v1/PodDisruptionBudget":
 			o := &policyv1.PodDisruptionBudget{}
 			objs.PDBs, target = append(objs.PDBs, o), o
+		case "networking.k8s.io/v1/Ingress":
+			o := &networkingv1.Ingress{}
+			objs.Ingresses, target = append(objs.Ingresses, o), o
 		default:
 			return nil, fmt.Errorf("document %d: unexpected kind %s %s", i, meta.APIVersion, meta.Kind)
 		}
@@ -252,6 +256,9 @@ func Check(objs *Objects, services []Service) []error {
 		}
 		checkServiceEnv(objs, d, svc, add)
 		checkReadiness(d, add)
+	}
+	for _, ing := range objs.Ingresses {
+		checkIngress(objs, ing, add)
 	}
 	for _, cm := range objs.ConfigMaps {
 		for key := range cm.Data {
@@ -453,7 +460,13 @@ func checkServiceEnv(objs *Objects, d *appsv1.Deployment, svc Service, add func(
 	// The pod declares the ports the process listens on: the containerPort named grpc
 	// (ops) is the port of <P>_GRPC_ADDR (<P>_OPS_ADDR), set or defaulted.
 	w := Workload{Kind: "Deployment", Name: d.Name, Namespace: d.Namespace, Template: &d.Spec.Template}
-	for portName, setting := range map[string]string{"grpc": "GRPC_ADDR", "ops": "OPS_ADDR"} {
+	listeners := map[string]string{"grpc": "GRPC_ADDR", "ops": "OPS_ADDR"}
+	// The browser listener is optional; a pod that declares a web port (the console
+	// forwards to it) must open it, and one that opens it must declare it.
+	if _, set := env[svc.Prefix+"_WEB_ADDR"]; set || containerHasPort(w, intstr.FromString("web")) {
+		listeners["web"] = "WEB_ADDR"
+	}
+	for portName, setting := range listeners {
 		addr, err := stringSetting(svc, env, setting)
 		if err != nil {
 			add("%s: %v", what, err)
@@ -462,7 +475,7 @@ func checkServiceEnv(objs *Objects, d *appsv1.Deployment, svc Service, add func(
 		_, port, err := net.SplitHostPort(addr)
 		n, perr := strconv.Atoi(port)
 		if err != nil || perr != nil {
-			add("%s: %s_%s=%q is no host:port", what, svc.Prefix, setting, addr)
+			add("%s: %s_%s=%q is no host:port (its containerPort %s needs it)", what, svc.Prefix, setting, addr, portName)
 			continue
 		}
 		if !containerHasPortNamed(w, portName, int32(n)) {
@@ -817,4 +830,165 @@ func LooksSecret(key string) bool { return looksSecret(key) }
 // envDefault in the Config (exported for tools/internal/composecheck).
 func Setting(svc Service, env map[string]string, name string) (string, error) {
 	return setting(svc, env, name)
+}
+
+// checkIngress: every backend is a Service of the render in the Ingress's namespace, with
+// the port it names.
+func checkIngress(objs *Objects, ing *networkingv1.Ingress, add func(string, ...any)) {
+	what := "Ingress " + ing.Name
+	var backends []*networkingv1.IngressServiceBackend
+	if b := ing.Spec.DefaultBackend; b != nil && b.Service != nil {
+		backends = append(backends, b.Service)
+	}
+	for _, rule := range ing.Spec.Rules {
+		if rule.HTTP == nil {
+			continue
+		}
+		for _, p := range rule.HTTP.Paths {
+			if p.Backend.Service != nil {
+				backends = append(backends, p.Backend.Service)
+			}
+		}
+	}
+	if len(backends) == 0 {
+		add("%s: no Service backend", what)
+	}
+	for _, b := range backends {
+		svc := service(objs, ing.Namespace, b.Name)
+		if svc == nil {
+			add("%s: backend Service %s is not in the render", what, b.Name)
+			continue
+		}
+		found := false
+		for _, p := range svc.Spec.Ports {
+			found = found || (b.Port.Name != "" && p.Name == b.Port.Name) || (b.Port.Name == "" && p.Port == b.Port.Number)
+		}
+		if !found {
+			add("%s: backend Service %s has no port %s%d", what, b.Name, b.Port.Name, b.Port.Number)
+		}
+	}
+}
+
+func service(objs *Objects, ns, name string) *corev1.Service {
+	for _, s := range objs.Services {
+		if s.Name == name && s.Namespace == ns {
+			return s
+		}
+	}
+	return nil
+}
+
+// Console names the console's Deployment and its Go Config type, and which of its variables
+// hold the services' browser URLs (CONSOLE_ORDER_URL → order …).
+type Console struct {
+	Service
+	// Upstreams maps each URL variable (without the prefix, e.g. ORDER_URL) to the
+	// sagasuite service it must reach.
+	Upstreams map[string]string
+}
+
+// CheckConsole checks the console's Deployment: every variable its Config requires is set,
+// CONSOLE_ADDR is its containerPort http, its grace period is above its shutdown timeout,
+// and each service URL it forwards to reaches that service's web listener: a Service of the
+// render (bare names; dotted ones are outside it) on a port whose target is the service pod's
+// containerPort web, which the service opens (<P>_WEB_ADDR, checked by Check).
+func CheckConsole(objs *Objects, console Console, services []Service) []error {
+	var problems []error
+	add := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	d := deployment(objs, "", console.Name)
+	if d == nil {
+		add("console: no Deployment %q in the render", console.Name)
+		return problems
+	}
+	what := "Deployment " + d.Name
+	env, err := environment(objs, d)
+	if err != nil {
+		add("%s: %v", what, err)
+		return problems
+	}
+	for _, key := range RequiredVariables(console.Config, console.Prefix+"_") {
+		if _, ok := env[key]; !ok {
+			add("%s: required variable %s is not set (%s.Config)", what, key, console.Name)
+		}
+	}
+	w := Workload{Kind: "Deployment", Name: d.Name, Namespace: d.Namespace, Template: &d.Spec.Template}
+	if addr, err := stringSetting(console.Service, env, "ADDR"); err != nil {
+		add("%s: %v", what, err)
+	} else if _, port, err := net.SplitHostPort(addr); err != nil {
+		add("%s: %s_ADDR=%q is no host:port", what, console.Prefix, addr)
+	} else if n, err := strconv.Atoi(port); err != nil || !containerHasPortNamed(w, "http", int32(n)) {
+		add("%s: %s_ADDR=%q but its containerPort http is not %s", what, console.Prefix, addr, port)
+	}
+	if shutdown, err := durationSetting(console.Service, env, "SHUTDOWN_TIMEOUT"); err != nil {
+		add("%s: %v", what, err)
+	} else {
+		grace := 30 * time.Second
+		if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
+			grace = time.Duration(*g) * time.Second
+		}
+		if grace <= shutdown {
+			add("%s: terminationGracePeriodSeconds %s is not above %s_SHUTDOWN_TIMEOUT %s", what, grace, console.Prefix, shutdown)
+		}
+	}
+	workloads := objs.Workloads()
+	for key, target := range console.Upstreams {
+		raw, ok := env[console.Prefix+"_"+key]
+		if !ok {
+			continue // reported as a required variable
+		}
+		u, err := url.Parse(raw)
+		if err != nil || u.Hostname() == "" || u.Port() == "" {
+			add("%s: %s_%s=%q: want http(s)://service:port", what, console.Prefix, key, raw)
+			continue
+		}
+		host := u.Hostname()
+		if strings.Contains(host, ".") || strings.Contains(host, ":") {
+			continue // outside the render
+		}
+		if host != target {
+			add("%s: %s_%s=%q names Service %s, want the %s service", what, console.Prefix, key, raw, host, target)
+		}
+		svc := service(objs, d.Namespace, host)
+		if svc == nil {
+			add("%s: %s_%s=%q, but the render has no Service %s", what, console.Prefix, key, raw, host)
+			continue
+		}
+		n, _ := strconv.Atoi(u.Port())
+		var sp *corev1.ServicePort
+		for i, p := range svc.Spec.Ports {
+			if p.Port == int32(n) {
+				sp = &svc.Spec.Ports[i]
+			}
+		}
+		if sp == nil {
+			add("%s: %s_%s=%q, but Service %s has no port %d", what, console.Prefix, key, raw, host, n)
+			continue
+		}
+		pod, ok := selected(workloads, svc.Namespace, labels.SelectorFromSet(svc.Spec.Selector))
+		if !ok {
+			continue // Check reports a Service that selects no single workload
+		}
+		webPort := int32(-1)
+		for _, c := range pod.Template.Spec.Containers {
+			for _, p := range c.Ports {
+				if p.Name == "web" {
+					webPort = p.ContainerPort
+				}
+			}
+		}
+		if (sp.TargetPort.Type == intstr.String && sp.TargetPort.StrVal != "web") || (sp.TargetPort.Type == intstr.Int && sp.TargetPort.IntVal != webPort) || webPort < 0 {
+			add("%s: %s_%s=%q reaches Service %s port %d → %s, not the containerPort web of %s (the browser listener)",
+				what, console.Prefix, key, raw, host, n, sp.TargetPort.String(), pod)
+		}
+	}
+	for _, svc := range services {
+		found := false
+		for _, target := range console.Upstreams {
+			found = found || target == svc.Name
+		}
+		if !found {
+			add("console: forwards to no %s service (Upstreams)", svc.Name)
+		}
+	}
+	return problems
 }

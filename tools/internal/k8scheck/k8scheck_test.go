@@ -20,6 +20,7 @@ import (
 	"github.com/sagasuite/sagasuite/services/order"
 	"github.com/sagasuite/sagasuite/services/payment"
 	"github.com/sagasuite/sagasuite/services/shipping"
+	"github.com/sagasuite/sagasuite/tools/internal/console"
 	"github.com/sagasuite/sagasuite/tools/internal/imagebuild"
 )
 
@@ -29,6 +30,16 @@ var suite = []Service{
 	{Name: payment.Name, Prefix: "PAYMENT", Config: reflect.TypeFor[payment.Config]()},
 	{Name: shipping.Name, Prefix: "SHIPPING", Config: reflect.TypeFor[shipping.Config]()},
 	{Name: notification.Name, Prefix: "NOTIFICATION", Config: reflect.TypeFor[notification.Config]()},
+}
+
+var consoleSpec = Console{
+	Service:   Service{Name: "console", Prefix: console.Prefix, Config: reflect.TypeFor[console.Config]()},
+	Upstreams: console.Upstreams(),
+}
+
+// checkAll is what a render must pass: the services' checks and the console's.
+func checkAll(objs *Objects, services []Service) []error {
+	return append(Check(objs, services), CheckConsole(objs, consoleSpec, services)...)
 }
 
 // overlays are rendered by the pinned kustomize that `make k8s-tools` installs.
@@ -83,7 +94,7 @@ func TestOverlaysPassEveryCheck(t *testing.T) {
 	for _, overlay := range overlays {
 		t.Run(overlay, func(t *testing.T) {
 			objs := parse(t, render(t, overlay))
-			for _, p := range Check(objs, suite) {
+			for _, p := range checkAll(objs, suite) {
 				t.Error(p)
 			}
 		})
@@ -153,7 +164,7 @@ func TestEachCheckBites(t *testing.T) {
 			break_: func(o *Objects) { o.Deployments[0].Spec.Selector.MatchLabels["app.kubernetes.io/name"] = "typo" }},
 		{name: "Service selects no Deployment", want: "selects 0 workloads",
 			break_: func(o *Objects) { o.Services[0].Spec.Selector = map[string]string{"app.kubernetes.io/name": "nobody"} }},
-		{name: "Service selects two Deployments", want: "selects 5 workloads",
+		{name: "Service selects two Deployments", want: "selects 6 workloads",
 			break_: func(o *Objects) {
 				o.Services[0].Spec.Selector = map[string]string{"app.kubernetes.io/part-of": "sagasuite"}
 			}},
@@ -181,7 +192,13 @@ func TestEachCheckBites(t *testing.T) {
 		{name: "HPA targets a missing Deployment", want: "is no Deployment",
 			break_: func(o *Objects) { o.HPAs[0].Spec.ScaleTargetRef.Name = "ordr" }},
 		{name: "HPA above the partition count", want: "exceeds",
-			break_: func(o *Objects) { o.HPAs[0].Spec.MaxReplicas = 12 }},
+			break_: func(o *Objects) {
+				for _, h := range o.HPAs {
+					if h.Name == "order" {
+						h.Spec.MaxReplicas = 12
+					}
+				}
+			}},
 		{name: "HPA and a static replica count", want: "also sets spec.replicas",
 			break_: func(o *Objects) {
 				n := int32(2)
@@ -263,6 +280,71 @@ func TestEachCheckBites(t *testing.T) {
 			}},
 		{name: "a credential in a ConfigMap", want: "credentials belong in a Secret",
 			break_: func(o *Objects) { o.ConfigMaps[0].Data["PAYMENT_MYSQL_DSN"] = "u:p@tcp(h)/d" }},
+		{name: "a web port the service does not open", want: "PAYMENT_WEB_ADDR is neither set",
+			break_: func(o *Objects) {
+				for _, cm := range o.ConfigMaps {
+					delete(cm.Data, "PAYMENT_WEB_ADDR")
+				}
+			}},
+		{name: "web listener off its container port", want: `SHIPPING_WEB_ADDR=":8095" but its containerPort web is not 8095`,
+			break_: func(o *Objects) {
+				for _, cm := range o.ConfigMaps {
+					if _, ok := cm.Data["SHIPPING_WEB_ADDR"]; ok {
+						cm.Data["SHIPPING_WEB_ADDR"] = ":8095"
+					}
+				}
+			}},
+		{name: "console lacks a service URL its Config requires", want: "required variable CONSOLE_NOTIFICATION_URL",
+			break_: func(o *Objects) {
+				for _, cm := range o.ConfigMaps {
+					delete(cm.Data, "CONSOLE_NOTIFICATION_URL")
+				}
+			}},
+		{name: "console forwards to a gRPC port", want: `CONSOLE_ORDER_URL="http://order:50051" reaches Service order port 50051 → grpc`,
+			break_: func(o *Objects) {
+				for _, cm := range o.ConfigMaps {
+					if _, ok := cm.Data["CONSOLE_ORDER_URL"]; ok {
+						cm.Data["CONSOLE_ORDER_URL"] = "http://order:50051"
+					}
+				}
+			}},
+		{name: "console URL names another service", want: `CONSOLE_PAYMENT_URL="http://inventory:8092" names Service inventory, want the payment service`,
+			break_: func(o *Objects) {
+				for _, cm := range o.ConfigMaps {
+					if _, ok := cm.Data["CONSOLE_PAYMENT_URL"]; ok {
+						cm.Data["CONSOLE_PAYMENT_URL"] = "http://inventory:8092"
+					}
+				}
+			}},
+		{name: "console URL on a port the Service lacks", want: "Service inventory has no port 9092",
+			break_: func(o *Objects) {
+				for _, cm := range o.ConfigMaps {
+					if _, ok := cm.Data["CONSOLE_INVENTORY_URL"]; ok {
+						cm.Data["CONSOLE_INVENTORY_URL"] = "http://inventory:9092"
+					}
+				}
+			}},
+		{name: "console listens off its container port", want: `CONSOLE_ADDR=":8080" but its containerPort http is not 8080`,
+			break_: func(o *Objects) {
+				for _, cm := range o.ConfigMaps {
+					if _, ok := cm.Data["CONSOLE_ADDR"]; ok {
+						cm.Data["CONSOLE_ADDR"] = ":8080"
+					}
+				}
+			}},
+		{name: "console grace period not above its shutdown timeout", want: "is not above CONSOLE_SHUTDOWN_TIMEOUT",
+			break_: func(o *Objects) {
+				g := int64(10)
+				for _, d := range o.Deployments {
+					if d.Name == "console" {
+						d.Spec.Template.Spec.TerminationGracePeriodSeconds = &g
+					}
+				}
+			}},
+		{name: "Ingress to a missing Service", want: "Ingress console: backend Service consol is not in the render",
+			break_: func(o *Objects) { o.Ingresses[0].Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name = "consol" }},
+		{name: "Ingress to a port the Service lacks", want: "Ingress console: backend Service console has no port web",
+			break_: func(o *Objects) { o.Ingresses[0].Spec.Rules[0].HTTP.Paths[0].Backend.Service.Port.Name = "web" }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -272,7 +354,7 @@ func TestEachCheckBites(t *testing.T) {
 			if tc.services != nil {
 				services = tc.services
 			}
-			problems := Check(objs, services)
+			problems := checkAll(objs, services)
 			for _, p := range problems {
 				if strings.Contains(p.Error(), tc.want) {
 					return
@@ -291,6 +373,7 @@ func TestParseIsStrict(t *testing.T) {
 		"StatefulSet field": "apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: x\nspec:\n  serviceNme: x\n",
 		"Job field":         "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: x\nspec:\n  backofLimit: 1\n",
 		"PVC field":         "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: x\nspec:\n  accesModes: [ReadWriteOnce]\n",
+		"Ingress field":     "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: x\nspec:\n  ingresClassName: nginx\n",
 	} {
 		if _, err := Parse([]byte(doc)); err == nil {
 			t.Errorf("%s: parsed without error", name)
@@ -443,7 +526,7 @@ func TestEachDevCheckBites(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			objs := parse(t, clean)
 			tc.break_(objs)
-			problems := Check(objs, suite)
+			problems := checkAll(objs, suite)
 			for _, p := range problems {
 				if strings.Contains(p.Error(), tc.want) {
 					return
@@ -460,7 +543,7 @@ func TestEachDevCheckBites(t *testing.T) {
 func TestPortsMatchTheImages(t *testing.T) {
 	for _, overlay := range overlays {
 		objs := parse(t, render(t, overlay))
-		for _, img := range imagebuild.Services {
+		for _, img := range imagebuild.Images {
 			var found bool
 			for _, d := range objs.Deployments {
 				if d.Name != img.Name {
@@ -471,9 +554,9 @@ func TestPortsMatchTheImages(t *testing.T) {
 				for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
 					got[p.Name] = p.ContainerPort
 				}
-				if got["grpc"] != int32(img.GRPCPort) || got["ops"] != int32(img.OpsPort) {
-					t.Errorf("%s: Deployment %s ports grpc %d ops %d; its image exposes %d and %d",
-						overlay, d.Name, got["grpc"], got["ops"], img.GRPCPort, img.OpsPort)
+				if got["grpc"] != int32(img.GRPCPort) || got["ops"] != int32(img.OpsPort) || got["http"] != int32(img.HTTPPort) {
+					t.Errorf("%s: Deployment %s ports grpc %d ops %d http %d; its image exposes %v",
+						overlay, d.Name, got["grpc"], got["ops"], got["http"], img.Ports())
 				}
 			}
 			if !found {
