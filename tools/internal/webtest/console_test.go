@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +27,7 @@ import (
 	"github.com/sagasuite/sagasuite/libs/events"
 	"github.com/sagasuite/sagasuite/libs/testenv"
 	eventsv1 "github.com/sagasuite/sagasuite/proto/gen/go/sagasuite/events/v1"
+	"github.com/sagasuite/sagasuite/tools/internal/console"
 	"github.com/sagasuite/sagasuite/tools/internal/devstack"
 	"github.com/sagasuite/sagasuite/tools/internal/suite"
 	"github.com/sagasuite/sagasuite/web"
@@ -214,6 +218,57 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	operator.clean(t, nil)
 	errorStates(t, browser, st, base, shots)
+	deployedConsole(t, browser, st, shots)
+}
+
+// deployedConsole: the console a deployment runs (tools/internal/console:
+// the page same-origin, each service's Connect/gRPC-Web under
+// /api/<service>/ forwarded unbuffered) in front of the same stack. A
+// customer places an order and sees COMPLETED arrive through the forwarded
+// WatchOrder stream; an operator's delivery panels load from all five
+// services' OperationsService through it.
+func deployedConsole(t *testing.T, browser *browser, st *devstack.Stack, shots []string) {
+	upstream := func(name string) string { return "http://" + st.Web.Of(name) }
+	cfg := console.Config{Addr: freeLowPort(t), OrderURL: upstream("order"), InventoryURL: upstream("inventory"),
+		PaymentURL: upstream("payment"), ShippingURL: upstream("shipping"), NotificationURL: upstream("notification"),
+		ShutdownTimeout: 5 * time.Second}
+	handler, err := console.Handler(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("console.Handler: %v", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	base := "http://" + ln.Addr().String() + "/"
+
+	buyer := browser.tab(t, "deployed console: customer")
+	buyer.do(t, "open the deployed console", chromedp.Navigate(base+"#/token"), visible("#token"))
+	buyer.useToken(t, st.CustomerToken)
+	buyer.do(t, "open the shop", setHash("#/shop"), visible(`input[aria-label^="Quantity of"]`))
+	mugQty := buyer.eval(t, "find DEV-MUG's quantity input", `[...document.querySelectorAll("table.catalog tbody tr")].find(r => r.querySelector("code")?.textContent === "DEV-MUG")?.querySelector("input")?.id ?? ""`)
+	if mugQty == "" {
+		t.Fatalf("the deployed console's catalog has no DEV-MUG row")
+	}
+	buyer.do(t, "place an order", clearStatus(), chromedp.SetValue(chromedp.CSS("#"+mugQty), "1"), chromedp.Click(chromedp.CSS("#place-order")))
+	placed := buyer.placedOrder(t)
+	buyer.do(t, "see it COMPLETED live through the console's forwarding",
+		visible(fmt.Sprintf(`tr[data-order-id=%q] .badge-completed`, placed)))
+	buyer.clean(t, nil)
+
+	ops := browser.tab(t, "deployed console: operator")
+	ops.do(t, "open the deployed console", chromedp.Navigate(base+"#/token"), visible("#token"))
+	ops.useToken(t, st.OperatorToken)
+	actions := []chromedp.Action[chromedp.Void]{setHash("#/ops")}
+	for _, svc := range suite.Services {
+		actions = append(actions, visible(fmt.Sprintf("#dl-open-%s-%s", svc, svc))) // each service's own group, via /api/<svc>/
+	}
+	ops.do(t, "see every service's delivery panel", actions...)
+	ops.shot(t, shots, "deployed-console-operations")
+	ops.clean(t, nil)
 }
 
 // errorStates: an expired token, a service that does not answer and a
