@@ -102,7 +102,9 @@ func (r *OutboxRelay) Status() outbox.Status { return r.status.Get() }
 func (r *OutboxRelay) RelayStatus() outbox.Status { return r.Status() }
 
 // Counts implements outbox.Admin.
-func (r *OutboxRelay) Counts(ctx context.Context) (outbox.Gauges, error) { return r.repo.outboxGauges(ctx) }
+func (r *OutboxRelay) Counts(ctx context.Context) (outbox.Gauges, error) {
+	return r.repo.outboxGauges(ctx)
+}
 
 // Run publishes until ctx ends and then returns nil; errors are logged and
 // retried with backoff. It first runs RecoverMarkers (until it succeeds), so
