@@ -36,7 +36,11 @@
 // those too. Sagas that overlapped in the recording are replayed one after
 // another (in ORDER_CREATED order), so two orders that raced for the last
 // unit of a SKU are decided in that order, whichever won then; the
-// comparison then shows the other outcome.
+// comparison then shows the other outcome. Nor is a cross-topic race held
+// when the reaction's cause came after the cancel: a payment that lagged on
+// orders.v1 and read a later STOCK_RESERVED before the cancel charged and
+// refunded in the recording, but reads the cancel first here and does
+// neither (the comparison shows both events missing).
 //
 // The order step history (its arrival order crosses topics) and the
 // notifications of one instant are sorted in the end state, so equal
