@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -37,6 +39,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*sql.DB, error) {
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
 	cfg.Params = withDefault(cfg.Params, "time_zone", "'+00:00'")
+	// Arguments go inside the statement text, escaped by the driver, so a
+	// query is one round trip and one server command instead of prepare,
+	// execute and close: about half of MariaDB's commands per saga.
+	cfg.InterpolateParams = interpolate(dsn, cfg.InterpolateParams)
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("mysql connector: %w", err)
@@ -61,6 +67,30 @@ func Open(ctx context.Context, dsn string, opts Options) (*sql.DB, error) {
 	}
 	return db, nil
 }
+
+// interpolate tells whether the driver may put arguments into statements:
+// the DSN's own interpolateParams wins; otherwise yes, unless the DSN names
+// a charset whose multi-byte characters can hide a quote from escaping.
+func interpolate(dsn string, fromDSN bool) bool {
+	_, query, _ := strings.Cut(dsn, "?")
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		return fromDSN
+	}
+	if params.Has("interpolateParams") {
+		return fromDSN
+	}
+	for _, charsets := range params["charset"] {
+		for _, cs := range strings.Split(charsets, ",") {
+			if !safeCharsets[strings.ToLower(strings.TrimSpace(cs))] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+var safeCharsets = map[string]bool{"utf8mb4": true, "utf8mb3": true, "utf8": true, "latin1": true, "ascii": true, "binary": true}
 
 func withDefault(params map[string]string, k, v string) map[string]string {
 	if params == nil {

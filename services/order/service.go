@@ -196,10 +196,8 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 		Repo:   repo,
 		Encode: ports.Encode,
 		Now:    rt.Now,
-		Changed: func(o *order.Order) {
-			relay.Notify()
-			watchers.Publish(o)
-		},
+		Changed: watchers.Publish,
+		Emitted: relay.Notify,
 		Ended: sagaEnded,
 	}, cfg.Deadline, watchers, backlog)
 	api := ports.NewGRPCServer(application, rt.Logger, refused)

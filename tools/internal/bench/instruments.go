@@ -63,10 +63,11 @@ type MetricsTarget struct {
 }
 
 // mysqlStatusVars are the SHOW GLOBAL STATUS counters compared: statements
-// by kind, transactions, every statement (Questions), and the fsyncs that
-// durable commits cost.
+// by kind, transactions, every statement (Questions), the server-side
+// prepares and closes that Questions leaves out (each a round trip of its
+// own), and the fsyncs that durable commits cost.
 var mysqlStatusVars = []string{"Questions", "Com_commit", "Com_rollback", "Com_begin", "Com_insert", "Com_update",
-	"Com_delete", "Com_select", "Innodb_os_log_fsyncs", "Innodb_data_fsyncs"}
+	"Com_delete", "Com_select", "Com_stmt_prepare", "Com_stmt_close", "Innodb_os_log_fsyncs", "Innodb_data_fsyncs"}
 
 // LocalServers are the local real stack's servers (deploy/local/infra.sh),
 // each found by its port, else by its command line.

@@ -77,9 +77,13 @@ type Deps struct {
 	// Now is the injected clock.
 	Now func() time.Time
 	// Changed is told after each committed change of an order, with the
-	// order as committed (it wakes the outbox relay and hands the snapshot
-	// to the order's watchers). It must not block.
+	// order as committed (it hands the snapshot to the order's watchers).
+	// It must not block.
 	Changed func(o *order.Order)
+	// Emitted is told after a commit that wrote outbox rows (it wakes the
+	// relay; a change that emits nothing leaves the relay asleep). It must
+	// not block. Nil: nobody is told.
+	Emitted func()
 	// Ended is told once per order, by the replica whose transaction made
 	// it COMPLETED or CANCELLED, after that commit (the saga-duration
 	// metric). It must not block. Nil: nobody is told.
@@ -93,6 +97,12 @@ func (d Deps) now() time.Time { return d.Now().UTC().Truncate(time.Microsecond) 
 func (d Deps) changed(o *order.Order) {
 	if d.Changed != nil {
 		d.Changed(o)
+	}
+}
+
+func (d Deps) emitted() {
+	if d.Emitted != nil {
+		d.Emitted()
 	}
 }
 

@@ -73,6 +73,7 @@ func (h CancelOrderHandler) Handle(ctx context.Context, orderID, reason, onlyCus
 		return h.retried(ctx, orderID, onlyCustomer, requestID)
 	}
 	if emitted {
+		h.deps.emitted()
 		h.deps.changed(o)
 	}
 	if ended {

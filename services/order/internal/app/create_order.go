@@ -72,6 +72,7 @@ func (h CreateOrderHandler) Handle(ctx context.Context, d order.Draft) (*order.O
 		}
 		return stored, nil
 	}
+	h.deps.emitted()
 	h.deps.changed(stored)
 	return stored, nil
 }

@@ -41,6 +41,9 @@ func (h ExpireOrdersHandler) Handle(ctx context.Context) (int, error) {
 		changed, found, err := h.deps.Repo.UpdatePastDeadline(ctx, now, expireBatch, func(o *order.Order) ([]*eventsv1.Envelope, error) {
 			return h.deps.emit(o, o.Expire(now), TimeoutCausationID(o.ID), now)
 		})
+		if len(changed) > 0 {
+			h.deps.emitted() // each expired order emits ORDER_CANCELLED
+		}
 		for _, o := range changed {
 			cancelled++
 			h.deps.changed(o)
