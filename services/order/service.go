@@ -193,12 +193,12 @@ func Run(ctx context.Context, cfg Config, rt service.Runtime) error {
 	}
 	defer func() { _ = unregisterStuck() }()
 	application := app.New(app.Deps{
-		Repo:   repo,
-		Encode: ports.Encode,
-		Now:    rt.Now,
+		Repo:    repo,
+		Encode:  ports.Encode,
+		Now:     rt.Now,
 		Changed: watchers.Publish,
 		Emitted: relay.Notify,
-		Ended: sagaEnded,
+		Ended:   sagaEnded,
 	}, cfg.Deadline, watchers, backlog)
 	api := ports.NewGRPCServer(application, rt.Logger, refused)
 
