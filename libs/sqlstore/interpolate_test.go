@@ -24,6 +24,8 @@ func TestInterpolateFollowsTheDSN(t *testing.T) {
 		{"u:p@tcp(127.0.0.1:3306)/db?interpolateParams=true", true, true},
 		{"u:p@tcp(127.0.0.1:3306)/db?charset=gbk", false, false},          // 0x5c can be a trailing byte
 		{"u:p@tcp(127.0.0.1:3306)/db?charset=utf8mb4,sjis", false, false}, // any unsafe fallback
+		{"u:p?charset=big5@tcp(127.0.0.1:3306)/db", false, true},          // a '?' in the password is no parameter
+		{"u:p?x@tcp(127.0.0.1:3306)/db?charset=big5", false, false},
 	} {
 		if got := sqlstore.Interpolate(c.dsn, c.fromDSN); got != c.want {
 			t.Errorf("Interpolate(%q, %v) = %v, want %v", c.dsn, c.fromDSN, got, c.want)

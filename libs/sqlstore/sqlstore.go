@@ -72,7 +72,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*sql.DB, error) {
 // the DSN's own interpolateParams wins; otherwise yes, unless the DSN names
 // a charset whose multi-byte characters can hide a quote from escaping.
 func interpolate(dsn string, fromDSN bool) bool {
-	_, query, _ := strings.Cut(dsn, "?")
+	// The parameters start at the first '?' after the last '/', as the
+	// driver reads them (a password may hold a '?').
+	_, query, _ := strings.Cut(dsn[strings.LastIndex(dsn, "/")+1:], "?")
 	params, err := url.ParseQuery(query)
 	if err != nil {
 		return fromDSN
